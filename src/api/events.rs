@@ -1,0 +1,223 @@
+//! The events API: `GET /api/webhooks/events` (filtered, newest first, from the
+//! secondary indexes), `GET /api/webhooks/events/{deliveryId}` (headers and full
+//! payload) and `…/{deliveryId}/raw` (the body exactly as received).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{ApiError, AppState, envelope};
+use crate::domain::{PayloadEncoding, timestamp};
+use crate::ingest;
+use crate::store::{EventQuery, EventRecord, Status};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/webhooks/events", get(list))
+        .route("/api/webhooks/events/{delivery_id}", get(detail))
+        .route("/api/webhooks/events/{delivery_id}/raw", get(raw))
+}
+
+/// One event as lists show it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSummary {
+    pub id: u64,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub organization: Option<String>,
+    pub sender: Option<String>,
+    pub installation_id: Option<u64>,
+    pub hook_id: Option<u64>,
+    pub received_at: String,
+    pub status: &'static str,
+    pub processed: bool,
+    pub attempts: u32,
+    pub processing_time_ms: Option<f64>,
+    pub last_error: Option<String>,
+    pub body_size: u32,
+    pub content_duplicates: u32,
+}
+
+impl EventSummary {
+    pub fn new(seq: u64, record: EventRecord) -> Self {
+        Self {
+            id: seq,
+            received_at: timestamp::to_rfc3339(record.received_at_ms),
+            status: record.status.as_str(),
+            processed: record.status == Status::Processed,
+            processing_time_ms: record.processing_time_us.map(|us| us as f64 / 1000.0),
+            delivery_id: record.delivery_id,
+            event: record.event,
+            action: record.action,
+            repository: record.repository,
+            organization: record.organization,
+            sender: record.sender,
+            installation_id: record.installation_id,
+            hook_id: record.hook_id,
+            attempts: record.attempts,
+            last_error: record.last_error,
+            body_size: record.body_len,
+            content_duplicates: record.content_duplicates,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventDetail {
+    #[serde(flatten)]
+    summary: EventSummary,
+    headers: HashMap<String, String>,
+    content_type: &'static str,
+    payload: Value,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = parse_query(&params)?;
+    let (limit, offset) = (query.limit, query.offset);
+    let page = state.store.list(query).await?;
+    let events: Vec<EventSummary> = page
+        .events
+        .into_iter()
+        .map(|(seq, record)| EventSummary::new(seq, record))
+        .collect();
+    Ok(envelope::paginated(events, page.total, limit, offset))
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    Path(delivery_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let stored =
+        state.store.get(delivery_id.clone()).await?.ok_or_else(|| {
+            ApiError::not_found(format!("no event with delivery id {delivery_id}"))
+        })?;
+    let encoding = stored.record.encoding;
+    let payload = ingest::decode_payload(encoding, &stored.body).map_err(|e| {
+        tracing::error!(%delivery_id, error = %e, "stored payload no longer decodes");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            "stored payload is unreadable",
+        )
+    })?;
+    let detail = EventDetail {
+        summary: EventSummary::new(stored.seq, stored.record),
+        headers: stored.headers.into_iter().collect(),
+        content_type: content_type(encoding),
+        payload,
+    };
+    Ok(envelope::ok(detail))
+}
+
+async fn raw(
+    State(state): State<AppState>,
+    Path(delivery_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let stored =
+        state.store.get(delivery_id.clone()).await?.ok_or_else(|| {
+            ApiError::not_found(format!("no event with delivery id {delivery_id}"))
+        })?;
+    Ok((
+        [(header::CONTENT_TYPE, content_type(stored.record.encoding))],
+        stored.body,
+    )
+        .into_response())
+}
+
+fn content_type(encoding: PayloadEncoding) -> &'static str {
+    match encoding {
+        PayloadEncoding::Json => "application/json",
+        PayloadEncoding::Form => "application/x-www-form-urlencoded",
+    }
+}
+
+/// Turns the query string into an [`EventQuery`], naming the parameter on any error.
+fn parse_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError> {
+    let text = |name: &str| {
+        params
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+        text(name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_parameter(name, format!("{v:?} is not a whole number")))
+        })
+    };
+    let date = |name: &str| -> Result<Option<i64>, ApiError> {
+        text(name)
+            .map(|v| {
+                timestamp::parse(&v).ok_or_else(|| {
+                    ApiError::bad_parameter(
+                        name,
+                        format!("{v:?} is not an RFC 3339 time or a YYYY-MM-DD date"),
+                    )
+                })
+            })
+            .transpose()
+    };
+
+    let limit = number("limit", DEFAULT_LIMIT)?;
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_parameter(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let mut statuses: Vec<Status> = Status::ALL.to_vec();
+    if let Some(raw) = text("status") {
+        let status = Status::parse(&raw).ok_or_else(|| {
+            ApiError::bad_parameter("status", "must be pending, processed or failed")
+        })?;
+        statuses.retain(|s| *s == status);
+    }
+    if let Some(raw) = text("processed") {
+        let processed: bool = raw
+            .parse()
+            .map_err(|_| ApiError::bad_parameter("processed", "must be true or false"))?;
+        statuses.retain(|s| (*s == Status::Processed) == processed);
+    }
+    if statuses.is_empty() {
+        return Err(ApiError::bad_parameter(
+            "status",
+            "contradicts the processed filter",
+        ));
+    }
+    if statuses.len() == Status::ALL.len() {
+        statuses.clear();
+    }
+
+    let query = EventQuery {
+        repository: text("repository"),
+        event: text("event"),
+        action: text("action"),
+        statuses,
+        start_ms: date("startDate")?,
+        end_ms: date("endDate")?,
+        limit,
+        offset: number("offset", 0)?,
+    };
+    if let (Some(start), Some(end)) = (query.start_ms, query.end_ms)
+        && start > end
+    {
+        return Err(ApiError::bad_parameter("startDate", "is after endDate"));
+    }
+    Ok(query)
+}

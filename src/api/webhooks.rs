@@ -1,0 +1,74 @@
+//! `POST /api/webhooks/github`: the ingest endpoint. Validates in the contract's
+//! order, stores durably, and answers only after the commit.
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::Request;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, envelope};
+use crate::config::MAX_BODY_BYTES;
+use crate::ingest::{self, DeliveryHeaders};
+use crate::store::IngestOutcome;
+
+/// Bodies above this are verified and parsed on the blocking pool, so one 25 MiB
+/// delivery does not stall the executor threads that serve everyone else.
+const OFFLOAD_ABOVE_BYTES: usize = 256 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        // The body is read by `ingest::read_body` under its own 25 MiB cap and
+        // deadline, so axum's 2 MB default limit is turned off here deliberately.
+        .route(
+            "/api/webhooks/github",
+            post(receive).layer(DefaultBodyLimit::disable()),
+        )
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    request: Request<Body>,
+) -> Result<Json<Value>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let parsed = DeliveryHeaders::parse(&parts.headers, state.config.check_user_agent)?;
+    let body = ingest::read_body(
+        body,
+        &parts.headers,
+        MAX_BODY_BYTES,
+        state.config.body_timeout,
+    )
+    .await?;
+
+    let secrets = state.config.secrets.clone();
+    let delivery = if body.len() > OFFLOAD_ABOVE_BYTES {
+        let headers = parts.headers.clone();
+        tokio::task::spawn_blocking(move || ingest::verify(parsed, &headers, body, &secrets))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    e.to_string(),
+                )
+            })??
+    } else {
+        ingest::verify(parsed, &parts.headers, body, &secrets)?
+    };
+
+    let delivery_id = delivery.id.to_string();
+    let event = delivery.event.to_string();
+    let outcome = state.store.ingest(delivery).await?;
+    let (id, status) = match outcome {
+        IngestOutcome::Stored { seq } => (seq, "stored"),
+        IngestOutcome::Duplicate { seq, reason } => {
+            tracing::debug!(%delivery_id, %event, ?reason, original = seq, "duplicate delivery");
+            (seq, "duplicate")
+        }
+    };
+    tracing::debug!(%delivery_id, %event, id, status, "delivery acknowledged");
+    Ok(envelope::ok(
+        json!({"deliveryId": delivery_id, "id": id, "status": status}),
+    ))
+}

@@ -1,0 +1,392 @@
+//! Settings from flags and environment variables, validated once at startup. A bad
+//! value becomes one [`ConfigError`] line naming the setting; secrets are redacted
+//! from every `Debug` output.
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+/// File in the data directory that holds the generated webhook secret.
+pub const SECRET_FILE: &str = "webhook-secret";
+
+/// GitHub caps deliveries at 25 MiB.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// A secret value (webhook secret or API token). Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The command line. Values are taken as text and validated in [`Config::from_cli`],
+/// so every bad value gets the same one-line error.
+#[derive(Debug, Parser)]
+#[command(name = "hookvault", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Receive, store and serve webhooks (the default).
+    Serve,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Settings {
+    /// Address to listen on (host:port).
+    #[arg(long, env = "HOOKVAULT_LISTEN", global = true)]
+    listen: Option<String>,
+    /// Port to listen on all interfaces, when HOOKVAULT_LISTEN is not set.
+    #[arg(long, env = "PORT", global = true, hide = true)]
+    port: Option<String>,
+    /// Directory for the database and the generated secret.
+    #[arg(
+        long,
+        env = "HOOKVAULT_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Webhook secret(s), comma-separated; any one may match (rotation).
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    secret: Option<String>,
+    /// Content-dedup window in milliseconds (0 turns content dedup off).
+    #[arg(
+        long,
+        env = "WEBHOOK_DEDUP_TTL",
+        default_value = "60000",
+        global = true
+    )]
+    dedup_ttl: String,
+    /// Automatic processing retries before an event stays failed.
+    #[arg(long, env = "WEBHOOK_MAX_RETRIES", default_value = "3", global = true)]
+    max_retries: String,
+    /// Bearer token required by the API, Socket.IO and the dashboard.
+    #[arg(
+        long,
+        env = "HOOKVAULT_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    api_token: Option<String>,
+    /// Accept deliveries whose User-Agent is not GitHub-Hookshot/* (proxies that rewrite it).
+    #[arg(long, env = "HOOKVAULT_NO_UA_CHECK", global = true)]
+    no_ua_check: bool,
+    /// Seconds a client may take to send the request headers.
+    #[arg(
+        long,
+        env = "HOOKVAULT_HEADER_TIMEOUT",
+        default_value = "10",
+        global = true
+    )]
+    header_timeout: String,
+    /// Seconds a client may take to send the request body.
+    #[arg(
+        long,
+        env = "HOOKVAULT_BODY_TIMEOUT",
+        default_value = "30",
+        global = true
+    )]
+    body_timeout: String,
+    /// redb page cache in MiB.
+    #[arg(long, env = "HOOKVAULT_CACHE_MB", default_value = "64", global = true)]
+    cache_mb: String,
+}
+
+/// A setting that stops startup: printed as one line, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            setting,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where the webhook secrets came from, so startup can say so (without the value,
+/// except for the one time a secret is generated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Configured,
+    LoadedFromFile(PathBuf),
+    Generated(PathBuf),
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub secrets: Vec<Secret>,
+    pub secret_source: SecretSource,
+    pub dedup_ttl: Duration,
+    pub max_retries: u32,
+    pub api_token: Option<Secret>,
+    pub check_user_agent: bool,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub cache_bytes: usize,
+}
+
+impl Config {
+    /// Defaults for a data directory, with the given secrets: what tests and
+    /// embedders start from.
+    pub fn new(data_dir: impl Into<PathBuf>, secrets: Vec<Secret>) -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 3000)),
+            data_dir: data_dir.into(),
+            secrets,
+            secret_source: SecretSource::Configured,
+            dedup_ttl: Duration::from_millis(60_000),
+            max_retries: 3,
+            api_token: None,
+            check_user_agent: true,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+
+    /// Validates every setting, prepares the data directory and loads or generates
+    /// the webhook secret.
+    pub fn from_cli(settings: Settings) -> Result<Self, ConfigError> {
+        let listen = match (&settings.listen, &settings.port) {
+            (Some(addr), _) => addr.parse().map_err(|_| {
+                ConfigError::new(
+                    "HOOKVAULT_LISTEN (--listen)",
+                    format!("{addr:?} is not host:port, e.g. 0.0.0.0:3000"),
+                )
+            })?,
+            (None, Some(port)) => {
+                let port: u16 = parse_number("PORT", port)?;
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+            (None, None) => SocketAddr::from(([0, 0, 0, 0], 3000)),
+        };
+        let dedup_ms: u64 = parse_number("WEBHOOK_DEDUP_TTL (--dedup-ttl)", &settings.dedup_ttl)?;
+        let max_retries =
+            parse_number("WEBHOOK_MAX_RETRIES (--max-retries)", &settings.max_retries)?;
+        let header_timeout = parse_seconds(
+            "HOOKVAULT_HEADER_TIMEOUT (--header-timeout)",
+            &settings.header_timeout,
+        )?;
+        let body_timeout = parse_seconds(
+            "HOOKVAULT_BODY_TIMEOUT (--body-timeout)",
+            &settings.body_timeout,
+        )?;
+        let cache_mb: usize = parse_number("HOOKVAULT_CACHE_MB (--cache-mb)", &settings.cache_mb)?;
+        let api_token = match settings.api_token.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(token) if token.len() < 16 => {
+                return Err(ConfigError::new(
+                    "HOOKVAULT_API_TOKEN (--api-token)",
+                    "must be at least 16 characters",
+                ));
+            }
+            Some(token) => Some(Secret::new(token)),
+        };
+
+        prepare_data_dir(&settings.data_dir)?;
+        let (secrets, secret_source) = match settings.secret.as_deref() {
+            Some(list) => (parse_secret_list(list)?, SecretSource::Configured),
+            None => load_or_generate_secret(&settings.data_dir)?,
+        };
+
+        Ok(Self {
+            listen,
+            data_dir: settings.data_dir,
+            secrets,
+            secret_source,
+            dedup_ttl: Duration::from_millis(dedup_ms),
+            max_retries,
+            api_token,
+            check_user_agent: !settings.no_ua_check,
+            header_timeout,
+            body_timeout,
+            cache_bytes: cache_mb * 1024 * 1024,
+        })
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(setting: &'static str, raw: &str) -> Result<T, ConfigError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ConfigError::new(setting, format!("{raw:?} is not a valid whole number")))
+}
+
+fn parse_seconds(setting: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    match parse_number::<u64>(setting, raw)? {
+        0 => Err(ConfigError::new(setting, "must be at least 1 second")),
+        secs => Ok(Duration::from_secs(secs)),
+    }
+}
+
+fn parse_secret_list(list: &str) -> Result<Vec<Secret>, ConfigError> {
+    let secrets: Vec<Secret> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Secret::new)
+        .collect();
+    if secrets.is_empty() {
+        return Err(ConfigError::new(
+            "GITHUB_WEBHOOK_SECRET (--secret)",
+            "is set but holds no secret",
+        ));
+    }
+    Ok(secrets)
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<(), ConfigError> {
+    let setting = "HOOKVAULT_DATA_DIR (--data-dir)";
+    fs::create_dir_all(dir)
+        .map_err(|e| ConfigError::new(setting, format!("cannot create {}: {e}", dir.display())))?;
+    let probe = dir.join(".write-test");
+    fs::write(&probe, b"ok")
+        .and_then(|()| fs::remove_file(&probe))
+        .map_err(|e| ConfigError::new(setting, format!("{} is not writable: {e}", dir.display())))
+}
+
+fn load_or_generate_secret(dir: &Path) -> Result<(Vec<Secret>, SecretSource), ConfigError> {
+    let setting = "GITHUB_WEBHOOK_SECRET (--secret)";
+    let path = dir.join(SECRET_FILE);
+    match fs::read_to_string(&path) {
+        Ok(saved) => Ok((
+            parse_secret_list(&saved)?,
+            SecretSource::LoadedFromFile(path),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| {
+                    ConfigError::new(setting, format!("cannot save {}: {e}", path.display()))
+                })?;
+            file.write_all(secret.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| {
+                    ConfigError::new(setting, format!("cannot save {}: {e}", path.display()))
+                })?;
+            Ok((vec![Secret::new(secret)], SecretSource::Generated(path)))
+        }
+        Err(e) => Err(ConfigError::new(
+            setting,
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn settings(args: &[&str]) -> Settings {
+        let mut argv = vec!["hookvault"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().settings
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = Config::new("/tmp/x", vec![Secret::new("hunter2")]);
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn comma_separated_secrets_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let config = Config::from_cli(settings(&["--data-dir", d, "--secret", "a, b,,c"])).unwrap();
+        assert_eq!(
+            config.secrets,
+            vec![Secret::new("a"), Secret::new("b"), Secret::new("c")]
+        );
+    }
+
+    #[test]
+    fn a_generated_secret_is_saved_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let first = Config::from_cli(settings(&["--data-dir", d])).unwrap();
+        assert!(matches!(first.secret_source, SecretSource::Generated(_)));
+        let mode = fs::metadata(dir.path().join(SECRET_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = Config::from_cli(settings(&["--data-dir", d])).unwrap();
+        assert!(matches!(
+            second.secret_source,
+            SecretSource::LoadedFromFile(_)
+        ));
+        assert_eq!(first.secrets, second.secrets);
+        assert_eq!(first.secrets[0].expose().len(), 64);
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let err = Config::from_cli(settings(&[
+            "--data-dir",
+            d,
+            "--secret",
+            "s",
+            "--dedup-ttl",
+            "soon",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("WEBHOOK_DEDUP_TTL"), "{err}");
+        let err = Config::from_cli(settings(&[
+            "--data-dir",
+            d,
+            "--secret",
+            "s",
+            "--listen",
+            "nowhere",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("HOOKVAULT_LISTEN"), "{err}");
+        let err = Config::from_cli(settings(&["--data-dir", d, "--secret", " , "])).unwrap_err();
+        assert!(err.to_string().contains("GITHUB_WEBHOOK_SECRET"), "{err}");
+    }
+}

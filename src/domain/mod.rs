@@ -1,0 +1,20 @@
+//! Pure types of the webhook domain: parsed identifiers, the fields extracted from a
+//! payload and the content key used for deduplication. No I/O lives here.
+
+mod content_key;
+mod delivery;
+mod delivery_id;
+mod event_type;
+mod fields;
+pub mod timestamp;
+
+pub use content_key::ContentKey;
+pub use delivery::{Delivery, PayloadEncoding};
+pub use delivery_id::DeliveryId;
+pub use event_type::EventType;
+pub use fields::EventFields;
+
+/// A value from the outside world that does not fit its type.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct DomainError(pub String);

@@ -1,0 +1,109 @@
+//! The `hookvault` binary: command line → settings → tracing → bind → [`hookvault::run`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hookvault::config::{Cli, Command, Config, SecretSource};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let config = match Config::from_cli(cli.settings) {
+        Ok(config) => config,
+        Err(error) => return startup_error(error),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                return startup_error(format!(
+                    "invalid setting HOOKVAULT_LISTEN (--listen): cannot listen on {}: {e}",
+                    config.listen
+                ));
+            }
+        };
+        announce_secret(&config);
+        match hookvault::run(config, listener, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hookvault: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// One line, exit code 2: the contract for a setting that stops startup.
+fn startup_error(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("hookvault: {error}");
+    ExitCode::from(2)
+}
+
+/// Says where the webhook secret comes from. The value itself is shown only once,
+/// when it is generated, and never through the logger.
+fn announce_secret(config: &Config) {
+    match &config.secret_source {
+        SecretSource::Generated(path) => println!(
+            "hookvault: no GITHUB_WEBHOOK_SECRET set; generated one and saved it to {} (mode 0600).\n\
+             Paste it into GitHub's webhook \"Secret\" field. It is shown only this once:\n\n    {}\n",
+            path.display(),
+            config.secrets[0].expose()
+        ),
+        SecretSource::LoadedFromFile(path) => {
+            tracing::info!(file = %path.display(), "using the webhook secret saved in the data directory")
+        }
+        SecretSource::Configured => {
+            tracing::info!(
+                count = config.secrets.len(),
+                "using the configured webhook secret(s)"
+            )
+        }
+    }
+}
+
+/// `RUST_LOG` wins; otherwise `info`, plus debug logs for the webhook path when
+/// `DEBUG` names `GitHubWebhook*` (the seed's switch).
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let debug_webhooks = std::env::var("DEBUG").is_ok_and(|d| d.contains("GitHubWebhook"));
+        EnvFilter::new(if debug_webhooks {
+            "info,hookvault::ingest=debug,hookvault::api::webhooks=debug,hookvault::store=debug"
+        } else {
+            "info"
+        })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,67 @@
+//! The content-dedup window: content key → the event first stored with it, for
+//! `WEBHOOK_DEDUP_TTL`. quick_cache bounds memory; it has no TTL of its own, so each
+//! entry carries the instant it was stored and expired entries read as absent.
+
+use std::time::{Duration, Instant};
+
+use quick_cache::unsync::Cache;
+
+use crate::domain::ContentKey;
+
+/// Most keys remembered at once; at a sustained 1,000 deliveries/s with a 60 s window
+/// this holds every key. Past it the least useful keys are evicted, which can only let
+/// a duplicate through, never drop an event.
+const CAPACITY: usize = 100_000;
+
+pub struct ContentWindow {
+    ttl: Duration,
+    seen: Cache<ContentKey, (u64, Instant)>,
+}
+
+impl ContentWindow {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            seen: Cache::new(if ttl.is_zero() { 1 } else { CAPACITY }),
+        }
+    }
+
+    /// The seq of the event stored with this key within the window, if any.
+    pub fn lookup(&self, key: &ContentKey, now: Instant) -> Option<u64> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let (seq, stored_at) = *self.seen.get(key)?;
+        (now.saturating_duration_since(stored_at) < self.ttl).then_some(seq)
+    }
+
+    pub fn remember(&mut self, key: ContentKey, seq: u64, stored_at: Instant) {
+        if !self.ttl.is_zero() {
+            self.seen.insert(key, (seq, stored_at));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_expire_after_the_ttl() {
+        let mut window = ContentWindow::new(Duration::from_secs(60));
+        let key = ContentKey([7; 32]);
+        let t0 = Instant::now();
+        window.remember(key, 5, t0);
+        assert_eq!(window.lookup(&key, t0 + Duration::from_secs(59)), Some(5));
+        assert_eq!(window.lookup(&key, t0 + Duration::from_secs(60)), None);
+        assert_eq!(window.lookup(&ContentKey([8; 32]), t0), None);
+    }
+
+    #[test]
+    fn zero_ttl_turns_content_dedup_off() {
+        let mut window = ContentWindow::new(Duration::ZERO);
+        let key = ContentKey([7; 32]);
+        window.remember(key, 5, Instant::now());
+        assert_eq!(window.lookup(&key, Instant::now()), None);
+    }
+}

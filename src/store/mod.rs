@@ -1,0 +1,300 @@
+//! redb, the single source of truth. Everything that names redb lives under this
+//! module: the table layout, the group-commit writer, the secondary indexes and the
+//! read queries. Callers get a cheap-to-clone [`Store`] handle.
+
+mod codec;
+mod dedup;
+mod error;
+mod index;
+mod query;
+mod record;
+mod tables;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use error::StoreError;
+pub use query::{EventQuery, Page};
+pub use record::{EventRecord, Status};
+pub use writer::{DuplicateReason, IngestOutcome};
+
+use crate::domain::{ContentKey, Delivery, timestamp};
+use dedup::ContentWindow;
+use tables::meta;
+use writer::{PreparedEvent, WriteRequest, Writer};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "hookvault.redb";
+
+/// Deliveries that may wait for the writer before callers wait for room (backpressure).
+const QUEUE_DEPTH: usize = 4096;
+
+/// zstd level for payloads: level 3 compresses a typical 8 KB payload about 5x at
+/// tens of microseconds; higher levels cost more than the disk they save here.
+const ZSTD_LEVEL: i32 = 3;
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// redb's page cache. redb's default is 1 GiB, far too much for a small host.
+    pub cache_bytes: usize,
+    pub dedup_ttl: Duration,
+}
+
+/// A stored event with everything the detail view shows.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub record: EventRecord,
+    pub headers: Vec<(String, String)>,
+    /// The body exactly as received.
+    pub body: Vec<u8>,
+}
+
+/// Handle to the store: reads run on the blocking pool, writes go to the writer.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    queue: mpsc::Sender<WriteRequest>,
+    committed: watch::Receiver<u64>,
+}
+
+/// Owns the writer thread. [`WriterHandle::join`] returns once every [`Store`] clone
+/// is dropped and the last batch is committed, which leaves the database closed.
+pub struct WriterHandle(JoinHandle<()>);
+
+impl WriterHandle {
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("store writer thread panicked");
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`, checks its schema, rebuilds the
+    /// content-dedup window from recent events and starts the writer. Blocking.
+    pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, WriterHandle), StoreError> {
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(dir.join(DB_FILE))?;
+        let db = Arc::new(db);
+        let last_seq = initialize(&db)?;
+        let window = recent_content_window(&db, options.dedup_ttl)?;
+
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let (committed_tx, committed) = watch::channel(last_seq);
+        let writer = Writer {
+            db: db.clone(),
+            window,
+            committed: committed_tx,
+        };
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(receiver))?;
+        Ok((
+            Store {
+                db,
+                queue,
+                committed,
+            },
+            WriterHandle(thread),
+        ))
+    }
+
+    /// Stores a delivery durably, or recognizes it as a duplicate. Resolves only after
+    /// the commit holding it is on disk.
+    pub async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
+        let event = prepare(delivery)?;
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(WriteRequest { event, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Follows the highest committed seq: the change feed for derived views.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    pub async fn list(&self, query: EventQuery) -> Result<Page, StoreError> {
+        self.read(move |db| query::list(&db.begin_read()?, &query))
+            .await
+    }
+
+    /// The event stored under this delivery id, with headers and body.
+    pub async fn get(&self, delivery_id: String) -> Result<Option<StoredEvent>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let Some(seq) = txn
+                .open_table(tables::DELIVERIES)?
+                .get(delivery_id.as_str())?
+                .map(|s| s.value())
+            else {
+                return Ok(None);
+            };
+            let record = txn
+                .open_table(tables::EVENTS)?
+                .get(seq)?
+                .map(|b| codec::decode(b.value()))
+                .transpose()?;
+            let headers = txn
+                .open_table(tables::HEADERS)?
+                .get(seq)?
+                .map(|b| codec::decode(b.value()))
+                .transpose()?;
+            let compressed = txn
+                .open_table(tables::PAYLOADS)?
+                .get(seq)?
+                .map(|b| b.value().to_vec());
+            let (Some(record), Some(compressed)) = (record, compressed) else {
+                return Err(StoreError::Corrupt(format!(
+                    "event {seq} is missing its record or payload"
+                )));
+            };
+            let record: EventRecord = record;
+            let body = zstd::bulk::decompress(&compressed, record.body_len as usize)
+                .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))?;
+            Ok(Some(StoredEvent {
+                seq,
+                record,
+                headers: headers.unwrap_or_default(),
+                body,
+            }))
+        })
+        .await
+    }
+
+    /// Store-wide counts: stored events and duplicates answered by each layer.
+    pub async fn totals(&self) -> Result<Totals, StoreError> {
+        self.read(|db| {
+            let txn = db.begin_read()?;
+            let meta_table = txn.open_table(tables::META)?;
+            let get = |key: &str| -> Result<u64, StoreError> {
+                Ok(meta_table.get(key)?.map_or(0, |v| v.value()))
+            };
+            Ok(Totals {
+                events: redb::ReadableTableMetadata::len(&txn.open_table(tables::EVENTS)?)?,
+                delivery_duplicates: get(meta::DELIVERY_DUPLICATES)?,
+                content_duplicates: get(meta::CONTENT_DUPLICATES)?,
+            })
+        })
+        .await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub events: u64,
+    pub delivery_duplicates: u64,
+    pub content_duplicates: u64,
+}
+
+/// Encoding and compression, done by the caller so they run in parallel.
+fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
+    let record = EventRecord {
+        delivery_id: delivery.id.as_str().to_owned(),
+        event: delivery.event.as_str().to_owned(),
+        action: delivery.fields.action,
+        repository: delivery.fields.repository,
+        organization: delivery.fields.organization,
+        sender: delivery.fields.sender,
+        installation_id: delivery.fields.installation_id,
+        hook_id: delivery.hook_id,
+        received_at_ms: delivery.received_at_ms,
+        status: Status::Pending,
+        attempts: 0,
+        last_error: None,
+        processing_time_us: None,
+        encoding: delivery.encoding,
+        body_len: u32::try_from(delivery.body.len()).unwrap_or(u32::MAX),
+        content_key: delivery.content_key.map(|k| k.0),
+        content_duplicates: 0,
+    };
+    let compressed_body = zstd::bulk::compress(&delivery.body, ZSTD_LEVEL)?;
+    Ok(PreparedEvent {
+        delivery_id: record.delivery_id.clone(),
+        content_key: delivery.content_key,
+        encoded_headers: codec::encode(&delivery.headers),
+        compressed_body,
+        record,
+    })
+}
+
+/// Creates every table, checks the schema version, returns the highest stored seq.
+fn initialize(db: &Database) -> Result<u64, StoreError> {
+    let txn = db.begin_write()?;
+    let next_seq = {
+        let mut meta_table = txn.open_table(tables::META)?;
+        let found = meta_table.get(meta::SCHEMA_VERSION)?.map(|v| v.value());
+        match found {
+            Some(found) if found > tables::SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema {
+                    found,
+                    known: tables::SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
+            None => {
+                meta_table.insert(meta::SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
+            }
+        }
+        txn.open_table(tables::EVENTS)?;
+        txn.open_table(tables::PAYLOADS)?;
+        txn.open_table(tables::HEADERS)?;
+        txn.open_table(tables::DELIVERIES)?;
+        txn.open_table(tables::CONTENT_DUPLICATES)?;
+        txn.open_table(tables::EVENT_INDEX)?;
+        txn.open_table(tables::INDEX_COUNTS)?;
+        meta_table.get(meta::NEXT_SEQ)?.map_or(1, |v| v.value())
+    };
+    txn.commit()?;
+    Ok(next_seq - 1)
+}
+
+/// The content keys of events received within the dedup window, so a restart does
+/// not reopen the window for a second hook's copy.
+fn recent_content_window(db: &Database, ttl: Duration) -> Result<ContentWindow, StoreError> {
+    let mut window = ContentWindow::new(ttl);
+    if ttl.is_zero() {
+        return Ok(window);
+    }
+    let now_ms = timestamp::now_ms();
+    let now = Instant::now();
+    let since = now_ms - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let txn = db.begin_read()?;
+    let index_table = txn.open_table(tables::EVENT_INDEX)?;
+    let events = txn.open_table(tables::EVENTS)?;
+    for entry in
+        index_table.range((index::ALL, "", since, 0u64)..=(index::ALL, "", i64::MAX, u64::MAX))?
+    {
+        let seq = entry?.0.value().3;
+        let Some(bytes) = events.get(seq)? else {
+            continue;
+        };
+        let record: EventRecord = codec::decode(bytes.value())?;
+        if let Some(key) = record.content_key {
+            let age =
+                Duration::from_millis(u64::try_from(now_ms - record.received_at_ms).unwrap_or(0));
+            window.remember(ContentKey(key), seq, now.checked_sub(age).unwrap_or(now));
+        }
+    }
+    Ok(window)
+}
