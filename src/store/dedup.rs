@@ -26,9 +26,14 @@ impl ContentWindow {
         }
     }
 
+    /// False when `WEBHOOK_DEDUP_TTL` is 0: content dedup is off entirely.
+    pub fn is_enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
     /// The seq of the event stored with this key within the window, if any.
     pub fn lookup(&self, key: &ContentKey, now: Instant) -> Option<u64> {
-        if self.ttl.is_zero() {
+        if !self.is_enabled() {
             return None;
         }
         let (seq, stored_at) = *self.seen.get(key)?;
@@ -36,7 +41,7 @@ impl ContentWindow {
     }
 
     pub fn remember(&mut self, key: ContentKey, seq: u64, stored_at: Instant) {
-        if !self.ttl.is_zero() {
+        if self.is_enabled() {
             self.seen.insert(key, (seq, stored_at));
         }
     }

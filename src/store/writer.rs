@@ -191,7 +191,7 @@ impl Writer {
             headers.insert(seq, event.encoded_headers.as_slice())?;
             deliveries.insert(id, seq)?;
             index.add_all(&event.record, seq)?;
-            if let Some(key) = event.content_key {
+            if let Some(key) = event.content_key.filter(|_| self.window.is_enabled()) {
                 batch_keys.insert(key, seq);
             }
             outcomes.push(IngestOutcome::Stored { seq });

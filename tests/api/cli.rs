@@ -1,0 +1,110 @@
+//! The binary's startup contract: bad settings stop it with one line and exit code 2;
+//! a generated secret is printed once and saved privately; secrets never reach logs.
+
+use std::net::TcpListener;
+use std::process::Output;
+
+use crate::helpers::{Delivery, new_id};
+use crate::process::{Binary, command};
+use hookvault::ingest::Signature;
+
+fn assert_startup_error(output: Output, setting: &str) {
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].contains(setting), "names {setting}: {stderr}");
+}
+
+#[test]
+fn bad_settings_stop_startup_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = command(dir.path());
+        cmd.args(args).envs(env.iter().copied());
+        cmd.output().unwrap()
+    };
+    assert_startup_error(run(&["--dedup-ttl", "soon"], &[]), "WEBHOOK_DEDUP_TTL");
+    assert_startup_error(
+        run(&[], &[("WEBHOOK_MAX_RETRIES", "-1")]),
+        "WEBHOOK_MAX_RETRIES",
+    );
+    assert_startup_error(run(&["--listen", "localhost"], &[]), "HOOKVAULT_LISTEN");
+    assert_startup_error(run(&[], &[("PORT", "99999")]), "PORT");
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let output = command(&file.join("sub")).output().unwrap();
+    assert_startup_error(output, "HOOKVAULT_DATA_DIR");
+}
+
+#[test]
+fn a_port_in_use_stops_startup_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = command(dir.path())
+        .args(["--listen", &address])
+        .output()
+        .unwrap();
+    assert_startup_error(output, "HOOKVAULT_LISTEN");
+}
+
+#[tokio::test]
+async fn a_generated_secret_is_printed_once_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Binary::start(command(dir.path()));
+    let secret = std::fs::read_to_string(dir.path().join("webhook-secret")).unwrap();
+    let body = br#"{"zen":"Design for failure.","hook_id":1}"#;
+    let signature = Signature::compute(secret.as_bytes(), body).to_header();
+    let delivery = Delivery::new("ping", &new_id(), body).with("X-Hub-Signature-256", &signature);
+    let mut request = reqwest::Client::new().post(format!("{}/api/webhooks/github", first.address));
+    for (name, value) in &delivery.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.body(delivery.body.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (stdout, stderr) = first.terminate();
+    assert_eq!(
+        stdout.matches(secret.as_str()).count(),
+        1,
+        "printed once: {stdout}"
+    );
+    assert!(!stderr.contains(secret.as_str()), "never in the log");
+
+    let second = Binary::start(command(dir.path()));
+    let (stdout, stderr) = second.terminate();
+    assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
+}
+
+#[tokio::test]
+async fn configured_secrets_never_appear_in_debug_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cr3t-value-for-the-log-test";
+    let mut cmd = command(dir.path());
+    cmd.env("GITHUB_WEBHOOK_SECRET", format!("old-{secret},{secret}"))
+        .env("DEBUG", "GitHubWebhook*");
+    let binary = Binary::start(cmd);
+    let client = reqwest::Client::new();
+    for signing_secret in [secret, "wrong"] {
+        let body = br#"{"zen":"x"}"#;
+        let delivery = Delivery::new("ping", &new_id(), body).with(
+            "X-Hub-Signature-256",
+            &Signature::compute(signing_secret.as_bytes(), body).to_header(),
+        );
+        let mut request = client.post(format!("{}/api/webhooks/github", binary.address));
+        for (name, value) in &delivery.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        request.body(delivery.body).send().await.unwrap();
+    }
+    let (stdout, stderr) = binary.terminate();
+    assert!(
+        stderr.contains("delivery acknowledged"),
+        "debug logs are on: {stderr}"
+    );
+    assert!(
+        !stdout.contains(secret) && !stderr.contains(secret),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,255 @@
+//! `TestApp`: the real server on port 0 with a temp data dir, and a typed client that
+//! signs deliveries the way GitHub does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookvault::config::{Config, Secret};
+use hookvault::ingest::Signature;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const SECRET: &str = "It's a Secret to Everybody";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub config: Config,
+    // Kept alive for the app's lifetime; shared so a restart reuses it.
+    pub data_dir: Arc<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts with the test defaults, adjusted by `tweak`.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut config = Config::new(data_dir.path(), vec![Secret::new(SECRET)]);
+        tweak(&mut config);
+        Self::start(config, data_dir).await
+    }
+
+    async fn start(config: Config, data_dir: Arc<tempfile::TempDir>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn({
+            let config = config.clone();
+            async move {
+                hookvault::run(config, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("server ran");
+            }
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            address,
+            client,
+            config,
+            data_dir,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops gracefully (the store closes) and starts again on the same data dir.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        Self::start(self.config.clone(), self.data_dir.clone()).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A delivery as GitHub sends it: JSON, signed with [`SECRET`].
+    pub async fn post_signed(
+        &self,
+        event: &str,
+        delivery_id: &str,
+        body: &[u8],
+    ) -> (StatusCode, Value) {
+        self.post(Delivery::new(event, delivery_id, body)).await
+    }
+
+    pub async fn post(&self, delivery: Delivery) -> (StatusCode, Value) {
+        let mut request = self.client.post(self.url("/api/webhooks/github"));
+        for (name, value) in &delivery.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request
+            .body(delivery.body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_json(&self, path_and_query: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `pagination.total` of the events list with this query string.
+    pub async fn count(&self, query: &str) -> u64 {
+        let (status, body) = self
+            .get_json(&format!("/api/webhooks/events?{query}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["pagination"]["total"].as_u64().expect("total")
+    }
+
+    /// Delivery ids listed by the events API for this query string, newest first.
+    pub async fn listed_ids(&self, query: &str) -> Vec<String> {
+        let (status, body) = self
+            .get_json(&format!("/api/webhooks/events?{query}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["deliveryId"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A request to the ingest endpoint; starts as a valid signed JSON delivery, and
+/// tests break one part of it at a time.
+#[derive(Clone)]
+pub struct Delivery {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Delivery {
+    pub fn new(event: &str, delivery_id: &str, body: &[u8]) -> Self {
+        let headers = vec![
+            ("X-GitHub-Event".into(), event.into()),
+            ("X-GitHub-Delivery".into(), delivery_id.into()),
+            ("X-GitHub-Hook-ID".into(), "292430182".into()),
+            ("User-Agent".into(), "GitHub-Hookshot/044aadd".into()),
+            ("Content-Type".into(), "application/json".into()),
+            ("X-Hub-Signature-256".into(), sign(body)),
+        ];
+        Self {
+            headers,
+            body: body.to_vec(),
+        }
+    }
+
+    pub fn without(mut self, header: &str) -> Self {
+        self.headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case(header));
+        self
+    }
+
+    pub fn with(self, header: &str, value: &str) -> Self {
+        let mut delivery = self.without(header);
+        delivery.headers.push((header.into(), value.into()));
+        delivery
+    }
+
+    /// Replaces the body and signs the new one.
+    pub fn body(self, body: &[u8]) -> Self {
+        let mut delivery = self.with("X-Hub-Signature-256", &sign(body));
+        delivery.body = body.to_vec();
+        delivery
+    }
+}
+
+pub fn sign(body: &[u8]) -> String {
+    Signature::compute(SECRET.as_bytes(), body).to_header()
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// One example payload from `fixtures/`.
+pub struct Fixture {
+    pub event: String,
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub json: Value,
+}
+
+impl Fixture {
+    pub fn action(&self) -> Option<&str> {
+        self.json["action"].as_str()
+    }
+
+    pub fn repository(&self) -> Option<&str> {
+        self.json["repository"]["full_name"].as_str()
+    }
+}
+
+/// Every fixture, in a stable order (event type, then example number).
+pub fn fixtures() -> Vec<Fixture> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut all = Vec::new();
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let event = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let json = serde_json::from_slice(&bytes).unwrap();
+            all.push(Fixture {
+                event: event.clone(),
+                path,
+                bytes,
+                json,
+            });
+        }
+    }
+    all.sort_by(|a, b| a.path.cmp(&b.path));
+    all
+}
+
+pub fn fixture(event: &str, n: usize) -> Fixture {
+    fixtures()
+        .into_iter()
+        .find(|f| f.event == event && f.path.file_stem().unwrap() == n.to_string().as_str())
+        .unwrap_or_else(|| panic!("no fixture {event}/{n}"))
+}

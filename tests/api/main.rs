@@ -1,0 +1,12 @@
+//! Integration tests: one binary, each test with its own server on port 0 and its own
+//! temp data dir.
+
+mod cli;
+mod dedup;
+mod durability;
+mod events;
+mod fixtures;
+mod helpers;
+mod limits;
+mod process;
+mod validation;
