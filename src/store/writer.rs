@@ -73,7 +73,6 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: Vec<WriteRequest>) {
         let now = Instant::now();
-        let started = now;
         let result = self.write(&batch, now);
         match result {
             Ok(outcomes) => {
@@ -91,11 +90,6 @@ impl Writer {
                 if let Some(seq) = last_stored {
                     self.committed.send_replace(seq);
                 }
-                tracing::debug!(
-                    batch = batch.len(),
-                    took_us = started.elapsed().as_micros() as u64,
-                    "group commit"
-                );
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = request.reply.send(Ok(outcome));
                 }
@@ -117,7 +111,14 @@ impl Writer {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let outcomes = self.insert_batch(&txn, batch, now)?;
+        let inserted = now.elapsed();
         txn.commit()?;
+        tracing::debug!(
+            batch = batch.len(),
+            insert_us = inserted.as_micros() as u64,
+            commit_us = (now.elapsed() - inserted).as_micros() as u64,
+            "group commit"
+        );
         Ok(outcomes)
     }
 
