@@ -52,6 +52,9 @@ pub struct Cli {
 pub enum Command {
     /// Receive, store and serve webhooks (the default).
     Serve,
+    /// Recount every materialized counter and index entry from the stored events and
+    /// report any difference (exit 1 on a mismatch). Run it on a stopped instance.
+    Verify,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,6 +119,15 @@ pub struct Settings {
         global = true
     )]
     body_timeout: String,
+    /// Milliseconds before the first automatic retry of a failed event; each further
+    /// retry waits twice as long (capped at 300 times this).
+    #[arg(
+        long,
+        env = "HOOKVAULT_RETRY_BASE_MS",
+        default_value = "1000",
+        global = true
+    )]
+    retry_base_ms: String,
     /// redb page cache in MiB.
     #[arg(long, env = "HOOKVAULT_CACHE_MB", default_value = "64", global = true)]
     cache_mb: String,
@@ -156,6 +168,7 @@ pub struct Config {
     pub secret_source: SecretSource,
     pub dedup_ttl: Duration,
     pub max_retries: u32,
+    pub retry_base: Duration,
     pub api_token: Option<Secret>,
     pub check_user_agent: bool,
     pub header_timeout: Duration,
@@ -174,6 +187,7 @@ impl Config {
             secret_source: SecretSource::Configured,
             dedup_ttl: Duration::from_millis(60_000),
             max_retries: 3,
+            retry_base: Duration::from_secs(1),
             api_token: None,
             check_user_agent: true,
             header_timeout: Duration::from_secs(10),
@@ -201,6 +215,10 @@ impl Config {
         let dedup_ms: u64 = parse_number("WEBHOOK_DEDUP_TTL (--dedup-ttl)", &settings.dedup_ttl)?;
         let max_retries =
             parse_number("WEBHOOK_MAX_RETRIES (--max-retries)", &settings.max_retries)?;
+        let retry_base_ms: u64 = parse_number(
+            "HOOKVAULT_RETRY_BASE_MS (--retry-base-ms)",
+            &settings.retry_base_ms,
+        )?;
         let header_timeout = parse_seconds(
             "HOOKVAULT_HEADER_TIMEOUT (--header-timeout)",
             &settings.header_timeout,
@@ -234,6 +252,7 @@ impl Config {
             secret_source,
             dedup_ttl: Duration::from_millis(dedup_ms),
             max_retries,
+            retry_base: Duration::from_millis(retry_base_ms.max(1)),
             api_token,
             check_user_agent: !settings.no_ua_check,
             header_timeout,

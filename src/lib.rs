@@ -1,18 +1,22 @@
 //! hookvault: a single-binary GitHub webhook appliance. Every delivery is verified
-//! (HMAC-SHA256), deduplicated and durably stored in an embedded database, and
-//! served back through a REST API.
+//! (HMAC-SHA256), deduplicated and durably stored in an embedded database, processed
+//! into materialized counters, and served back through a REST API.
 //!
 //! # Layout
 //! - [`config`]: settings from flags and env, validated; secrets redacted.
-//! - [`domain`]: pure types: delivery id, event type, extracted fields, content key.
+//! - [`domain`]: pure types: delivery id, event type, extracted fields, content key,
+//!   the event catalog.
 //! - [`ingest`]: HTTP request → authentic [`domain::Delivery`] (headers, size,
 //!   signature, content type, payload), in the contract's order.
-//! - [`store`]: redb only: tables, the group-commit writer, secondary indexes, queries.
+//! - [`store`]: redb only: tables, the group-commit writer, secondary indexes,
+//!   materialized counters, queries, `verify`.
+//! - [`process`]: pending → processed/failed, retries with backoff, replay, the
+//!   [`process::Stage`] hook point, synthesized test events.
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
 //!
 //! `main.rs` parses the command line and calls [`run`] with a bound listener; tests
-//! call [`run`] the same way on port 0.
+//! call [`App::run`] the same way on port 0.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +24,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod ingest;
+pub mod process;
 pub mod server;
 pub mod store;
 
@@ -30,33 +35,80 @@ use tokio::net::TcpListener;
 
 use crate::api::AppState;
 use crate::config::Config;
+use crate::process::{Processor, RetryPolicy, Stage};
 use crate::store::{Store, StoreOptions};
 
-/// Opens the store and serves on `listener` until `shutdown` resolves; then lets
-/// in-flight requests finish and closes the database cleanly.
+/// Opens the store, starts processing and serves on `listener` until `shutdown`
+/// resolves; then lets in-flight requests finish and closes the database cleanly.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let options = StoreOptions {
-        cache_bytes: config.cache_bytes,
-        dedup_ttl: config.dedup_ttl,
-    };
-    let data_dir = config.data_dir.clone();
-    let (store, writer) =
-        tokio::task::spawn_blocking(move || Store::open(&data_dir, &options)).await??;
+    App::new(config).run(listener, shutdown).await
+}
 
-    let header_timeout = config.header_timeout;
-    let state = AppState {
-        config: Arc::new(config),
-        store,
-    };
-    let router = api::router(state);
-    tracing::info!(address = %listener.local_addr()?, "hookvault is listening");
-    server::serve(listener, router, header_timeout, shutdown).await;
+/// The application with its processing stages; [`run`] with no extra stage is the
+/// usual entry point.
+pub struct App {
+    config: Config,
+    stages: Vec<Arc<dyn Stage>>,
+}
 
-    tracing::info!("server stopped; closing the store");
-    tokio::task::spawn_blocking(move || writer.join()).await?;
-    Ok(())
+impl App {
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            stages: Vec::new(),
+        }
+    }
+
+    /// Adds a processing stage (runs for every event, after the built-in analysis).
+    pub fn with_stage(mut self, stage: Arc<dyn Stage>) -> Self {
+        self.stages.push(stage);
+        self
+    }
+
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let config = self.config;
+        let options = StoreOptions {
+            cache_bytes: config.cache_bytes,
+            dedup_ttl: config.dedup_ttl,
+        };
+        let data_dir = config.data_dir.clone();
+        let (store, writer) =
+            tokio::task::spawn_blocking(move || Store::open(&data_dir, &options)).await??;
+
+        let policy = RetryPolicy {
+            max_retries: config.max_retries,
+            base: config.retry_base,
+            cap: config.retry_base.saturating_mul(300),
+        };
+        let processor = Processor::new(store.clone(), self.stages, policy);
+        let (stop_processing, processing_stopped) = tokio::sync::watch::channel(false);
+        let processing = tokio::spawn(processor.clone().run(async move {
+            let mut stopped = processing_stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+
+        let header_timeout = config.header_timeout;
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            processor,
+        };
+        let router = api::router(state);
+        tracing::info!(address = %listener.local_addr()?, "hookvault is listening");
+        server::serve(listener, router, header_timeout, shutdown).await;
+
+        tracing::info!("server stopped; finishing processing and closing the store");
+        let _ = stop_processing.send(true);
+        processing.await?;
+        tokio::task::spawn_blocking(move || writer.join()).await?;
+        Ok(())
+    }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hookvault::config::{Cli, Command, Config, SecretSource};
+use hookvault::store::{Store, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -16,15 +17,55 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
+        Command::Verify => verify(config),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn verify(config: Config) -> ExitCode {
+    let options = StoreOptions {
+        cache_bytes: config.cache_bytes,
+        dedup_ttl: std::time::Duration::ZERO,
+    };
+    let (store, writer) = match Store::open(&config.data_dir, &options) {
+        Ok(opened) => opened,
+        Err(e) => {
+            return startup_error(format!(
+                "cannot open the store in {}: {e}",
+                config.data_dir.display()
+            ));
+        }
+    };
+    let result = runtime().block_on(store.verify());
+    drop(store);
+    writer.join();
+    match result {
+        Ok(differences) if differences.is_empty() => {
+            println!("verify: every counter and index entry matches the stored events");
+            ExitCode::SUCCESS
+        }
+        Ok(differences) => {
+            for difference in &differences {
+                println!("mismatch: {difference}");
+            }
+            println!("verify: {} difference(s)", differences.len());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("hookvault: verify failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn serve(config: Config) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async move {
+    runtime().block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(e) => {

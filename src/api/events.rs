@@ -46,8 +46,11 @@ pub struct EventSummary {
     pub attempts: u32,
     pub processing_time_ms: Option<f64>,
     pub last_error: Option<String>,
+    pub processed_at: Option<String>,
+    pub next_attempt_at: Option<String>,
     pub body_size: u32,
     pub content_duplicates: u32,
+    pub test: bool,
 }
 
 impl EventSummary {
@@ -68,8 +71,11 @@ impl EventSummary {
             hook_id: record.hook_id,
             attempts: record.attempts,
             last_error: record.last_error,
+            processed_at: record.processed_at_ms.map(timestamp::to_rfc3339),
+            next_attempt_at: record.next_attempt_ms.map(timestamp::to_rfc3339),
             body_size: record.body_len,
             content_duplicates: record.content_duplicates,
+            test: record.test,
         }
     }
 }

@@ -1,9 +1,13 @@
 //! The HTTP API: one `router()` per area, merged here so the whole route table fits
 //! on one screen.
 
+mod catalog;
 mod envelope;
 mod error;
 mod events;
+mod replay;
+mod repositories;
+mod statistics;
 mod webhooks;
 
 use std::sync::Arc;
@@ -12,8 +16,10 @@ use axum::Router;
 
 pub use error::ApiError;
 pub use events::EventSummary;
+pub use statistics::{health_score, success_rate};
 
 use crate::config::Config;
+use crate::process::Processor;
 use crate::store::Store;
 
 /// Handles every request needs; cheap to clone.
@@ -21,12 +27,17 @@ use crate::store::Store;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    pub processor: Processor,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(webhooks::router())
         .merge(events::router())
+        .merge(catalog::router())
+        .merge(statistics::router())
+        .merge(replay::router())
+        .merge(repositories::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

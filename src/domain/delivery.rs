@@ -29,4 +29,6 @@ pub struct Delivery {
     pub fields: EventFields,
     pub content_key: Option<ContentKey>,
     pub received_at_ms: i64,
+    /// Synthesized by `POST /api/webhooks/test`, not sent by GitHub.
+    pub test: bool,
 }

@@ -1,6 +1,7 @@
 //! Pure types of the webhook domain: parsed identifiers, the fields extracted from a
 //! payload and the content key used for deduplication. No I/O lives here.
 
+pub mod catalog;
 mod content_key;
 mod delivery;
 mod delivery_id;

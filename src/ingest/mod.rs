@@ -102,6 +102,7 @@ pub fn verify(
         fields,
         content_key,
         received_at_ms: timestamp::now_ms(),
+        test: false,
     })
 }
 

@@ -54,3 +54,27 @@ impl IndexTables<'_> {
         Ok(())
     }
 }
+
+impl IndexTables<'_> {
+    pub fn remove(
+        &mut self,
+        field: &str,
+        value: &str,
+        received_at_ms: i64,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        if self
+            .index
+            .remove((field, value, received_at_ms, seq))?
+            .is_some()
+        {
+            let count = self.counts.get((field, value))?.map_or(0, |c| c.value());
+            if count <= 1 {
+                self.counts.remove((field, value))?;
+            } else {
+                self.counts.insert((field, value), count - 1)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,27 +1,39 @@
 //! redb, the single source of truth. Everything that names redb lives under this
-//! module: the table layout, the group-commit writer, the secondary indexes and the
-//! read queries. Callers get a cheap-to-clone [`Store`] handle.
+//! module: the table layout, the group-commit writer, the secondary indexes, the
+//! materialized counters and the read queries. Callers get a cheap-to-clone
+//! [`Store`] handle.
 
 mod codec;
+mod counters;
 mod dedup;
 mod error;
+mod events;
 mod index;
 mod query;
+mod reads;
 mod record;
+mod stats;
 mod tables;
+mod verify;
 mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use counters::HOUR_MS;
 pub use error::StoreError;
+pub use events::StatusUpdate;
 pub use query::{EventQuery, Page};
-pub use record::{EventRecord, Status};
+pub use reads::{HealthFacts, StoredEvent};
+pub use record::{EventRecord, Fact, Status};
+pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
+pub use verify::Difference;
 pub use writer::{DuplicateReason, IngestOutcome};
 
 use crate::domain::{ContentKey, Delivery, timestamp};
@@ -32,7 +44,7 @@ use writer::{PreparedEvent, WriteRequest, Writer};
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "hookvault.redb";
 
-/// Deliveries that may wait for the writer before callers wait for room (backpressure).
+/// Requests that may wait for the writer before callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 4096;
 
 /// zstd level for payloads: level 3 compresses a typical 8 KB payload about 5x at
@@ -46,22 +58,13 @@ pub struct StoreOptions {
     pub dedup_ttl: Duration,
 }
 
-/// A stored event with everything the detail view shows.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    pub seq: u64,
-    pub record: EventRecord,
-    pub headers: Vec<(String, String)>,
-    /// The body exactly as received.
-    pub body: Vec<u8>,
-}
-
 /// Handle to the store: reads run on the blocking pool, writes go to the writer.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
     queue: mpsc::Sender<WriteRequest>,
     committed: watch::Receiver<u64>,
+    last_failure_ms: Arc<AtomicI64>,
 }
 
 /// Owns the writer thread. [`WriterHandle::join`] returns once every [`Store`] clone
@@ -89,34 +92,50 @@ impl Store {
 
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (committed_tx, committed) = watch::channel(last_seq);
+        let last_failure_ms = Arc::new(AtomicI64::new(0));
         let writer = Writer {
             db: db.clone(),
             window,
             committed: committed_tx,
+            last_failure_ms: last_failure_ms.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(receiver))?;
-        Ok((
-            Store {
-                db,
-                queue,
-                committed,
-            },
-            WriterHandle(thread),
-        ))
+        let store = Store {
+            db,
+            queue,
+            committed,
+            last_failure_ms,
+        };
+        Ok((store, WriterHandle(thread)))
     }
 
     /// Stores a delivery durably, or recognizes it as a duplicate. Resolves only after
     /// the commit holding it is on disk.
     pub async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
-        let event = prepare(delivery)?;
+        let event = Box::new(prepare(delivery)?);
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(WriteRequest { event, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.send(WriteRequest::Ingest { event, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Records a processing outcome durably; returns the updated record (`None` if
+    /// the event no longer exists).
+    pub async fn record_processing(
+        &self,
+        update: StatusUpdate,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteRequest::Update { update, reply }).await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn send(&self, request: WriteRequest) -> Result<(), StoreError> {
+        self.queue
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Follows the highest committed seq: the change feed for derived views.
@@ -129,67 +148,7 @@ impl Store {
             .await
     }
 
-    /// The event stored under this delivery id, with headers and body.
-    pub async fn get(&self, delivery_id: String) -> Result<Option<StoredEvent>, StoreError> {
-        self.read(move |db| {
-            let txn = db.begin_read()?;
-            let Some(seq) = txn
-                .open_table(tables::DELIVERIES)?
-                .get(delivery_id.as_str())?
-                .map(|s| s.value())
-            else {
-                return Ok(None);
-            };
-            let record = txn
-                .open_table(tables::EVENTS)?
-                .get(seq)?
-                .map(|b| codec::decode(b.value()))
-                .transpose()?;
-            let headers = txn
-                .open_table(tables::HEADERS)?
-                .get(seq)?
-                .map(|b| codec::decode(b.value()))
-                .transpose()?;
-            let compressed = txn
-                .open_table(tables::PAYLOADS)?
-                .get(seq)?
-                .map(|b| b.value().to_vec());
-            let (Some(record), Some(compressed)) = (record, compressed) else {
-                return Err(StoreError::Corrupt(format!(
-                    "event {seq} is missing its record or payload"
-                )));
-            };
-            let record: EventRecord = record;
-            let body = zstd::bulk::decompress(&compressed, record.body_len as usize)
-                .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))?;
-            Ok(Some(StoredEvent {
-                seq,
-                record,
-                headers: headers.unwrap_or_default(),
-                body,
-            }))
-        })
-        .await
-    }
-
-    /// Store-wide counts: stored events and duplicates answered by each layer.
-    pub async fn totals(&self) -> Result<Totals, StoreError> {
-        self.read(|db| {
-            let txn = db.begin_read()?;
-            let meta_table = txn.open_table(tables::META)?;
-            let get = |key: &str| -> Result<u64, StoreError> {
-                Ok(meta_table.get(key)?.map_or(0, |v| v.value()))
-            };
-            Ok(Totals {
-                events: redb::ReadableTableMetadata::len(&txn.open_table(tables::EVENTS)?)?,
-                delivery_duplicates: get(meta::DELIVERY_DUPLICATES)?,
-                content_duplicates: get(meta::CONTENT_DUPLICATES)?,
-            })
-        })
-        .await
-    }
-
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -223,14 +182,17 @@ fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
         attempts: 0,
         last_error: None,
         processing_time_us: None,
+        processed_at_ms: None,
+        next_attempt_ms: None,
         encoding: delivery.encoding,
         body_len: u32::try_from(delivery.body.len()).unwrap_or(u32::MAX),
         content_key: delivery.content_key.map(|k| k.0),
         content_duplicates: 0,
+        test: delivery.test,
+        facts: Vec::new(),
     };
     let compressed_body = zstd::bulk::compress(&delivery.body, ZSTD_LEVEL)?;
     Ok(PreparedEvent {
-        delivery_id: record.delivery_id.clone(),
         content_key: delivery.content_key,
         encoded_headers: codec::encode(&delivery.headers),
         compressed_body,
@@ -242,8 +204,8 @@ fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
 fn initialize(db: &Database) -> Result<u64, StoreError> {
     let txn = db.begin_write()?;
     let next_seq = {
-        let mut meta_table = txn.open_table(tables::META)?;
-        let found = meta_table.get(meta::SCHEMA_VERSION)?.map(|v| v.value());
+        let mut t = tables::WriteTables::open(&txn)?;
+        let found = t.meta.get(meta::SCHEMA_VERSION)?.map(|v| v.value());
         match found {
             Some(found) if found > tables::SCHEMA_VERSION => {
                 return Err(StoreError::NewerSchema {
@@ -253,17 +215,11 @@ fn initialize(db: &Database) -> Result<u64, StoreError> {
             }
             Some(_) => {}
             None => {
-                meta_table.insert(meta::SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
+                t.meta
+                    .insert(meta::SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
             }
         }
-        txn.open_table(tables::EVENTS)?;
-        txn.open_table(tables::PAYLOADS)?;
-        txn.open_table(tables::HEADERS)?;
-        txn.open_table(tables::DELIVERIES)?;
-        txn.open_table(tables::CONTENT_DUPLICATES)?;
-        txn.open_table(tables::EVENT_INDEX)?;
-        txn.open_table(tables::INDEX_COUNTS)?;
-        meta_table.get(meta::NEXT_SEQ)?.map_or(1, |v| v.value())
+        t.meta.get(meta::NEXT_SEQ)?.map_or(1, |v| v.value())
     };
     txn.commit()?;
     Ok(next_seq - 1)
@@ -273,7 +229,7 @@ fn initialize(db: &Database) -> Result<u64, StoreError> {
 /// not reopen the window for a second hook's copy.
 fn recent_content_window(db: &Database, ttl: Duration) -> Result<ContentWindow, StoreError> {
     let mut window = ContentWindow::new(ttl);
-    if ttl.is_zero() {
+    if !window.is_enabled() {
         return Ok(window);
     }
     let now_ms = timestamp::now_ms();

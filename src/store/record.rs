@@ -28,6 +28,23 @@ impl Status {
     }
 }
 
+/// A counter contribution found by processing a payload (a merged PR, a completed
+/// job…). Kept on the record so counters can be taken back exactly on replay and
+/// recomputed by `verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fact {
+    /// A per-repository counter (`pushes`, `pull_requests_merged`…).
+    Repo { counter: String, delta: i64 },
+    /// A per repository × workflow × job counter (`conclusion:success`, `run_ms_sum`…).
+    /// `job` is empty for workflow-run counters.
+    Job {
+        workflow: String,
+        job: String,
+        counter: String,
+        delta: i64,
+    },
+}
+
 /// Metadata of one stored event (the `events` table). Kept small: listing reads one of
 /// these per row, the payload only when asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,10 +62,18 @@ pub struct EventRecord {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub processing_time_us: Option<u64>,
+    pub processed_at_ms: Option<i64>,
+    /// When the next automatic retry is due (failed events with retries left).
+    pub next_attempt_ms: Option<i64>,
     pub encoding: PayloadEncoding,
     pub body_len: u32,
     /// Kept so the content-dedup window can be rebuilt after a restart.
     pub content_key: Option<[u8; 32]>,
     /// Later deliveries of the same content (another hook's copy) folded into this one.
     pub content_duplicates: u32,
+    /// Synthesized by `POST /api/webhooks/test`.
+    pub test: bool,
+    /// Counter contributions of the last successful processing; they count only while
+    /// the status is `processed`.
+    pub facts: Vec<Fact>,
 }

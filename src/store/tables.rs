@@ -1,7 +1,11 @@
 //! Every redb table, in one place. Names carry a version: a change of key or value
 //! layout gets a new name (and a migration), never a silent reinterpretation.
 
-use redb::TableDefinition;
+use redb::{TableDefinition, WriteTransaction};
+
+use super::StoreError;
+use super::counters::CounterTables;
+use super::index::IndexTables;
 
 /// Schema version, next sequence id and store-wide counters.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
@@ -13,16 +17,31 @@ pub const PAYLOADS: TableDefinition<u64, &[u8]> = TableDefinition::new("payloads
 pub const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers_v1");
 /// delivery id → seq, for every stored delivery. Unique forever.
 pub const DELIVERIES: TableDefinition<&str, u64> = TableDefinition::new("deliveries_v1");
-/// delivery id → seq of the stored event it duplicated by content (another hook's copy).
-pub const CONTENT_DUPLICATES: TableDefinition<&str, u64> =
+/// delivery id → (seq of the stored event it duplicated by content, arrival time).
+pub const CONTENT_DUPLICATES: TableDefinition<&str, (u64, i64)> =
     TableDefinition::new("content_duplicates_v1");
 /// (field, value, received_at_ms, seq) → (): the secondary indexes, newest last.
-/// Fields are the `IndexField` names; `("all", "")` lists every event.
+/// Fields are the `index` module's names; `("all", "")` lists every event.
 pub const EVENT_INDEX: TableDefinition<(&str, &str, i64, u64), ()> =
     TableDefinition::new("event_index_v1");
 /// (field, value) → number of entries in `EVENT_INDEX`, to pick the most selective index.
 pub const INDEX_COUNTS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("index_counts_v1");
+/// (due_ms, seq) → (): failed events waiting for their automatic retry.
+pub const RETRY_QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("retry_queue_v1");
+
+/// `webhook_event_stats`: (hour, event, metric) → value. Metrics are the statuses,
+/// `total`, `time_us_sum`, `timed` and `duplicates`.
+pub const HOURLY: TableDefinition<(i64, &str, &str), i64> = TableDefinition::new("hourly_v1");
+/// `webhook_metrics`: (hour, bucket) → events whose processing time is in the bucket.
+pub const HISTOGRAM: TableDefinition<(i64, u8), i64> = TableDefinition::new("histogram_v1");
+/// `repository_activity` per hour: (hour, repository) → events.
+pub const REPO_HOURLY: TableDefinition<(i64, &str), i64> = TableDefinition::new("repo_hourly_v1");
+/// `repository_stats`: (repository, counter) → value.
+pub const REPO_STATS: TableDefinition<(&str, &str), i64> = TableDefinition::new("repo_stats_v1");
+/// `job_metrics`: (repository, workflow, job, counter) → value.
+pub const JOB_METRICS: TableDefinition<(&str, &str, &str, &str), i64> =
+    TableDefinition::new("job_metrics_v1");
 
 /// Keys of `META`.
 pub mod meta {
@@ -35,3 +54,41 @@ pub mod meta {
 }
 
 pub const SCHEMA_VERSION: u64 = 1;
+
+/// Every table a write may touch, opened once per transaction.
+pub struct WriteTables<'txn> {
+    pub meta: redb::Table<'txn, &'static str, u64>,
+    pub events: redb::Table<'txn, u64, &'static [u8]>,
+    pub payloads: redb::Table<'txn, u64, &'static [u8]>,
+    pub headers: redb::Table<'txn, u64, &'static [u8]>,
+    pub deliveries: redb::Table<'txn, &'static str, u64>,
+    pub content_duplicates: redb::Table<'txn, &'static str, (u64, i64)>,
+    pub retry_queue: redb::Table<'txn, (i64, u64), ()>,
+    pub index: IndexTables<'txn>,
+    pub counters: CounterTables<'txn>,
+}
+
+impl<'txn> WriteTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            meta: txn.open_table(META)?,
+            events: txn.open_table(EVENTS)?,
+            payloads: txn.open_table(PAYLOADS)?,
+            headers: txn.open_table(HEADERS)?,
+            deliveries: txn.open_table(DELIVERIES)?,
+            content_duplicates: txn.open_table(CONTENT_DUPLICATES)?,
+            retry_queue: txn.open_table(RETRY_QUEUE)?,
+            index: IndexTables {
+                index: txn.open_table(EVENT_INDEX)?,
+                counts: txn.open_table(INDEX_COUNTS)?,
+            },
+            counters: CounterTables {
+                hourly: txn.open_table(HOURLY)?,
+                histogram: txn.open_table(HISTOGRAM)?,
+                repo_hourly: txn.open_table(REPO_HOURLY)?,
+                repo: txn.open_table(REPO_STATS)?,
+                jobs: txn.open_table(JOB_METRICS)?,
+            },
+        })
+    }
+}

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookvault::App;
 use hookvault::config::{Config, Secret};
 use hookvault::ingest::Signature;
+use hookvault::process::Stage;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -31,20 +33,40 @@ impl TestApp {
 
     /// Starts with the test defaults, adjusted by `tweak`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let mut config = Config::new(data_dir.path(), vec![Secret::new(SECRET)]);
-        tweak(&mut config);
-        Self::start(config, data_dir).await
+        Self::spawn_full(tweak, Vec::new()).await
     }
 
-    async fn start(config: Config, data_dir: Arc<tempfile::TempDir>) -> Self {
+    /// Starts with extra processing stages.
+    pub async fn spawn_full(tweak: impl FnOnce(&mut Config), stages: Vec<Arc<dyn Stage>>) -> Self {
+        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::spawn_in(data_dir, tweak, stages).await
+    }
+
+    /// Starts on an existing data dir.
+    pub async fn spawn_in(
+        data_dir: Arc<tempfile::TempDir>,
+        tweak: impl FnOnce(&mut Config),
+        stages: Vec<Arc<dyn Stage>>,
+    ) -> Self {
+        let mut config = Config::new(data_dir.path(), vec![Secret::new(SECRET)]);
+        config.retry_base = Duration::from_millis(20);
+        tweak(&mut config);
+        Self::start(config, data_dir, stages).await
+    }
+
+    async fn start(
+        config: Config,
+        data_dir: Arc<tempfile::TempDir>,
+        stages: Vec<Arc<dyn Stage>>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn({
             let config = config.clone();
             async move {
-                hookvault::run(config, listener, async {
+                let app = stages.into_iter().fold(App::new(config), App::with_stage);
+                app.run(listener, async {
                     let _ = stopped.await;
                 })
                 .await
@@ -68,7 +90,7 @@ impl TestApp {
     /// Stops gracefully (the store closes) and starts again on the same data dir.
     pub async fn restart(mut self) -> Self {
         self.stop().await;
-        Self::start(self.config.clone(), self.data_dir.clone()).await
+        Self::start(self.config.clone(), self.data_dir.clone(), Vec::new()).await
     }
 
     pub async fn stop(&mut self) {
@@ -126,6 +148,48 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["pagination"]["total"].as_u64().expect("total")
+    }
+
+    /// Waits until no event is pending (processing runs in the background).
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.count("status=pending").await > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "events stayed pending"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls one event until `done` holds for it; returns it.
+    pub async fn wait_for(&self, delivery_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, body) = self
+                .get_json(&format!("/api/webhooks/events/{delivery_id}"))
+                .await;
+            if done(&body["data"]) {
+                return body["data"].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting on {delivery_id}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Delivery ids listed by the events API for this query string, newest first.
@@ -252,4 +316,23 @@ pub fn fixture(event: &str, n: usize) -> Fixture {
         .into_iter()
         .find(|f| f.event == event && f.path.file_stem().unwrap() == n.to_string().as_str())
         .unwrap_or_else(|| panic!("no fixture {event}/{n}"))
+}
+
+/// A verified delivery built the way the ingest endpoint builds it, for tests that
+/// drive the store directly.
+pub fn delivery(event: &str, body: &[u8]) -> hookvault::domain::Delivery {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-hub-signature-256", sign(body).parse().unwrap());
+    headers.insert("content-type", "application/json".parse().unwrap());
+    headers.insert("x-github-event", event.parse().unwrap());
+    headers.insert("x-github-delivery", new_id().parse().unwrap());
+    headers.insert("user-agent", "GitHub-Hookshot/test".parse().unwrap());
+    let parsed = hookvault::ingest::DeliveryHeaders::parse(&headers, true).unwrap();
+    hookvault::ingest::verify(
+        parsed,
+        &headers,
+        body.to_vec().into(),
+        &[Secret::new(SECRET)],
+    )
+    .unwrap()
 }

@@ -9,4 +9,5 @@ mod fixtures;
 mod helpers;
 mod limits;
 mod process;
+mod processing;
 mod validation;

@@ -1,0 +1,141 @@
+//! Failures and replay: `GET /api/webhooks/failed`, `POST /api/webhooks/replay/{id}`,
+//! `POST /api/webhooks/retry-failed`, and `POST /api/webhooks/test`, which pushes a
+//! synthesized event through the same pipeline.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::events::EventSummary;
+use super::{ApiError, AppState, envelope};
+use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
+use crate::process::synthesize;
+use crate::store::{EventQuery, IngestOutcome, Status};
+
+const MAX_FAILED_LIMIT: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/webhooks/failed", get(failed))
+        .route("/api/webhooks/replay/{delivery_id}", post(replay))
+        .route("/api/webhooks/retry-failed", post(retry_failed))
+        .route("/api/webhooks/test", post(test_event))
+}
+
+async fn failed(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = match params.get("limit").map(|v| v.trim()) {
+        None | Some("") => 10,
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|l| (1..=MAX_FAILED_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "limit",
+                    format!("must be between 1 and {MAX_FAILED_LIMIT}"),
+                )
+            })?,
+    };
+    let query = EventQuery {
+        statuses: vec![Status::Failed],
+        limit,
+        ..Default::default()
+    };
+    let page = state.store.list(query).await?;
+    let events: Vec<EventSummary> = page
+        .events
+        .into_iter()
+        .map(|(seq, r)| EventSummary::new(seq, r))
+        .collect();
+    Ok(envelope::paginated(events, page.total, limit, 0))
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    Path(delivery_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (seq, record) =
+        state.processor.replay(&delivery_id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("no event with delivery id {delivery_id}"))
+        })?;
+    Ok(envelope::ok(EventSummary::new(seq, record)))
+}
+
+async fn retry_failed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let report = state.processor.retry_failed().await?;
+    Ok(envelope::ok(json!({
+        "total": report.total,
+        "processed": report.processed,
+        "failed": report.failed,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TestRequest {
+    event_type: String,
+    #[serde(default = "default_repository")]
+    repository: String,
+    action: Option<String>,
+}
+
+fn default_repository() -> String {
+    "hookvault/test".into()
+}
+
+async fn test_event(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let request: TestRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {{eventType, repository, action}}: {e}"),
+        )
+    })?;
+    let payload = synthesize::payload(
+        &request.event_type,
+        &request.repository,
+        request.action.as_deref(),
+    )
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_test_event", e.to_string()))?;
+    let body = serde_json::to_vec(&payload).expect("a Value serializes");
+    let id = format!("test-{}", hex::encode(rand::random::<[u8; 12]>()));
+    let delivery = Delivery {
+        id: DeliveryId::parse(&id).expect("generated ids are valid"),
+        event: EventType::parse(&request.event_type).expect("catalog names are valid"),
+        hook_id: None,
+        headers: vec![
+            ("x-github-event".into(), request.event_type.clone()),
+            ("x-github-delivery".into(), id.clone()),
+            ("x-hookvault-test".into(), "true".into()),
+        ],
+        encoding: PayloadEncoding::Json,
+        fields: EventFields::extract(&payload),
+        body: body.into(),
+        // Test events are never folded into each other.
+        content_key: None,
+        received_at_ms: timestamp::now_ms(),
+        test: true,
+    };
+    let IngestOutcome::Stored { seq } = state.store.ingest(delivery).await? else {
+        unreachable!("a fresh random delivery id is never a duplicate");
+    };
+    let record = state
+        .processor
+        .process_now(seq)
+        .await?
+        .ok_or_else(|| ApiError::not_found("the test event disappeared"))?;
+    let mut event =
+        serde_json::to_value(EventSummary::new(seq, record)).expect("summaries serialize");
+    event["test"] = json!(true);
+    event["payload"] = payload;
+    Ok(envelope::ok(event))
+}

@@ -1,0 +1,139 @@
+//! `GET /api/repositories` and `GET /api/repositories/{owner}/{repo}`: the seed's
+//! `repository_activity`, `repository_stats` and `job_metrics`, from counters.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, AppState, envelope};
+use crate::domain::timestamp;
+use crate::process::counter;
+use crate::store::{JobStats, RepoStats};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/repositories", get(list))
+        .route("/api/repositories/{owner}/{repo}", get(detail))
+}
+
+fn summary(stats: &RepoStats) -> Value {
+    let by_event: Map<String, Value> = stats
+        .counters
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("event:")
+                .map(|event| (event.to_owned(), json!(v)))
+        })
+        .collect();
+    json!({
+        "repository": stats.repository,
+        "totalEvents": stats.get("total"),
+        "firstSeen": stats.first_seen_ms().map(timestamp::to_rfc3339),
+        "lastEventTime": stats.last_event_ms().map(timestamp::to_rfc3339),
+        "eventsByType": by_event,
+        "pushes": stats.get(counter::PUSHES),
+        "commits": stats.get(counter::COMMITS),
+        "pullRequests": {
+            "opened": stats.get(counter::PRS_OPENED),
+            "merged": stats.get(counter::PRS_MERGED),
+            "closed": stats.get(counter::PRS_CLOSED),
+        },
+        "issues": {"opened": stats.get(counter::ISSUES_OPENED), "closed": stats.get(counter::ISSUES_CLOSED)},
+        "releases": stats.get(counter::RELEASES),
+        "openSecurityAlerts": stats.get(counter::OPEN_SECURITY_ALERTS),
+    })
+}
+
+fn conclusions(counters: &BTreeMap<String, i64>) -> Map<String, Value> {
+    counters
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(counter::CONCLUSION_PREFIX)
+                .map(|c| (c.to_owned(), json!(v)))
+        })
+        .collect()
+}
+
+fn average(sum: Option<&i64>, count: Option<&i64>) -> Option<f64> {
+    match (sum, count) {
+        (Some(sum), Some(count)) if *count > 0 => {
+            Some((*sum as f64 / *count as f64 * 10.0).round() / 10.0)
+        }
+        _ => None,
+    }
+}
+
+fn job_line(job: &JobStats) -> Value {
+    let c = &job.counters;
+    let total: i64 = c
+        .iter()
+        .filter(|(k, _)| k.starts_with(counter::CONCLUSION_PREFIX))
+        .map(|(_, v)| v)
+        .sum();
+    json!({
+        "workflow": job.workflow,
+        "job": job.job,
+        "total": total,
+        "conclusions": conclusions(c),
+        "avgQueueTimeMs": average(c.get(counter::QUEUE_MS_SUM), c.get(counter::QUEUE_COUNT)),
+        "avgRunTimeMs": average(c.get(counter::RUN_MS_SUM), c.get(counter::RUN_COUNT)),
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut repos = state.store.repositories().await?;
+    match params.get("sort").map(String::as_str).unwrap_or("activity") {
+        "activity" => repos.sort_by(|a, b| {
+            b.get("total")
+                .cmp(&a.get("total"))
+                .then_with(|| a.repository.cmp(&b.repository))
+        }),
+        "recent" => repos.sort_by_key(|r| std::cmp::Reverse(r.last_event_ms())),
+        "name" => repos.sort_by(|a, b| a.repository.cmp(&b.repository)),
+        other => {
+            return Err(ApiError::bad_parameter(
+                "sort",
+                format!("{other:?} is not activity, recent or name"),
+            ));
+        }
+    }
+    let total = repos.len() as u64;
+    let limit = match params.get("limit") {
+        None => 100,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::bad_parameter("limit", "must be between 1 and 1000"))?,
+    };
+    let data: Vec<Value> = repos.iter().take(limit).map(summary).collect();
+    Ok(envelope::paginated(data, total, limit, 0))
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    Path((owner, repo)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let name = format!("{owner}/{repo}");
+    let (stats, jobs) = state
+        .store
+        .repository(name.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no events from repository {name}")))?;
+    let mut body = summary(&stats);
+    let (runs, jobs): (Vec<&JobStats>, Vec<&JobStats>) =
+        jobs.iter().partition(|j| j.job.is_empty());
+    body["jobs"] = json!(jobs.into_iter().map(job_line).collect::<Vec<_>>());
+    body["workflowRuns"] = json!(
+        runs.into_iter()
+            .map(|r| json!({"workflow": r.workflow, "conclusions": conclusions(&r.counters)}))
+            .collect::<Vec<_>>()
+    );
+    Ok(envelope::ok(body))
+}

@@ -1,0 +1,242 @@
+//! `GET /api/webhooks/statistics` and `GET /api/webhooks/health`, both answered from
+//! the materialized counters, so their cost does not grow with the stored events.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, envelope};
+use crate::domain::timestamp;
+use crate::store::{EventStats, HealthFacts, Statistics, bucket_upper_us};
+
+/// Longest window the statistics endpoint accepts: a year of hour buckets.
+const MAX_HOURS: i64 = 24 * 366;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/webhooks/statistics", get(statistics))
+        .route("/api/webhooks/health", get(health))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventLine {
+    event: String,
+    total: i64,
+    processed: i64,
+    failed: i64,
+    pending: i64,
+    duplicates: i64,
+    avg_processing_time_ms: f64,
+}
+
+fn avg_ms(stats: &EventStats) -> f64 {
+    if stats.timed == 0 {
+        return 0.0;
+    }
+    round3(stats.time_us_sum as f64 / stats.timed as f64 / 1000.0)
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// `processed / total` as a percentage with two decimals, `"0.00"` with no events.
+pub fn success_rate(stats: &EventStats) -> String {
+    if stats.total == 0 {
+        return "0.00".into();
+    }
+    format!("{:.2}", stats.processed as f64 * 100.0 / stats.total as f64)
+}
+
+/// The bucket upper bound (ms) below which `q` of the processing times fall.
+fn percentile_ms(stats: &Statistics, q: f64) -> Option<f64> {
+    let total: i64 = stats.histogram.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as i64;
+    let mut seen = 0;
+    for (bucket, count) in &stats.histogram {
+        seen += count;
+        if seen >= rank {
+            return Some(bucket_upper_us(*bucket) as f64 / 1000.0);
+        }
+    }
+    None
+}
+
+async fn statistics(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let hours = match params.get("hours").map(|h| h.trim()) {
+        None | Some("") => 24,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|h| (1..=MAX_HOURS).contains(h))
+            .ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "hours",
+                    format!("must be a whole number from 1 to {MAX_HOURS}"),
+                )
+            })?,
+    };
+    let stats = state.store.statistics(timestamp::now_ms(), hours).await?;
+
+    let mut by_event: Vec<EventLine> = stats
+        .by_event
+        .iter()
+        .filter(|(_, s)| s.total > 0 || s.duplicates > 0)
+        .map(|(event, s)| EventLine {
+            event: event.clone(),
+            total: s.total,
+            processed: s.processed,
+            failed: s.failed,
+            pending: s.pending,
+            duplicates: s.duplicates,
+            avg_processing_time_ms: avg_ms(s),
+        })
+        .collect();
+    by_event.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.event.cmp(&b.event)));
+    let mut by_repository: Vec<(&String, &i64)> = stats.by_repository.iter().collect();
+    by_repository.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let hourly: Vec<Value> = (0..hours)
+        .map(|i| stats.from_hour_ms + i * crate::store::HOUR_MS)
+        .map(|hour| {
+            let s = stats.hourly.get(&hour).cloned().unwrap_or_default();
+            json!({"hour": timestamp::to_rfc3339(hour), "total": s.total, "processed": s.processed,
+                   "failed": s.failed, "pending": s.pending, "avgProcessingTimeMs": avg_ms(&s)})
+        })
+        .collect();
+    let s = &stats.summary;
+    Ok(envelope::ok(json!({
+        "summary": {
+            "totalEvents": s.total,
+            "processedEvents": s.processed,
+            "pendingEvents": s.pending,
+            "failedEvents": s.failed,
+            "duplicateEvents": s.duplicates,
+            "successRate": success_rate(s),
+            "avgProcessingTimeMs": avg_ms(s),
+        },
+        "byEvent": by_event,
+        "byRepository": by_repository.iter().take(10).map(|(r, n)| json!({"repository": r, "total": n})).collect::<Vec<_>>(),
+        "processingTimeMs": {
+            "p50": percentile_ms(&stats, 0.50),
+            "p95": percentile_ms(&stats, 0.95),
+            "p99": percentile_ms(&stats, 0.99),
+        },
+        "hourly": hourly,
+        "window": {"hours": hours, "from": timestamp::to_rfc3339(stats.from_hour_ms)},
+    })))
+}
+
+/// The health score: 100 minus penalties, each capped:
+/// - failures: up to 40, in proportion to the failed share of the last hour's events;
+/// - backlog: up to 20, one point per 50 pending events;
+/// - processing lag: 10 when the oldest pending event waits over 10 s, 20 over 60 s;
+/// - store: 40 when a commit failed in the last 5 minutes.
+///
+/// `healthy` at 80 and above, `degraded` from 50, `unhealthy` below.
+pub fn health_score(facts: &HealthFacts, hour: &EventStats, now_ms: i64) -> (u32, Vec<String>) {
+    let mut score: i64 = 100;
+    let mut reasons = Vec::new();
+    if hour.total > 0 && hour.failed > 0 {
+        let penalty = (40 * hour.failed / hour.total).max(1);
+        score -= penalty;
+        reasons.push(format!(
+            "{} of {} events failed in the last hour",
+            hour.failed, hour.total
+        ));
+    }
+    if facts.pending > 0 {
+        score -= (facts.pending as i64 / 50).min(20);
+    }
+    if let Some(oldest) = facts.oldest_pending_ms {
+        let lag = now_ms - oldest;
+        if lag > 60_000 {
+            score -= 20;
+            reasons.push(format!("oldest pending event has waited {} s", lag / 1000));
+        } else if lag > 10_000 {
+            score -= 10;
+            reasons.push(format!("oldest pending event has waited {} s", lag / 1000));
+        }
+    }
+    if facts
+        .last_write_failure_ms
+        .is_some_and(|at| now_ms - at < 300_000)
+    {
+        score -= 40;
+        reasons.push("a write to the store failed in the last 5 minutes".into());
+    }
+    (score.clamp(0, 100) as u32, reasons)
+}
+
+async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let now = timestamp::now_ms();
+    let facts = state.store.health_facts(now - 5 * 60_000).await?;
+    let hour = state.store.statistics(now, 1).await?.summary;
+    let (score, reasons) = health_score(&facts, &hour, now);
+    let status = match score {
+        80.. => "healthy",
+        50.. => "degraded",
+        _ => "unhealthy",
+    };
+    Ok(envelope::ok(json!({
+        "status": status,
+        "healthScore": score,
+        "recentEvents": facts.events_since,
+        "lastEventTime": facts.last_event_ms.map(timestamp::to_rfc3339),
+        "failedWebhooksCount": facts.failed,
+        "pendingWebhooksCount": facts.pending,
+        "totalEvents": facts.total_events,
+        "reasons": reasons,
+        "metrics": {"hourly": {
+            "total": hour.total,
+            "failed": hour.failed,
+            "avgProcessingTimeMs": avg_ms(&hour),
+        }},
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_rate_has_two_decimals() {
+        let stats = EventStats {
+            total: 1500,
+            processed: 1480,
+            ..Default::default()
+        };
+        assert_eq!(success_rate(&stats), "98.67");
+        assert_eq!(success_rate(&EventStats::default()), "0.00");
+    }
+
+    #[test]
+    fn health_penalties_add_up() {
+        let now = 1_000_000_000;
+        let quiet = HealthFacts::default();
+        assert_eq!(health_score(&quiet, &EventStats::default(), now).0, 100);
+        let hour = EventStats {
+            total: 10,
+            failed: 5,
+            ..Default::default()
+        };
+        let facts = HealthFacts {
+            oldest_pending_ms: Some(now - 120_000),
+            pending: 100,
+            last_write_failure_ms: Some(now - 1_000),
+            ..Default::default()
+        };
+        // 100 - 20 (failures) - 2 (backlog) - 20 (lag) - 40 (store)
+        assert_eq!(health_score(&facts, &hour, now).0, 18);
+    }
+}

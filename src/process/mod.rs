@@ -1,0 +1,286 @@
+//! Processing: takes stored events from `pending` to `processed` or `failed`, retries
+//! failures with exponential backoff, and replays on demand. One task follows the
+//! store's change feed; it starts "signalled", so events left pending by a restart
+//! are picked up at once. Later stages (search indexing, realtime broadcast,
+//! forwarding) plug in as [`Stage`]s.
+
+mod analyze;
+pub mod synthesize;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use analyze::{analyze, counter};
+
+use crate::domain::timestamp;
+use crate::ingest;
+use crate::store::{EventRecord, StatusUpdate, Store, StoreError, StoredEvent};
+
+/// Events processed per step; their outcomes are committed together.
+const BATCH: usize = 256;
+
+/// An event after its outcome is committed, as stages see it.
+pub struct ProcessedEvent {
+    pub seq: u64,
+    pub record: EventRecord,
+    pub payload: Arc<Value>,
+}
+
+/// A later stage of processing.
+pub trait Stage: Send + Sync + 'static {
+    /// Runs before the outcome is recorded; an error fails the event (and it is
+    /// retried like any other failure).
+    fn process(&self, _record: &EventRecord, _payload: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Runs after the outcome is durably committed.
+    fn committed(&self, _event: &ProcessedEvent) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Automatic retries after the first attempt (`WEBHOOK_MAX_RETRIES`).
+    pub max_retries: u32,
+    /// Delay before the first retry; each further retry doubles it.
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    /// When to retry an event that has now failed `attempts` times, if at all.
+    fn retry_at(&self, attempts: u32, now_ms: i64) -> Option<i64> {
+        if attempts > self.max_retries {
+            return None;
+        }
+        let delay = self
+            .base
+            .saturating_mul(1 << (attempts.saturating_sub(1)).min(20))
+            .min(self.cap);
+        Some(now_ms + delay.as_millis() as i64)
+    }
+}
+
+/// Counts of a bulk retry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryReport {
+    pub total: usize,
+    pub processed: usize,
+    pub failed: usize,
+}
+
+#[derive(Clone)]
+pub struct Processor {
+    store: Store,
+    stages: Arc<Vec<Arc<dyn Stage>>>,
+    policy: RetryPolicy,
+}
+
+impl Processor {
+    pub fn new(store: Store, stages: Vec<Arc<dyn Stage>>, policy: RetryPolicy) -> Self {
+        Self {
+            store,
+            stages: Arc::new(stages),
+            policy,
+        }
+    }
+
+    /// Processes the oldest pending events and the retries that are due (one batch of
+    /// each); returns how many events it processed.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let pending = self.store.pending(BATCH).await?;
+        let (due, _) = self.store.due_retries(timestamp::now_ms(), BATCH).await?;
+        let work: Vec<u64> = pending.into_iter().chain(due).collect();
+        let count = work.len();
+        self.process_many(work, true).await?;
+        Ok(count)
+    }
+
+    /// Runs until `shutdown` resolves: a step whenever new events are committed or a
+    /// retry falls due.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let mut feed = self.store.subscribe();
+        tokio::pin!(shutdown);
+        loop {
+            feed.borrow_and_update();
+            let idle_until = match self.run_once().await {
+                Ok(0) => self.next_retry().await,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::error!(%error, "processing step failed; retrying in a second");
+                    Some(Instant::now() + Duration::from_secs(1))
+                }
+            };
+            let sleep = async {
+                match idle_until {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = feed.changed() => {}
+                () = sleep => {}
+                () = &mut shutdown => break,
+            }
+        }
+    }
+
+    async fn next_retry(&self) -> Option<Instant> {
+        let now_ms = timestamp::now_ms();
+        let (_, next) = self.store.due_retries(now_ms, 0).await.ok()?;
+        let wait = u64::try_from(next? - now_ms).unwrap_or(0);
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+
+    /// Processes one event by delivery id now, whatever its status. `None` if unknown.
+    pub async fn replay(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Option<(u64, EventRecord)>, StoreError> {
+        let Some(stored) = self.store.get(delivery_id.to_owned()).await? else {
+            return Ok(None);
+        };
+        let seq = stored.seq;
+        Ok(self
+            .process_stored(stored, false)
+            .await?
+            .map(|record| (seq, record)))
+    }
+
+    /// Processes an event by seq now (used for synthesized test events).
+    pub async fn process_now(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+        match self.store.get_seq(seq).await? {
+            Some(stored) => self.process_stored(stored, false).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Replays every failed event.
+    pub async fn retry_failed(&self) -> Result<RetryReport, StoreError> {
+        let failed = self.store.failed().await?;
+        let mut report = RetryReport {
+            total: failed.len(),
+            ..Default::default()
+        };
+        for chunk in failed.chunks(BATCH) {
+            for record in self
+                .process_many(chunk.to_vec(), false)
+                .await?
+                .into_iter()
+                .flatten()
+            {
+                match record.status {
+                    crate::store::Status::Processed => report.processed += 1,
+                    _ => report.failed += 1,
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Processes events concurrently so their outcomes share one group commit.
+    async fn process_many(
+        &self,
+        seqs: Vec<u64>,
+        auto_retry: bool,
+    ) -> Result<Vec<Option<EventRecord>>, StoreError> {
+        let steps = seqs.into_iter().map(|seq| async move {
+            match self.store.get_seq(seq).await? {
+                Some(stored) => self.process_stored(stored, auto_retry).await,
+                None => Ok(None),
+            }
+        });
+        futures::future::join_all(steps).await.into_iter().collect()
+    }
+
+    async fn process_stored(
+        &self,
+        stored: StoredEvent,
+        auto_retry: bool,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let seq = stored.seq;
+        let attempts = stored.record.attempts + 1;
+        let stages = self.stages.clone();
+        let (outcome, payload, elapsed) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let record = &stored.record;
+            let (outcome, payload) = match ingest::decode_payload(record.encoding, &stored.body) {
+                Ok(payload) => {
+                    let outcome = analyze(&record.event, record.action.as_deref(), &payload)
+                        .and_then(|facts| {
+                            stages
+                                .iter()
+                                .try_for_each(|stage| stage.process(record, &payload))?;
+                            Ok(facts)
+                        });
+                    (outcome, payload)
+                }
+                Err(e) => (
+                    Err(format!("stored payload does not decode: {e}")),
+                    Value::Null,
+                ),
+            };
+            (outcome, payload, started.elapsed())
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("processing task failed: {e}")))?;
+
+        let now_ms = timestamp::now_ms();
+        let retry_at_ms = match (&outcome, auto_retry) {
+            (Err(_), true) => self.policy.retry_at(attempts, now_ms),
+            _ => None,
+        };
+        let update = StatusUpdate {
+            seq,
+            outcome,
+            processing_time_us: elapsed.as_micros().max(1) as u64,
+            retry_at_ms,
+        };
+        let Some(record) = self.store.record_processing(update).await? else {
+            return Ok(None);
+        };
+        if let Some(error) = &record.last_error {
+            tracing::warn!(delivery_id = %record.delivery_id, event = %record.event, attempts = record.attempts, %error, "processing failed");
+        }
+        let processed = ProcessedEvent {
+            seq,
+            record,
+            payload: Arc::new(payload),
+        };
+        for stage in self.stages.iter() {
+            stage.committed(&processed);
+        }
+        Ok(Some(processed.record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_until_retries_run_out() {
+        let policy = RetryPolicy {
+            max_retries: 3,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        assert_eq!(policy.retry_at(1, 0), Some(1_000));
+        assert_eq!(policy.retry_at(2, 0), Some(2_000));
+        assert_eq!(policy.retry_at(3, 0), Some(4_000));
+        assert_eq!(policy.retry_at(4, 0), None);
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let policy = RetryPolicy {
+            max_retries: 50,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        assert_eq!(policy.retry_at(30, 0), Some(60_000));
+    }
+}

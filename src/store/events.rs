@@ -1,0 +1,111 @@
+//! The one place events are written: a new event, a content duplicate, and a change
+//! of processing status. Each writes the record, its index entries, its retry entry
+//! and its counters together, inside the caller's transaction.
+
+use redb::ReadableTable;
+
+use super::counters::{hour_of, metric};
+use super::index;
+use super::tables::WriteTables;
+use super::writer::PreparedEvent;
+use super::{EventRecord, Fact, Status, StoreError, codec};
+use crate::domain::timestamp;
+
+/// The result of processing one event, to be recorded.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    pub seq: u64,
+    pub outcome: Result<Vec<Fact>, String>,
+    pub processing_time_us: u64,
+    /// When a failure should be retried automatically (`None`: no more retries).
+    pub retry_at_ms: Option<i64>,
+}
+
+pub fn load(t: &WriteTables, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+    match t.events.get(seq)? {
+        Some(bytes) => Ok(Some(codec::decode(bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub fn insert(t: &mut WriteTables, seq: u64, event: &PreparedEvent) -> Result<(), StoreError> {
+    let record = &event.record;
+    t.events.insert(seq, codec::encode(record).as_slice())?;
+    t.payloads.insert(seq, event.compressed_body.as_slice())?;
+    t.headers.insert(seq, event.encoded_headers.as_slice())?;
+    t.deliveries.insert(record.delivery_id.as_str(), seq)?;
+    t.index.add_all(record, seq)?;
+    t.counters.apply(record, 1)?;
+    if let Some(repo) = &record.repository {
+        t.counters.touch_repository(repo, record.received_at_ms)?;
+    }
+    Ok(())
+}
+
+/// Remembers a delivery folded into stored event `seq` by content.
+pub fn insert_content_duplicate(
+    t: &mut WriteTables,
+    delivery_id: &str,
+    seq: u64,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    t.content_duplicates.insert(delivery_id, (seq, at_ms))?;
+    if let Some(mut original) = load(t, seq)? {
+        original.content_duplicates += 1;
+        t.events.insert(seq, codec::encode(&original).as_slice())?;
+        let key = super::counters::Counter::Hourly {
+            hour: hour_of(at_ms),
+            event: original.event,
+            metric: metric::DUPLICATES.to_owned(),
+        };
+        t.counters.add(&key, 1)?;
+    }
+    Ok(())
+}
+
+/// Records a processing outcome: status, attempts, error, time, facts, the status
+/// index entry, the retry queue and every counter the change touches.
+pub fn update_status(
+    t: &mut WriteTables,
+    update: &StatusUpdate,
+) -> Result<Option<EventRecord>, StoreError> {
+    let Some(old) = load(t, update.seq)? else {
+        return Ok(None); // deleted meanwhile (retention): nothing to record
+    };
+    let mut new = old.clone();
+    new.attempts += 1;
+    new.processing_time_us = Some(update.processing_time_us);
+    new.processed_at_ms = Some(timestamp::now_ms());
+    match &update.outcome {
+        Ok(facts) => {
+            new.status = Status::Processed;
+            new.last_error = None;
+            new.facts = facts.clone();
+            new.next_attempt_ms = None;
+        }
+        Err(error) => {
+            new.status = Status::Failed;
+            new.last_error = Some(error.clone());
+            new.next_attempt_ms = update.retry_at_ms;
+        }
+    }
+
+    t.events
+        .insert(update.seq, codec::encode(&new).as_slice())?;
+    if old.status != new.status {
+        let at = old.received_at_ms;
+        t.index
+            .remove(index::STATUS, old.status.as_str(), at, update.seq)?;
+        t.index
+            .add(index::STATUS, new.status.as_str(), at, update.seq)?;
+    }
+    if let Some(due) = old.next_attempt_ms {
+        t.retry_queue.remove((due, update.seq))?;
+    }
+    if let Some(due) = new.next_attempt_ms {
+        t.retry_queue.insert((due, update.seq), ())?;
+    }
+    t.counters.apply(&old, -1)?;
+    t.counters.apply(&new, 1)?;
+    Ok(Some(new))
+}

@@ -1,0 +1,216 @@
+//! Point reads: one event with its payload, the work queues of the processor, and
+//! the facts health is computed from.
+
+use std::sync::atomic::Ordering;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::tables::{self, meta};
+use super::{EventRecord, Status, Store, StoreError, Totals, codec, index};
+
+/// A stored event with everything the detail view shows.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub record: EventRecord,
+    pub headers: Vec<(String, String)>,
+    /// The body exactly as received.
+    pub body: Vec<u8>,
+}
+
+/// Most recent events counted for health; keeps the health endpoint cheap under a
+/// flood (the count then reads "at least this many").
+pub const RECENT_CAP: usize = 10_000;
+
+/// What the health score is computed from.
+#[derive(Debug, Clone, Default)]
+pub struct HealthFacts {
+    pub total_events: u64,
+    pub pending: u64,
+    pub failed: u64,
+    pub oldest_pending_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+    pub events_since: u64,
+    /// Time of the last failed commit, if any.
+    pub last_write_failure_ms: Option<i64>,
+}
+
+fn seq_of(txn: &ReadTransaction, delivery_id: &str) -> Result<Option<u64>, StoreError> {
+    Ok(txn
+        .open_table(tables::DELIVERIES)?
+        .get(delivery_id)?
+        .map(|s| s.value()))
+}
+
+fn load_event(txn: &ReadTransaction, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+    let Some(record) = txn
+        .open_table(tables::EVENTS)?
+        .get(seq)?
+        .map(|b| codec::decode::<EventRecord>(b.value()))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let headers = txn
+        .open_table(tables::HEADERS)?
+        .get(seq)?
+        .map(|b| codec::decode(b.value()))
+        .transpose()?;
+    let compressed = txn
+        .open_table(tables::PAYLOADS)?
+        .get(seq)?
+        .map(|b| b.value().to_vec())
+        .ok_or_else(|| StoreError::Corrupt(format!("event {seq} has no payload")))?;
+    let body = zstd::bulk::decompress(&compressed, record.body_len as usize)
+        .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))?;
+    Ok(Some(StoredEvent {
+        seq,
+        record,
+        headers: headers.unwrap_or_default(),
+        body,
+    }))
+}
+
+/// Seqs in one index entry, oldest first.
+fn oldest_in(
+    txn: &ReadTransaction,
+    field: &str,
+    value: &str,
+    limit: usize,
+) -> Result<Vec<u64>, StoreError> {
+    let index = txn.open_table(tables::EVENT_INDEX)?;
+    let mut seqs = Vec::new();
+    for entry in index
+        .range((field, value, i64::MIN, 0u64)..=(field, value, i64::MAX, u64::MAX))?
+        .take(limit)
+    {
+        seqs.push(entry?.0.value().3);
+    }
+    Ok(seqs)
+}
+
+impl Store {
+    /// The event stored under this delivery id, with headers and body.
+    pub async fn get(&self, delivery_id: String) -> Result<Option<StoredEvent>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            match seq_of(&txn, &delivery_id)? {
+                Some(seq) => load_event(&txn, seq),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn get_seq(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        self.read(move |db| load_event(&db.begin_read()?, seq))
+            .await
+    }
+
+    /// The oldest pending events, up to `limit`.
+    pub async fn pending(&self, limit: usize) -> Result<Vec<u64>, StoreError> {
+        self.read(move |db| {
+            oldest_in(
+                &db.begin_read()?,
+                index::STATUS,
+                Status::Pending.as_str(),
+                limit,
+            )
+        })
+        .await
+    }
+
+    /// Every failed event, oldest first.
+    pub async fn failed(&self) -> Result<Vec<u64>, StoreError> {
+        self.read(|db| {
+            oldest_in(
+                &db.begin_read()?,
+                index::STATUS,
+                Status::Failed.as_str(),
+                usize::MAX,
+            )
+        })
+        .await
+    }
+
+    /// Failed events whose retry is due at `now_ms`, and when the next one after
+    /// those falls due.
+    pub async fn due_retries(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<(Vec<u64>, Option<i64>), StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let queue = txn.open_table(tables::RETRY_QUEUE)?;
+            let mut due = Vec::new();
+            for entry in queue.iter()? {
+                let (at, seq) = entry?.0.value();
+                if at > now_ms || due.len() >= limit {
+                    return Ok((due, Some(at)));
+                }
+                due.push(seq);
+            }
+            Ok((due, None))
+        })
+        .await
+    }
+
+    /// Store-wide counts: stored events and duplicates answered by each layer.
+    pub async fn totals(&self) -> Result<Totals, StoreError> {
+        self.read(totals).await
+    }
+
+    pub async fn health_facts(&self, since_ms: i64) -> Result<HealthFacts, StoreError> {
+        let last_failure = self.last_failure_ms.load(Ordering::Relaxed);
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let counts = txn.open_table(tables::INDEX_COUNTS)?;
+            let count = |status: Status| -> Result<u64, StoreError> {
+                Ok(counts
+                    .get((index::STATUS, status.as_str()))?
+                    .map_or(0, |c| c.value()))
+            };
+            let index_table = txn.open_table(tables::EVENT_INDEX)?;
+            let pending = Status::Pending.as_str();
+            let oldest_pending = index_table
+                .range(
+                    (index::STATUS, pending, i64::MIN, 0u64)
+                        ..=(index::STATUS, pending, i64::MAX, u64::MAX),
+                )?
+                .next()
+                .transpose()?
+                .map(|(key, _)| key.value().2);
+            let mut all = index_table
+                .range((index::ALL, "", i64::MIN, 0u64)..=(index::ALL, "", i64::MAX, u64::MAX))?;
+            let last_event = all.next_back().transpose()?.map(|(key, _)| key.value().2);
+            let events_since = index_table
+                .range((index::ALL, "", since_ms, 0u64)..=(index::ALL, "", i64::MAX, u64::MAX))?
+                .take(RECENT_CAP)
+                .count() as u64;
+            Ok(HealthFacts {
+                total_events: txn.open_table(tables::EVENTS)?.len()?,
+                pending: count(Status::Pending)?,
+                failed: count(Status::Failed)?,
+                oldest_pending_ms: oldest_pending,
+                last_event_ms: last_event,
+                events_since,
+                last_write_failure_ms: (last_failure > 0).then_some(last_failure),
+            })
+        })
+        .await
+    }
+}
+
+fn totals(db: &Database) -> Result<Totals, StoreError> {
+    let txn = db.begin_read()?;
+    let meta_table = txn.open_table(tables::META)?;
+    let get = |key: &str| -> Result<u64, StoreError> {
+        Ok(meta_table.get(key)?.map_or(0, |v| v.value()))
+    };
+    Ok(Totals {
+        events: txn.open_table(tables::EVENTS)?.len()?,
+        delivery_duplicates: get(meta::DELIVERY_DUPLICATES)?,
+        content_duplicates: get(meta::CONTENT_DUPLICATES)?,
+    })
+}
