@@ -10,4 +10,6 @@ mod helpers;
 mod limits;
 mod process;
 mod processing;
+mod statistics;
 mod validation;
+mod verify;
