@@ -19,10 +19,15 @@ use serde_json::Value;
 fn corpus() -> Vec<(String, Value)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut all = Vec::new();
-    for dir in std::fs::read_dir(root).unwrap().flatten().filter(|d| d.path().is_dir()) {
+    for dir in std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .filter(|d| d.path().is_dir())
+    {
         let event = dir.file_name().to_string_lossy().into_owned();
         for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
-            let payload: Value = serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+            let payload: Value =
+                serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
             all.push((event.clone(), payload));
         }
     }
@@ -33,7 +38,10 @@ fn delivery(corpus: &[(String, Value)], n: u64, now_ms: i64) -> Delivery {
     let (event, template) = &corpus[n as usize % corpus.len()];
     let mut payload = template.clone();
     if let Some(repo) = payload.get_mut("repository").and_then(Value::as_object_mut) {
-        repo.insert("full_name".into(), Value::from(format!("org/repo-{}", n % 40)));
+        repo.insert(
+            "full_name".into(),
+            Value::from(format!("org/repo-{}", n % 40)),
+        );
     }
     let body = serde_json::to_vec(&payload).unwrap();
     Delivery {
@@ -99,7 +107,9 @@ async fn main() {
             let tasks: Vec<_> = (stored..stored + chunk)
                 .map(|n| {
                     let (store, corpus) = (store.clone(), corpus.clone());
-                    tokio::spawn(async move { store.ingest(delivery(&corpus, n, now_ms)).await.unwrap() })
+                    tokio::spawn(async move {
+                        store.ingest(delivery(&corpus, n, now_ms)).await.unwrap()
+                    })
                 })
                 .collect();
             for task in tasks {

@@ -55,6 +55,9 @@ pub enum Command {
     /// Recount every materialized counter and index entry from the stored events and
     /// report any difference (exit 1 on a mismatch). Run it on a stopped instance.
     Verify,
+    /// Rebuild the search index from the store, with a progress line. Run it on a
+    /// stopped instance.
+    Reindex,
 }
 
 #[derive(Debug, clap::Args)]

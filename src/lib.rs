@@ -12,6 +12,8 @@
 //!   materialized counters, queries, `verify`.
 //! - [`process`]: pending → processed/failed, retries with backoff, replay, the
 //!   [`process::Stage`] hook point, synthesized test events.
+//! - [`search`]: the tantivy index derived from the store: schema, the indexer that
+//!   follows the store's change log, queries with facets and snippets.
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
 //!
@@ -25,6 +27,7 @@ pub mod config;
 pub mod domain;
 pub mod ingest;
 pub mod process;
+pub mod search;
 pub mod server;
 pub mod store;
 
@@ -36,6 +39,7 @@ use tokio::net::TcpListener;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::process::{Processor, RetryPolicy, Stage};
+use crate::search::{Indexer, SearchIndex};
 use crate::store::{Store, StoreOptions};
 
 /// Opens the store, starts processing and serves on `listener` until `shutdown`
@@ -95,11 +99,23 @@ impl App {
             let _ = stopped.wait_for(|stop| *stop).await;
         }));
 
+        let data_dir = config.data_dir.clone();
+        let (search, checkpoint, opened) =
+            tokio::task::spawn_blocking(move || SearchIndex::open(&data_dir)).await??;
+        tracing::info!(?opened, docs = search.num_docs(), "search index ready");
+        let indexer = Indexer::new(store.clone(), search.clone(), checkpoint)?;
+        let (stop_indexing, indexing_stopped) = tokio::sync::watch::channel(false);
+        let indexing = tokio::spawn(indexer.run(async move {
+            let mut stopped = indexing_stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+
         let header_timeout = config.header_timeout;
         let state = AppState {
             config: Arc::new(config),
             store,
             processor,
+            search,
         };
         let router = api::router(state);
         tracing::info!(address = %listener.local_addr()?, "hookvault is listening");
@@ -108,6 +124,8 @@ impl App {
         tracing::info!("server stopped; finishing processing and closing the store");
         let _ = stop_processing.send(true);
         processing.await?;
+        let _ = stop_indexing.send(true);
+        indexing.await?;
         tokio::task::spawn_blocking(move || writer.join()).await?;
         Ok(())
     }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hookvault::config::{Cli, Command, Config, SecretSource};
-use hookvault::store::{Store, StoreOptions};
+use hookvault::search::{Indexer, SearchIndex};
+use hookvault::store::{Store, StoreOptions, WriterHandle};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Verify => verify(config),
+        Command::Reindex => reindex(config),
     }
 }
 
@@ -28,19 +30,58 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn verify(config: Config) -> ExitCode {
+/// Opens the store for an offline command (no dedup window needed).
+fn open_store(config: &Config) -> Result<(Store, WriterHandle), ExitCode> {
     let options = StoreOptions {
         cache_bytes: config.cache_bytes,
         dedup_ttl: std::time::Duration::ZERO,
     };
-    let (store, writer) = match Store::open(&config.data_dir, &options) {
+    Store::open(&config.data_dir, &options).map_err(|e| {
+        startup_error(format!(
+            "cannot open the store in {}: {e}",
+            config.data_dir.display()
+        ))
+    })
+}
+
+fn reindex(config: Config) -> ExitCode {
+    let (store, writer) = match open_store(&config) {
         Ok(opened) => opened,
-        Err(e) => {
-            return startup_error(format!(
-                "cannot open the store in {}: {e}",
-                config.data_dir.display()
-            ));
+        Err(code) => return code,
+    };
+    let result = runtime().block_on(async {
+        let dir = SearchIndex::dir(&config.data_dir);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
         }
+        let (index, _, _) = SearchIndex::open(&config.data_dir)?;
+        let mut indexer = Indexer::new(store.clone(), index.clone(), None)?;
+        let started = std::time::Instant::now();
+        indexer
+            .catch_up(|docs, _| eprint!("\rreindex: {docs} events indexed"))
+            .await?;
+        eprintln!(
+            "\rreindex: {} events indexed in {:.1} s",
+            index.num_docs(),
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    });
+    drop(store);
+    writer.join();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookvault: reindex failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(config: Config) -> ExitCode {
+    let (store, writer) = match open_store(&config) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let result = runtime().block_on(store.verify());
     drop(store);

@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod replay;
 mod repositories;
+mod search;
 mod statistics;
 mod webhooks;
 
@@ -20,6 +21,7 @@ pub use statistics::{health_score, success_rate};
 
 use crate::config::Config;
 use crate::process::Processor;
+use crate::search::SearchIndex;
 use crate::store::Store;
 
 /// Handles every request needs; cheap to clone.
@@ -28,6 +30,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub processor: Processor,
+    pub search: SearchIndex,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -38,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(statistics::router())
         .merge(replay::router())
         .merge(repositories::router())
+        .merge(search::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

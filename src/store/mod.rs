@@ -87,11 +87,11 @@ impl Store {
             .set_cache_size(options.cache_bytes)
             .create(dir.join(DB_FILE))?;
         let db = Arc::new(db);
-        let last_seq = initialize(&db)?;
+        let last_change = initialize(&db)?;
         let window = recent_content_window(&db, options.dedup_ttl)?;
 
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let (committed_tx, committed) = watch::channel(last_seq);
+        let (committed_tx, committed) = watch::channel(last_change);
         let last_failure_ms = Arc::new(AtomicI64::new(0));
         let writer = Writer {
             db: db.clone(),
@@ -138,7 +138,7 @@ impl Store {
             .map_err(|_| StoreError::Closed)
     }
 
-    /// Follows the highest committed seq: the change feed for derived views.
+    /// Follows the highest committed change id: the change feed for derived views.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.committed.clone()
     }
@@ -200,10 +200,10 @@ fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
     })
 }
 
-/// Creates every table, checks the schema version, returns the highest stored seq.
+/// Creates every table, checks the schema version, returns the last change id.
 fn initialize(db: &Database) -> Result<u64, StoreError> {
     let txn = db.begin_write()?;
-    let next_seq = {
+    let next_change = {
         let mut t = tables::WriteTables::open(&txn)?;
         let found = t.meta.get(meta::SCHEMA_VERSION)?.map(|v| v.value());
         match found {
@@ -219,10 +219,10 @@ fn initialize(db: &Database) -> Result<u64, StoreError> {
                     .insert(meta::SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
             }
         }
-        t.meta.get(meta::NEXT_SEQ)?.map_or(1, |v| v.value())
+        t.meta.get(meta::NEXT_CHANGE)?.map_or(1, |v| v.value())
     };
     txn.commit()?;
-    Ok(next_seq - 1)
+    Ok(next_change - 1)
 }
 
 /// The content keys of events received within the dedup window, so a restart does

@@ -90,6 +90,43 @@ fn oldest_in(
 }
 
 impl Store {
+    /// Up to `limit` changes after change id `after`: (change id, seq), in order.
+    pub fn changes_after_blocking(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let changes = txn.open_table(tables::CHANGES)?;
+        let mut out = Vec::new();
+        for entry in changes.range(after + 1..)?.take(limit) {
+            let (id, seq) = entry?;
+            out.push((id.value(), seq.value()));
+        }
+        Ok(out)
+    }
+
+    /// Seqs of stored events from `from` on, up to `limit` (for full rebuilds).
+    pub fn seqs_from_blocking(&self, from: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(tables::EVENTS)?;
+        let mut out = Vec::new();
+        for entry in events.range(from..)?.take(limit) {
+            out.push(entry?.0.value());
+        }
+        Ok(out)
+    }
+
+    /// [`Store::get_seq`] for callers already off the async executor.
+    pub fn get_seq_blocking(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        load_event(&self.db.begin_read()?, seq)
+    }
+
+    /// The last committed change id.
+    pub fn last_change(&self) -> u64 {
+        *self.committed.borrow()
+    }
+
     /// The event stored under this delivery id, with headers and body.
     pub async fn get(&self, delivery_id: String) -> Result<Option<StoredEvent>, StoreError> {
         self.read(move |db| {

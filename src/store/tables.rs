@@ -27,6 +27,9 @@ pub const EVENT_INDEX: TableDefinition<(&str, &str, i64, u64), ()> =
 /// (field, value) → number of entries in `EVENT_INDEX`, to pick the most selective index.
 pub const INDEX_COUNTS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("index_counts_v1");
+/// change id → seq: every insert and status change, in commit order. Derived views
+/// (the search index) follow it and checkpoint the last change id they applied.
+pub const CHANGES: TableDefinition<u64, u64> = TableDefinition::new("changes_v1");
 /// (due_ms, seq) → (): failed events waiting for their automatic retry.
 pub const RETRY_QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("retry_queue_v1");
 
@@ -47,6 +50,7 @@ pub const JOB_METRICS: TableDefinition<(&str, &str, &str, &str), i64> =
 pub mod meta {
     pub const SCHEMA_VERSION: &str = "schema_version";
     pub const NEXT_SEQ: &str = "next_seq";
+    pub const NEXT_CHANGE: &str = "next_change";
     /// Deliveries answered `duplicate` because their delivery id was already stored.
     pub const DELIVERY_DUPLICATES: &str = "delivery_duplicates";
     /// Deliveries answered `duplicate` because their content key was seen within the TTL.
@@ -64,6 +68,7 @@ pub struct WriteTables<'txn> {
     pub deliveries: redb::Table<'txn, &'static str, u64>,
     pub content_duplicates: redb::Table<'txn, &'static str, (u64, i64)>,
     pub retry_queue: redb::Table<'txn, (i64, u64), ()>,
+    pub changes: redb::Table<'txn, u64, u64>,
     pub index: IndexTables<'txn>,
     pub counters: CounterTables<'txn>,
 }
@@ -78,6 +83,7 @@ impl<'txn> WriteTables<'txn> {
             deliveries: txn.open_table(DELIVERIES)?,
             content_duplicates: txn.open_table(CONTENT_DUPLICATES)?,
             retry_queue: txn.open_table(RETRY_QUEUE)?,
+            changes: txn.open_table(CHANGES)?,
             index: IndexTables {
                 index: txn.open_table(EVENT_INDEX)?,
                 counts: txn.open_table(INDEX_COUNTS)?,

@@ -63,7 +63,7 @@ enum Outcome {
 pub struct Writer {
     pub db: Arc<Database>,
     pub window: ContentWindow,
-    /// The highest committed seq: the change feed later stages follow.
+    /// The highest committed change id: the change feed later stages follow.
     pub committed: watch::Sender<u64>,
     /// Time of the last failed commit (0: none), for health.
     pub last_failure_ms: Arc<AtomicI64>,
@@ -87,22 +87,19 @@ impl Writer {
     fn commit_batch(&mut self, batch: Vec<WriteRequest>) {
         let now = Instant::now();
         match self.write(&batch, now) {
-            Ok(outcomes) => {
-                let mut last_stored = None;
+            Ok((outcomes, last_change)) => {
                 for (request, outcome) in batch.iter().zip(&outcomes) {
                     if let (
                         WriteRequest::Ingest { event, .. },
                         Outcome::Ingest(IngestOutcome::Stored { seq }),
                     ) = (request, outcome)
+                        && let Some(key) = event.content_key
                     {
-                        if let Some(key) = event.content_key {
-                            self.window.remember(key, *seq, now);
-                        }
-                        last_stored = Some(*seq);
+                        self.window.remember(key, *seq, now);
                     }
                 }
-                if let Some(seq) = last_stored {
-                    self.committed.send_replace(seq);
+                if last_change > *self.committed.borrow() {
+                    self.committed.send_replace(last_change);
                 }
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     match (request, outcome) {
@@ -134,10 +131,14 @@ impl Writer {
         }
     }
 
-    fn write(&self, batch: &[WriteRequest], now: Instant) -> Result<Vec<Outcome>, StoreError> {
+    fn write(
+        &self,
+        batch: &[WriteRequest],
+        now: Instant,
+    ) -> Result<(Vec<Outcome>, u64), StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        let outcomes = self.apply_batch(&txn, batch, now)?;
+        let (outcomes, last_change) = self.apply_batch(&txn, batch, now)?;
         let applied = now.elapsed();
         txn.commit()?;
         tracing::debug!(
@@ -146,17 +147,24 @@ impl Writer {
             commit_us = (now.elapsed() - applied).as_micros() as u64,
             "group commit"
         );
-        Ok(outcomes)
+        Ok((outcomes, last_change))
     }
 
+    /// Applies every request of the batch; returns their outcomes and the last change id.
     fn apply_batch(
         &self,
         txn: &WriteTransaction,
         batch: &[WriteRequest],
         now: Instant,
-    ) -> Result<Vec<Outcome>, StoreError> {
+    ) -> Result<(Vec<Outcome>, u64), StoreError> {
         let mut t = WriteTables::open(txn)?;
         let mut next_seq = t.meta.get(meta::NEXT_SEQ)?.map_or(1, |v| v.value());
+        let mut next_change = t.meta.get(meta::NEXT_CHANGE)?.map_or(1, |v| v.value());
+        let mut changed = |t: &mut WriteTables, seq: u64| -> Result<(), StoreError> {
+            t.changes.insert(next_change, seq)?;
+            next_change += 1;
+            Ok(())
+        };
         let mut delivery_dups = 0;
         let mut content_dups = 0;
         // Keys stored earlier in this same batch: not in the window until the commit.
@@ -166,9 +174,11 @@ impl Writer {
         for request in batch {
             let event = match request {
                 WriteRequest::Update { update, .. } => {
-                    outcomes.push(Outcome::Update(
-                        events::update_status(&mut t, update)?.map(Box::new),
-                    ));
+                    let record = events::update_status(&mut t, update)?;
+                    if record.is_some() {
+                        changed(&mut t, update.seq)?;
+                    }
+                    outcomes.push(Outcome::Update(record.map(Box::new)));
                     continue;
                 }
                 WriteRequest::Ingest { event, .. } => event,
@@ -209,6 +219,8 @@ impl Writer {
             let seq = next_seq;
             next_seq += 1;
             events::insert(&mut t, seq, event)?;
+            changed(&mut t, seq)?;
+            changed(&mut t, seq)?;
             if let Some(key) = event.content_key.filter(|_| self.window.is_enabled()) {
                 batch_keys.insert(key, seq);
             }
@@ -216,6 +228,7 @@ impl Writer {
         }
 
         t.meta.insert(meta::NEXT_SEQ, next_seq)?;
+        t.meta.insert(meta::NEXT_CHANGE, next_change)?;
         for (key, added) in [
             (meta::DELIVERY_DUPLICATES, delivery_dups),
             (meta::CONTENT_DUPLICATES, content_dups),
@@ -225,6 +238,6 @@ impl Writer {
                 t.meta.insert(key, count + added)?;
             }
         }
-        Ok(outcomes)
+        Ok((outcomes, next_change - 1))
     }
 }

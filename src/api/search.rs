@@ -1,0 +1,135 @@
+//! `GET /api/webhooks/search`: full-text search over every stored event.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::events::EventSummary;
+use super::{ApiError, AppState, envelope};
+use crate::domain::timestamp;
+use crate::search::{SearchError, SearchRequest, SortOrder};
+
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
+/// Deepest result reachable by paging; deeper pages are better asked with filters.
+const MAX_WINDOW: usize = 10_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/webhooks/search", get(search))
+}
+
+fn parse(params: &HashMap<String, String>) -> Result<SearchRequest, ApiError> {
+    let text = |name: &str| {
+        params
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
+        match text(name) {
+            None => Ok(default),
+            Some(v) => v.parse().ok().filter(|n| *n <= max).ok_or_else(|| {
+                ApiError::bad_parameter(name, format!("must be a whole number up to {max}"))
+            }),
+        }
+    };
+    let date = |name: &str| -> Result<Option<i64>, ApiError> {
+        text(name)
+            .map(|v| {
+                timestamp::parse(&v).ok_or_else(|| {
+                    ApiError::bad_parameter(name, "is not an RFC 3339 time or a YYYY-MM-DD date")
+                })
+            })
+            .transpose()
+    };
+    let limit = number("limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
+    let offset = number("offset", 0, MAX_WINDOW)?;
+    let sort = match text("sort").as_deref() {
+        None | Some("relevance") => SortOrder::Relevance,
+        Some("newest") | Some("time") => SortOrder::Newest,
+        Some("oldest") => SortOrder::Oldest,
+        Some(other) => {
+            return Err(ApiError::bad_parameter(
+                "sort",
+                format!("{other:?} is not relevance, newest or oldest"),
+            ));
+        }
+    };
+    Ok(SearchRequest {
+        q: params.get("q").cloned().unwrap_or_default(),
+        repository: text("repository"),
+        event: text("event"),
+        action: text("action"),
+        sender: text("sender"),
+        start_ms: date("startDate")?,
+        end_ms: date("endDate")?,
+        limit,
+        offset,
+        sort,
+    })
+}
+
+async fn search(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let request = parse(&params)?;
+    let (index, store) = (state.search.clone(), state.store.clone());
+    let (limit, offset) = (request.limit, request.offset);
+    let results = tokio::task::spawn_blocking(move || index.search_blocking(&store, &request))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|error| match error {
+            SearchError::BadQuery(message) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+            }
+            other => {
+                tracing::error!(error = %other, "search failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "search_error",
+                    "the search could not be completed",
+                )
+            }
+        })?;
+    let hits: Vec<Value> = results
+        .hits
+        .into_iter()
+        .map(|hit| {
+            let mut value = serde_json::to_value(EventSummary::new(hit.seq, hit.record))
+                .expect("summaries serialize");
+            value["score"] = json!(hit.score);
+            value["snippet"] = json!(hit.snippet);
+            value
+        })
+        .collect();
+    let facet = |list: Vec<(String, u64)>| -> Vec<Value> {
+        list.into_iter()
+            .map(|(value, count)| json!({"value": value, "count": count}))
+            .collect()
+    };
+    let lag = state
+        .store
+        .last_change()
+        .saturating_sub(state.search.indexed_change());
+    let data = json!({
+        "hits": hits,
+        "total": results.total,
+        "tookMs": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+        "facets": {"event": facet(results.facets.event), "repository": facet(results.facets.repository)},
+        "indexLag": lag,
+        "rebuilding": state.search.rebuilding(),
+    });
+    Ok(envelope::paginated(
+        data,
+        results.total as u64,
+        limit,
+        offset,
+    ))
+}

@@ -1,0 +1,217 @@
+//! What an event contributes to the index: its exact-match values and the human text
+//! of its type (titles, bodies, comments, commit messages, release notes, workflow,
+//! job and check names, alert descriptions, wiki page titles…).
+
+use serde_json::Value;
+use tantivy::schema::Facet;
+use tantivy::{DateTime, TantivyDocument};
+
+use super::schema::Fields;
+use crate::store::EventRecord;
+
+/// Payload strings that are human text, wherever the event type puts them.
+const TEXT_POINTERS: &[&str] = &[
+    "/issue/title",
+    "/issue/body",
+    "/pull_request/title",
+    "/pull_request/body",
+    "/comment/body",
+    "/review/body",
+    "/head_commit/message",
+    "/release/name",
+    "/release/body",
+    "/release/tag_name",
+    "/workflow_job/name",
+    "/workflow_job/workflow_name",
+    "/workflow_run/name",
+    "/workflow_run/display_title",
+    "/workflow_run/head_commit/message",
+    "/check_run/name",
+    "/check_run/output/title",
+    "/check_run/output/summary",
+    "/check_suite/head_commit/message",
+    "/alert/rule/description",
+    "/alert/rule/name",
+    "/alert/secret_type_display_name",
+    "/alert/security_advisory/summary",
+    "/alert/security_advisory/description",
+    "/alert/affected_package_name",
+    "/security_advisory/summary",
+    "/security_advisory/description",
+    "/repository_advisory/summary",
+    "/discussion/title",
+    "/discussion/body",
+    "/deployment/description",
+    "/deployment/environment",
+    "/deployment_status/description",
+    "/label/name",
+    "/label/description",
+    "/milestone/title",
+    "/milestone/description",
+    "/package/name",
+    "/project/name",
+    "/project_card/note",
+    "/team/name",
+    "/workflow",
+    "/description",
+    "/context",
+    "/zen",
+];
+
+/// Arrays whose items carry text: (array pointer, keys within each item).
+const TEXT_ARRAYS: &[(&str, &[&str])] = &[
+    ("/commits", &["message"]),
+    ("/pages", &["title", "page_name", "summary"]),
+    ("/issue/labels", &["name"]),
+    ("/pull_request/labels", &["name"]),
+];
+
+/// The human text of a payload, one piece a line.
+pub fn text_of(payload: &Value) -> String {
+    let mut pieces: Vec<&str> = Vec::new();
+    for pointer in TEXT_POINTERS {
+        if let Some(text) = payload.pointer(pointer).and_then(Value::as_str) {
+            pieces.push(text);
+        }
+    }
+    for (array, keys) in TEXT_ARRAYS {
+        for item in payload
+            .pointer(array)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            pieces.extend(keys.iter().filter_map(|k| item[*k].as_str()));
+        }
+    }
+    pieces.retain(|p| !p.trim().is_empty());
+    pieces.join("\n")
+}
+
+/// Branch or tag the event is about, without `refs/heads/` or `refs/tags/`.
+fn reference(payload: &Value) -> Option<String> {
+    [
+        "/ref",
+        "/pull_request/head/ref",
+        "/workflow_run/head_branch",
+        "/workflow_job/head_branch",
+        "/check_suite/head_branch",
+        "/check_run/check_suite/head_branch",
+    ]
+    .iter()
+    .find_map(|p| payload.pointer(p).and_then(Value::as_str))
+    .map(|r| {
+        r.trim_start_matches("refs/heads/")
+            .trim_start_matches("refs/tags/")
+            .to_owned()
+    })
+}
+
+fn conclusion(payload: &Value) -> Option<&str> {
+    [
+        "/workflow_job/conclusion",
+        "/workflow_run/conclusion",
+        "/check_run/conclusion",
+        "/check_suite/conclusion",
+    ]
+    .iter()
+    .find_map(|p| payload.pointer(p).and_then(Value::as_str))
+}
+
+fn labels(payload: &Value) -> Vec<&str> {
+    let mut labels: Vec<&str> = [
+        "/issue/labels",
+        "/pull_request/labels",
+        "/discussion/labels",
+    ]
+    .iter()
+    .filter_map(|p| payload.pointer(p).and_then(Value::as_array))
+    .flatten()
+    .filter_map(|l| l["name"].as_str())
+    .collect();
+    labels.extend(payload.pointer("/label/name").and_then(Value::as_str));
+    labels
+}
+
+pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    doc.add_u64(fields.seq, seq);
+    doc.add_text(fields.delivery, &record.delivery_id);
+    doc.add_text(fields.event, &record.event);
+    doc.add_text(fields.status, record.status.as_str());
+    doc.add_facet(
+        fields.facet,
+        Facet::from_path(["event", record.event.as_str()]),
+    );
+    let optional = [
+        (fields.action, record.action.as_deref()),
+        (fields.repository, record.repository.as_deref()),
+        (fields.organization, record.organization.as_deref()),
+        (fields.sender, record.sender.as_deref()),
+        (fields.conclusion, conclusion(payload)),
+    ];
+    for (field, value) in optional {
+        if let Some(value) = value {
+            doc.add_text(field, value);
+        }
+    }
+    if let Some(repository) = &record.repository {
+        doc.add_facet(
+            fields.facet,
+            Facet::from_path(["repository", repository.as_str()]),
+        );
+    }
+    if let Some(reference) = reference(payload) {
+        doc.add_text(fields.reference, &reference);
+    }
+    for label in labels(payload) {
+        doc.add_text(fields.label, label);
+    }
+    doc.add_date(
+        fields.received,
+        DateTime::from_timestamp_millis(record.received_at_ms),
+    );
+    doc.add_text(fields.text, text_of(payload));
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn collects_text_from_objects_and_arrays() {
+        let payload = json!({
+            "pull_request": {"title": "Fix the flux capacitor", "body": "It leaked.", "labels": [{"name": "bug"}]},
+            "commits": [{"message": "first"}, {"message": "second"}],
+        });
+        let text = text_of(&payload);
+        for piece in [
+            "Fix the flux capacitor",
+            "It leaked.",
+            "first",
+            "second",
+            "bug",
+        ] {
+            assert!(text.contains(piece), "{piece} in {text:?}");
+        }
+        assert_eq!(labels(&payload), vec!["bug"]);
+    }
+
+    #[test]
+    fn references_drop_their_prefix() {
+        assert_eq!(
+            reference(&json!({"ref": "refs/heads/main"})).as_deref(),
+            Some("main")
+        );
+        assert_eq!(
+            reference(&json!({"ref": "refs/tags/v1.0"})).as_deref(),
+            Some("v1.0")
+        );
+        assert_eq!(
+            reference(&json!({"workflow_run": {"head_branch": "dev"}})).as_deref(),
+            Some("dev")
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! The indexing task: the only owner of the `IndexWriter`. It applies the store's
+//! change log in order (each change re-indexes its event from the store, so applying
+//! one twice is harmless), commits about every half second or every 10,000 documents
+//! with the last applied change id as the commit payload, and rebuilds from the
+//! events table when it starts without a checkpoint.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tantivy::{IndexWriter, TantivyDocument, Term};
+
+use super::{Checkpoint, SearchIndex, document, schema};
+use crate::ingest;
+use crate::store::Store;
+
+/// Longest a change waits to become searchable when changes keep coming.
+const COMMIT_EVERY: Duration = Duration::from_millis(500);
+const COMMIT_DOCS: usize = 10_000;
+/// Changes read from the store per step.
+const STEP: usize = 1_024;
+/// tantivy's indexing memory budget (its minimum is 15 MB per thread; one thread).
+const WRITER_MEMORY: usize = 32 * 1024 * 1024;
+
+pub struct Indexer {
+    store: Store,
+    index: SearchIndex,
+    writer: Option<IndexWriter>,
+    /// Last change id applied to the writer (committed or not).
+    applied: u64,
+    uncommitted: usize,
+    dirty_since: Option<Instant>,
+    /// Set while rebuilding: the next seq to index from the events table, and the
+    /// change id the rebuild catches up to.
+    rebuild: Option<(u64, u64)>,
+}
+
+impl Indexer {
+    pub fn new(store: Store, index: SearchIndex, checkpoint: Option<u64>) -> anyhow::Result<Self> {
+        let writer = index
+            .inner
+            .index
+            .writer_with_num_threads(1, WRITER_MEMORY)?;
+        let rebuild = checkpoint.is_none().then(|| (1, store.last_change()));
+        Ok(Self {
+            applied: checkpoint.unwrap_or(0),
+            store,
+            index,
+            writer: Some(writer),
+            uncommitted: 0,
+            dirty_since: None,
+            rebuild,
+        })
+    }
+
+    /// Change ids not yet searchable.
+    pub fn lag(&self) -> u64 {
+        self.store
+            .last_change()
+            .saturating_sub(self.index.indexed_change())
+    }
+
+    /// Indexes the next step of work (rebuild or changes); returns how many events
+    /// it (re)indexed. Commits when the batch is due.
+    pub async fn run_once(&mut self) -> anyhow::Result<usize> {
+        let store = self.store.clone();
+        let fields = self.index.inner.fields;
+        let writer = self.writer.take().expect("the writer is always returned");
+        let (applied, rebuild) = (self.applied, self.rebuild);
+        let result = tokio::task::spawn_blocking(move || {
+            let step = (|| -> anyhow::Result<(usize, u64, Option<(u64, u64)>)> {
+                let (seqs, applied, rebuild) = match rebuild {
+                    Some((next_seq, target)) => {
+                        let seqs = store.seqs_from_blocking(next_seq, STEP)?;
+                        match seqs.last() {
+                            Some(last) => (seqs.clone(), applied, Some((last + 1, target))),
+                            None => (Vec::new(), target, None),
+                        }
+                    }
+                    None => {
+                        let changes = store.changes_after_blocking(applied, STEP)?;
+                        let last = changes.last().map_or(applied, |(id, _)| *id);
+                        let unique: BTreeSet<u64> =
+                            changes.into_iter().map(|(_, seq)| seq).collect();
+                        (unique.into_iter().collect(), last, None)
+                    }
+                };
+                for seq in &seqs {
+                    writer.delete_term(Term::from_field_u64(fields.seq, *seq));
+                    if let Some(doc) = build_document(&store, &fields, *seq)? {
+                        writer.add_document(doc)?;
+                    }
+                }
+                Ok((seqs.len(), applied, rebuild))
+            })();
+            (writer, step)
+        })
+        .await?;
+        let (writer, step) = result;
+        self.writer = Some(writer);
+        let (count, applied, rebuild) = step?;
+        if count > 0 || applied != self.applied {
+            self.dirty_since.get_or_insert_with(Instant::now);
+        }
+        self.uncommitted += count;
+        self.applied = applied;
+        let finished_rebuild = self.rebuild.is_some() && rebuild.is_none();
+        self.rebuild = rebuild;
+        if finished_rebuild || self.uncommitted >= COMMIT_DOCS || self.commit_due() {
+            self.commit().await?;
+        }
+        if finished_rebuild {
+            self.index.inner.rebuilding.store(false, Ordering::Release);
+            tracing::info!(docs = self.index.num_docs(), "search index rebuilt");
+        }
+        Ok(count)
+    }
+
+    fn commit_due(&self) -> bool {
+        self.dirty_since
+            .is_some_and(|since| since.elapsed() >= COMMIT_EVERY)
+    }
+
+    /// Commits what was applied, with the checkpoint, and makes it searchable.
+    pub async fn commit(&mut self) -> anyhow::Result<()> {
+        if self.dirty_since.is_none() {
+            return Ok(());
+        }
+        // Mid-rebuild, the checkpoint stays "none" so a crash restarts the rebuild.
+        let checkpoint = self.rebuild.is_none().then_some(self.applied);
+        let mut writer = self.writer.take().expect("the writer is always returned");
+        let (writer, result) = tokio::task::spawn_blocking(move || {
+            let result = (|| -> tantivy::Result<()> {
+                let mut prepared = writer.prepare_commit()?;
+                if let Some(change) = checkpoint {
+                    let payload = Checkpoint {
+                        schema: schema::SCHEMA_VERSION,
+                        change,
+                    };
+                    prepared.set_payload(
+                        &serde_json::to_string(&payload).expect("checkpoints serialize"),
+                    );
+                }
+                prepared.commit()?;
+                Ok(())
+            })();
+            (writer, result)
+        })
+        .await?;
+        self.writer = Some(writer);
+        result?;
+        self.index.inner.reader.reload()?;
+        if let Some(change) = checkpoint {
+            self.index
+                .inner
+                .indexed_change
+                .store(change, Ordering::Release);
+        }
+        self.uncommitted = 0;
+        self.dirty_since = None;
+        Ok(())
+    }
+
+    /// Follows the store until `shutdown`, then commits what it has.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let mut feed = self.store.subscribe();
+        tokio::pin!(shutdown);
+        loop {
+            feed.borrow_and_update();
+            match self.run_once().await {
+                Ok(n) if n > 0 || self.rebuild.is_some() => continue,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, "search indexing step failed; retrying in a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            let commit_at = self.dirty_since.map(|since| since + COMMIT_EVERY);
+            let wait_commit = async {
+                match commit_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = feed.changed() => {}
+                () = wait_commit => {
+                    if let Err(error) = self.commit().await {
+                        tracing::error!(%error, "search index commit failed");
+                    }
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        if let Err(error) = self.commit().await {
+            tracing::error!(%error, "final search index commit failed");
+        }
+    }
+
+    /// Runs until every change committed so far is searchable (for `reindex`),
+    /// reporting progress.
+    pub async fn catch_up(&mut self, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<()> {
+        let target = self.store.last_change();
+        while self.rebuild.is_some() || self.applied < target {
+            let n = self.run_once().await?;
+            progress(self.index.num_docs() + self.uncommitted as u64, n as u64);
+        }
+        self.commit().await
+    }
+}
+
+fn build_document(
+    store: &Store,
+    fields: &schema::Fields,
+    seq: u64,
+) -> anyhow::Result<Option<TantivyDocument>> {
+    let Some(stored) = store.get_seq_blocking(seq)? else {
+        return Ok(None); // deleted since (retention): its document stays deleted
+    };
+    let payload = ingest::decode_payload(stored.record.encoding, &stored.body).unwrap_or_default();
+    Ok(Some(document::build(fields, seq, &stored.record, &payload)))
+}

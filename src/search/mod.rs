@@ -1,0 +1,156 @@
+//! Full-text search: a tantivy index derived from the store. One [`Indexer`] task
+//! owns the `IndexWriter`, follows the store's change log and commits in batches with
+//! the last applied change id in the commit payload; at startup it catches up from
+//! there. A missing or unreadable index is rebuilt from the store in the background.
+//! The ingest path never touches tantivy.
+
+mod document;
+mod indexer;
+mod query;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tantivy::{Index, IndexReader, ReloadPolicy};
+
+pub use document::text_of;
+pub use indexer::Indexer;
+pub use query::{Facets, Hit, SearchError, SearchRequest, SearchResults, SortOrder};
+pub use schema::EXACT_FIELDS;
+
+use schema::Fields;
+
+/// Folder of the index inside the data directory.
+pub const INDEX_DIR: &str = "search-index";
+
+/// What each commit records, so a restart knows where to resume.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+struct Checkpoint {
+    schema: u32,
+    change: u64,
+}
+
+/// Handle for searching; cheap to clone.
+#[derive(Clone)]
+pub struct SearchIndex {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    /// Last change id whose effect is searchable.
+    indexed_change: AtomicU64,
+    rebuilding: AtomicBool,
+}
+
+/// Why an index was (re)created instead of opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    Existing,
+    Created,
+    Rebuilt(String),
+}
+
+impl SearchIndex {
+    /// Opens the index under `data_dir`, creating it when missing and recreating it
+    /// (to be rebuilt from the store) when it cannot be read or has another schema.
+    /// Returns the checkpoint to resume from: `None` means build from scratch.
+    pub fn open(data_dir: &Path) -> anyhow::Result<(SearchIndex, Option<u64>, Opened)> {
+        let dir = data_dir.join(INDEX_DIR);
+        let (schema, fields) = schema::build();
+        let opened = if dir.exists() {
+            match open_existing(&dir) {
+                Ok((index, checkpoint)) => {
+                    return Self::wrap(index, fields, checkpoint, Opened::Existing);
+                }
+                Err(problem) => {
+                    tracing::warn!(%problem, "search index unreadable; rebuilding it from the store");
+                    std::fs::remove_dir_all(&dir)?;
+                    Opened::Rebuilt(problem)
+                }
+            }
+        } else {
+            Opened::Created
+        };
+        std::fs::create_dir_all(&dir)?;
+        let index = Index::create_in_dir(&dir, schema)?;
+        Self::wrap(index, fields, None, opened)
+    }
+
+    fn wrap(
+        index: Index,
+        fields: Fields,
+        checkpoint: Option<u64>,
+        opened: Opened,
+    ) -> anyhow::Result<(SearchIndex, Option<u64>, Opened)> {
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let inner = Inner {
+            index,
+            reader,
+            fields,
+            indexed_change: AtomicU64::new(checkpoint.unwrap_or(0)),
+            rebuilding: AtomicBool::new(checkpoint.is_none()),
+        };
+        Ok((
+            SearchIndex {
+                inner: Arc::new(inner),
+            },
+            checkpoint,
+            opened,
+        ))
+    }
+
+    /// Last change id whose effect is searchable.
+    pub fn indexed_change(&self) -> u64 {
+        self.inner.indexed_change.load(Ordering::Acquire)
+    }
+
+    /// True while a full rebuild from the store is running.
+    pub fn rebuilding(&self) -> bool {
+        self.inner.rebuilding.load(Ordering::Acquire)
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.inner.reader.searcher().num_docs()
+    }
+
+    pub fn dir(data_dir: &Path) -> PathBuf {
+        data_dir.join(INDEX_DIR)
+    }
+}
+
+fn open_existing(dir: &Path) -> Result<(Index, Option<u64>), String> {
+    let index = Index::open_in_dir(dir).map_err(|e| e.to_string())?;
+    let metas = index.load_metas().map_err(|e| e.to_string())?;
+    let checkpoint: Option<Checkpoint> = metas
+        .payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
+    let change = match checkpoint {
+        Some(c) if c.schema == schema::SCHEMA_VERSION => Some(c.change),
+        Some(c) => {
+            return Err(format!(
+                "index has schema {}, this build uses {}",
+                c.schema,
+                schema::SCHEMA_VERSION
+            ));
+        }
+        None if metas.segments.is_empty() => None,
+        None => return Err("index has no checkpoint".into()),
+    };
+    // Opening every segment reads its files: a missing or truncated file fails here.
+    let reader = index.reader().map_err(|e| e.to_string())?;
+    let searcher = reader.searcher();
+    for segment in searcher.segment_readers() {
+        segment.get_store_reader(0).map_err(|e| e.to_string())?;
+    }
+    Ok((index, change))
+}

@@ -1,0 +1,247 @@
+//! Searching: the query string (tantivy syntax, `AND` between words by default) plus
+//! exact filters and a date range, sorted by relevance or time, with facet counts and
+//! highlighted snippets.
+
+use std::ops::Bound;
+
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{Facet, IndexRecordOption, Value};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
+
+use super::SearchIndex;
+use super::document::text_of;
+use crate::ingest;
+use crate::store::{EventRecord, Store};
+
+/// Most facet values reported per facet.
+const FACET_LIMIT: usize = 20;
+const SNIPPET_CHARS: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    #[default]
+    Relevance,
+    Newest,
+    Oldest,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub q: String,
+    pub repository: Option<String>,
+    pub event: Option<String>,
+    pub action: Option<String>,
+    pub sender: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub limit: usize,
+    pub offset: usize,
+    pub sort: SortOrder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("query could not be parsed: {0}")]
+    BadQuery(String),
+    #[error("search failed: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("search failed: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+pub struct Hit {
+    pub seq: u64,
+    pub record: EventRecord,
+    pub score: Option<f32>,
+    /// HTML with `<mark>` around matched words; other text is escaped.
+    pub snippet: String,
+}
+
+#[derive(Default)]
+pub struct Facets {
+    pub event: Vec<(String, u64)>,
+    pub repository: Vec<(String, u64)>,
+}
+
+pub struct SearchResults {
+    pub hits: Vec<Hit>,
+    pub total: usize,
+    pub facets: Facets,
+}
+
+impl SearchIndex {
+    /// Parses the query alone: `Err` carries the parser's message.
+    pub fn parse(&self, q: &str) -> Result<Option<Box<dyn Query>>, SearchError> {
+        if q.trim().is_empty() {
+            return Ok(None);
+        }
+        let fields = &self.inner.fields;
+        let mut parser = QueryParser::for_index(&self.inner.index, vec![fields.text]);
+        parser.set_conjunction_by_default();
+        parser
+            .parse_query(q)
+            .map(Some)
+            .map_err(|e| SearchError::BadQuery(e.to_string()))
+    }
+
+    /// Runs a search (blocking: call off the async executor).
+    pub fn search_blocking(
+        &self,
+        store: &Store,
+        request: &SearchRequest,
+    ) -> Result<SearchResults, SearchError> {
+        let fields = &self.inner.fields;
+        let text_query = self.parse(&request.q)?;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if let Some(query) = &text_query {
+            clauses.push((Occur::Must, query.box_clone()));
+        }
+        for (field, value) in [
+            (fields.repository, &request.repository),
+            (fields.event, &request.event),
+            (fields.action, &request.action),
+            (fields.sender, &request.sender),
+        ] {
+            if let Some(value) = value {
+                let term = Term::from_field_text(field, value);
+                clauses.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+                ));
+            }
+        }
+        if request.start_ms.is_some() || request.end_ms.is_some() {
+            let bound = |ms: Option<i64>| match ms {
+                Some(ms) => Bound::Included(Term::from_field_date(
+                    fields.received,
+                    DateTime::from_timestamp_millis(ms),
+                )),
+                None => Bound::Unbounded,
+            };
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    bound(request.start_ms),
+                    bound(request.end_ms),
+                )),
+            ));
+        }
+        let query: Box<dyn Query> = if clauses.is_empty() {
+            Box::new(AllQuery)
+        } else {
+            Box::new(BooleanQuery::new(clauses))
+        };
+
+        let searcher = self.inner.reader.searcher();
+        let mut facets = FacetCollector::for_field("facet");
+        facets.add_facet("/event");
+        facets.add_facet("/repository");
+        let window = request.limit + request.offset;
+        let sort_by_time = request.sort != SortOrder::Relevance || text_query.is_none();
+        let (addresses, total, facet_counts): (Vec<(Option<f32>, DocAddress)>, usize, _) =
+            if sort_by_time {
+                let order = if request.sort == SortOrder::Oldest {
+                    Order::Asc
+                } else {
+                    Order::Desc
+                };
+                let top = TopDocs::with_limit(window.max(1))
+                    .order_by_fast_field::<DateTime>("received", order);
+                let (top, total, counts) = searcher.search(&query, &(top, Count, facets))?;
+                (
+                    top.into_iter().map(|(_, a)| (None, a)).collect(),
+                    total,
+                    counts,
+                )
+            } else {
+                let top = TopDocs::with_limit(window.max(1)).order_by_score();
+                let (top, total, counts) = searcher.search(&query, &(top, Count, facets))?;
+                (
+                    top.into_iter().map(|(score, a)| (Some(score), a)).collect(),
+                    total,
+                    counts,
+                )
+            };
+
+        let snippets = match &text_query {
+            Some(q) => Some(SnippetGenerator::create(
+                &searcher,
+                q.as_ref(),
+                fields.text,
+            )?),
+            None => None,
+        };
+        let mut hits = Vec::new();
+        for (score, address) in addresses
+            .into_iter()
+            .skip(request.offset)
+            .take(request.limit)
+        {
+            let Some(seq) = seq_of(&searcher, address, fields.seq)? else {
+                continue;
+            };
+            let Some(stored) = store.get_seq_blocking(seq)? else {
+                continue;
+            };
+            let payload =
+                ingest::decode_payload(stored.record.encoding, &stored.body).unwrap_or_default();
+            let text = text_of(&payload);
+            let snippet = match &snippets {
+                Some(generator) => {
+                    let mut generator_snippet = generator.snippet(&text);
+                    generator_snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
+                    generator_snippet.to_html()
+                }
+                None => html_escape(&text.chars().take(SNIPPET_CHARS).collect::<String>()),
+            };
+            hits.push(Hit {
+                seq,
+                record: stored.record,
+                score,
+                snippet,
+            });
+        }
+
+        let facet_list = |root: &str| -> Vec<(String, u64)> {
+            let mut list: Vec<(String, u64)> = facet_counts
+                .get(root)
+                .map(|(facet, count): (&Facet, u64)| {
+                    let name = facet
+                        .to_path()
+                        .last()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    (name, count)
+                })
+                .collect();
+            list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            list.truncate(FACET_LIMIT);
+            list
+        };
+        Ok(SearchResults {
+            hits,
+            total,
+            facets: Facets {
+                event: facet_list("/event"),
+                repository: facet_list("/repository"),
+            },
+        })
+    }
+}
+
+fn seq_of(
+    searcher: &Searcher,
+    address: DocAddress,
+    field: tantivy::schema::Field,
+) -> Result<Option<u64>, SearchError> {
+    let doc: TantivyDocument = searcher.doc(address)?;
+    Ok(doc.get_first(field).and_then(|v| v.as_u64()))
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

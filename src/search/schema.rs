@@ -1,0 +1,70 @@
+//! The search index's fields. Exact-match fields use the raw tokenizer (a whole value
+//! is one term); `text` is the human text of the event, tokenized for words and
+//! phrases. Payloads are not stored here: redb has them.
+
+use tantivy::schema::{
+    FAST, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema,
+    TextFieldIndexing, TextOptions,
+};
+
+/// Bumped whenever fields change: an index with another version is rebuilt.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Copy)]
+pub struct Fields {
+    pub seq: Field,
+    pub delivery: Field,
+    pub event: Field,
+    pub action: Field,
+    pub repository: Field,
+    pub organization: Field,
+    pub sender: Field,
+    pub status: Field,
+    pub reference: Field,
+    pub conclusion: Field,
+    pub label: Field,
+    pub received: Field,
+    pub text: Field,
+    pub facet: Field,
+}
+
+/// Names usable in queries (`event:push`, `repository:"octo/app"`, …).
+pub const EXACT_FIELDS: &[&str] = &[
+    "delivery",
+    "event",
+    "action",
+    "repository",
+    "organization",
+    "sender",
+    "status",
+    "ref",
+    "conclusion",
+    "label",
+];
+
+pub fn build() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let exact = STRING | FAST;
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        seq: builder.add_u64_field("seq", INDEXED | STORED | FAST),
+        delivery: builder.add_text_field("delivery", STRING),
+        event: builder.add_text_field("event", exact.clone()),
+        action: builder.add_text_field("action", exact.clone()),
+        repository: builder.add_text_field("repository", exact.clone()),
+        organization: builder.add_text_field("organization", exact.clone()),
+        sender: builder.add_text_field("sender", exact.clone()),
+        status: builder.add_text_field("status", exact.clone()),
+        reference: builder.add_text_field("ref", exact.clone()),
+        conclusion: builder.add_text_field("conclusion", exact.clone()),
+        label: builder.add_text_field("label", exact),
+        received: builder.add_date_field("received", INDEXED | FAST),
+        text: builder.add_text_field("text", text),
+        facet: builder.add_facet_field("facet", FacetOptions::default()),
+    };
+    (builder.build(), fields)
+}
