@@ -8,11 +8,14 @@ pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// `2024-01-01T12:00:00.123Z`.
+/// `2024-01-01T12:00:00.120Z`: always three fractional digits, so the strings sort
+/// like the times they name.
 pub fn to_rfc3339(ms: i64) -> String {
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
 }
 
@@ -36,6 +39,8 @@ mod tests {
         let ms = parse("2024-01-01T12:00:00.123Z").unwrap();
         assert_eq!(ms, 1_704_110_400_123);
         assert_eq!(to_rfc3339(ms), "2024-01-01T12:00:00.123Z");
+        assert_eq!(to_rfc3339(1_704_110_400_120), "2024-01-01T12:00:00.120Z");
+        assert_eq!(to_rfc3339(1_704_110_400_000), "2024-01-01T12:00:00.000Z");
     }
 
     #[test]

@@ -67,39 +67,17 @@ impl Indexer {
         let store = self.store.clone();
         let fields = self.index.inner.fields;
         let writer = self.writer.take().expect("the writer is always returned");
-        let (applied, rebuild) = (self.applied, self.rebuild);
-        let result = tokio::task::spawn_blocking(move || {
-            let step = (|| -> anyhow::Result<(usize, u64, Option<(u64, u64)>)> {
-                let (seqs, applied, rebuild) = match rebuild {
-                    Some((next_seq, target)) => {
-                        let seqs = store.seqs_from_blocking(next_seq, STEP)?;
-                        match seqs.last() {
-                            Some(last) => (seqs.clone(), applied, Some((last + 1, target))),
-                            None => (Vec::new(), target, None),
-                        }
-                    }
-                    None => {
-                        let changes = store.changes_after_blocking(applied, STEP)?;
-                        let last = changes.last().map_or(applied, |(id, _)| *id);
-                        let unique: BTreeSet<u64> =
-                            changes.into_iter().map(|(_, seq)| seq).collect();
-                        (unique.into_iter().collect(), last, None)
-                    }
-                };
-                for seq in &seqs {
-                    writer.delete_term(Term::from_field_u64(fields.seq, *seq));
-                    if let Some(doc) = build_document(&store, &fields, *seq)? {
-                        writer.add_document(doc)?;
-                    }
-                }
-                Ok((seqs.len(), applied, rebuild))
-            })();
+        let position = Position {
+            applied: self.applied,
+            rebuild: self.rebuild,
+        };
+        let (writer, step) = tokio::task::spawn_blocking(move || {
+            let step = apply_step(&store, &writer, &fields, position);
             (writer, step)
         })
         .await?;
-        let (writer, step) = result;
         self.writer = Some(writer);
-        let (count, applied, rebuild) = step?;
+        let (count, Position { applied, rebuild }) = step?;
         if count > 0 || applied != self.applied {
             self.dirty_since.get_or_insert_with(Instant::now);
         }
@@ -209,6 +187,58 @@ impl Indexer {
         }
         self.commit().await
     }
+}
+
+/// Where the indexer is: the last applied change, and the rebuild cursor if any.
+#[derive(Clone, Copy)]
+struct Position {
+    applied: u64,
+    rebuild: Option<(u64, u64)>,
+}
+
+/// Reads the next step of work from the store and applies it to the writer; returns
+/// how many events it indexed and the position after them. Blocking.
+fn apply_step(
+    store: &Store,
+    writer: &IndexWriter,
+    fields: &schema::Fields,
+    position: Position,
+) -> anyhow::Result<(usize, Position)> {
+    let (seqs, next) = match position.rebuild {
+        Some((next_seq, target)) => {
+            let seqs = store.seqs_from_blocking(next_seq, STEP)?;
+            let next = match seqs.last() {
+                Some(last) => Position {
+                    applied: position.applied,
+                    rebuild: Some((last + 1, target)),
+                },
+                None => Position {
+                    applied: target,
+                    rebuild: None,
+                },
+            };
+            (seqs, next)
+        }
+        None => {
+            let changes = store.changes_after_blocking(position.applied, STEP)?;
+            let applied = changes.last().map_or(position.applied, |(id, _)| *id);
+            let unique: BTreeSet<u64> = changes.into_iter().map(|(_, seq)| seq).collect();
+            (
+                unique.into_iter().collect::<Vec<_>>(),
+                Position {
+                    applied,
+                    rebuild: None,
+                },
+            )
+        }
+    };
+    for seq in &seqs {
+        writer.delete_term(Term::from_field_u64(fields.seq, *seq));
+        if let Some(doc) = build_document(store, fields, *seq)? {
+            writer.add_document(doc)?;
+        }
+    }
+    Ok((seqs.len(), next))
 }
 
 fn build_document(

@@ -80,10 +80,10 @@ impl SearchIndex {
         let fields = &self.inner.fields;
         let mut parser = QueryParser::for_index(&self.inner.index, vec![fields.text]);
         parser.set_conjunction_by_default();
-        parser
+        let query = parser
             .parse_query(q)
-            .map(Some)
-            .map_err(|e| SearchError::BadQuery(e.to_string()))
+            .map_err(|e| SearchError::BadQuery(e.to_string()))?;
+        Ok(Some(lift_negations(query)))
     }
 
     /// Runs a search (blocking: call off the async executor).
@@ -244,4 +244,59 @@ fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// tantivy parses `a AND NOT b` as `+a +(-b)`, and a group of only negations
+/// matches nothing, so the whole query would match nothing. Lifts such negations into
+/// the enclosing query: `+a -b`. (A query of only negations is refused by the parser.)
+fn lift_negations(query: Box<dyn Query>) -> Box<dyn Query> {
+    let Some(boolean) = query.as_ref().downcast_ref::<BooleanQuery>() else {
+        return query;
+    };
+    let only_negations = |q: &dyn Query| {
+        q.downcast_ref::<BooleanQuery>().is_some_and(|b| {
+            !b.clauses().is_empty() && b.clauses().iter().all(|(o, _)| *o == Occur::MustNot)
+        })
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for (occur, sub) in boolean.clauses() {
+        let sub = lift_negations(sub.box_clone());
+        if *occur == Occur::Must && only_negations(sub.as_ref()) {
+            let inner = sub
+                .as_ref()
+                .downcast_ref::<BooleanQuery>()
+                .expect("checked above");
+            clauses.extend(inner.clauses().iter().map(|(o, q)| (*o, q.box_clone())));
+        } else {
+            clauses.push((*occur, sub));
+        }
+    }
+    let minimum = boolean.get_minimum_number_should_match();
+    Box::new(BooleanQuery::with_minimum_required_clauses(
+        clauses, minimum,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(q: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _, _) = SearchIndex::open(dir.path()).unwrap();
+        format!("{:?}", index.parse(q).unwrap().unwrap())
+    }
+
+    #[test]
+    fn and_not_becomes_a_must_not_clause() {
+        let lifted = parsed("event:issues AND NOT action:opened");
+        assert_eq!(lifted, parsed("event:issues -action:opened"));
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _, _) = SearchIndex::open(dir.path()).unwrap();
+        assert!(matches!(
+            index.parse("NOT event:push"),
+            Err(SearchError::BadQuery(_))
+        ));
+        assert!(parsed("a OR b").contains("minimum_number_should_match: 1"));
+    }
 }

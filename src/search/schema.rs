@@ -3,8 +3,8 @@
 //! phrases. Payloads are not stored here: redb has them.
 
 use tantivy::schema::{
-    FAST, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema,
-    TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, FAST, FacetOptions, Field, INDEXED, IndexRecordOption, STORED,
+    STRING, Schema, TextFieldIndexing, TextOptions,
 };
 
 /// Bumped whenever fields change: an index with another version is rebuilt.
@@ -62,7 +62,12 @@ pub fn build() -> (Schema, Fields) {
         reference: builder.add_text_field("ref", exact.clone()),
         conclusion: builder.add_text_field("conclusion", exact.clone()),
         label: builder.add_text_field("label", exact),
-        received: builder.add_date_field("received", INDEXED | FAST),
+        // Millisecond precision: tantivy's default (seconds) would blur date ranges
+        // and time ordering within a second.
+        received: builder.add_date_field(
+            "received",
+            DateOptions::from(INDEXED | FAST).set_precision(DateTimePrecision::Milliseconds),
+        ),
         text: builder.add_text_field("text", text),
         facet: builder.add_facet_field("facet", FacetOptions::default()),
     };

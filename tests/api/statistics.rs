@@ -221,6 +221,9 @@ async fn health_reflects_failures_and_recent_events() {
     assert_eq!(data["metrics"]["hourly"]["failed"], 3);
 }
 
+/// Conclusions, queue times and run times of one job, as the fixtures tell them.
+type JobExpectation = (BTreeMap<String, i64>, Vec<i64>, Vec<i64>);
+
 /// The security-alert rule, restated: +1 when an alert opens, -1 when it closes.
 fn alert_delta(event: &str, action: &str) -> i64 {
     let alerting = [
@@ -256,8 +259,7 @@ async fn repositories_show_activity_and_job_metrics_from_the_fixtures() {
     app.settle().await;
 
     let mut expected: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
-    let mut jobs: BTreeMap<(&str, String, String), (BTreeMap<String, i64>, Vec<i64>, Vec<i64>)> =
-        BTreeMap::new();
+    let mut jobs: BTreeMap<(&str, String, String), JobExpectation> = BTreeMap::new();
     for f in &sample {
         let repo = expected.entry(f.repository().unwrap()).or_default();
         let action = f.action().unwrap_or("");
