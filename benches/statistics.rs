@@ -8,55 +8,15 @@
 //! and 40 repositories) straight into the store, processes them, and times
 //! `Store::statistics(24 h)` at each checkpoint (10k, 100k, then every million).
 
-use std::path::Path;
+#[path = "common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookvault::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
+use hookvault::domain::timestamp;
 use hookvault::process::{Processor, RetryPolicy};
 use hookvault::store::{Store, StoreOptions};
-use serde_json::Value;
-
-fn corpus() -> Vec<(String, Value)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut all = Vec::new();
-    for dir in std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .filter(|d| d.path().is_dir())
-    {
-        let event = dir.file_name().to_string_lossy().into_owned();
-        for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
-            let payload: Value =
-                serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
-            all.push((event.clone(), payload));
-        }
-    }
-    all
-}
-
-fn delivery(corpus: &[(String, Value)], n: u64, now_ms: i64) -> Delivery {
-    let (event, template) = &corpus[n as usize % corpus.len()];
-    let mut payload = template.clone();
-    if let Some(repo) = payload.get_mut("repository").and_then(Value::as_object_mut) {
-        repo.insert(
-            "full_name".into(),
-            Value::from(format!("org/repo-{}", n % 40)),
-        );
-    }
-    let body = serde_json::to_vec(&payload).unwrap();
-    Delivery {
-        id: DeliveryId::parse(&format!("bench-{n}")).unwrap(),
-        event: EventType::parse(event).unwrap(),
-        hook_id: None,
-        headers: vec![("x-github-event".into(), event.clone())],
-        encoding: PayloadEncoding::Json,
-        fields: EventFields::extract(&payload),
-        body: body.into(),
-        content_key: None,
-        received_at_ms: now_ms - (n as i64 * 7_919) % 86_400_000,
-        test: false,
-    }
-}
 
 async fn time_statistics(store: &Store, now_ms: i64) -> (f64, f64) {
     let mut samples = Vec::new();
@@ -91,7 +51,7 @@ async fn main() {
         cap: Duration::from_secs(1),
     };
     let processor = Processor::new(store.clone(), vec![], policy);
-    let corpus = std::sync::Arc::new(corpus());
+    let corpus = Arc::new(common::corpus());
     let now_ms = timestamp::now_ms();
     let mut checkpoints = vec![10_000u64, 100_000];
     checkpoints.extend((1..).map(|m| m * 1_000_000).take_while(|c| *c <= target));
@@ -104,17 +64,7 @@ async fn main() {
     for checkpoint in checkpoints {
         while stored < checkpoint {
             let chunk = (checkpoint - stored).min(2_000);
-            let tasks: Vec<_> = (stored..stored + chunk)
-                .map(|n| {
-                    let (store, corpus) = (store.clone(), corpus.clone());
-                    tokio::spawn(async move {
-                        store.ingest(delivery(&corpus, n, now_ms)).await.unwrap()
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
-            }
+            common::fill(&store, &corpus, stored, stored + chunk, now_ms).await;
             stored += chunk;
             while processor.run_once().await.unwrap() > 0 {}
         }

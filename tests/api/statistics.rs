@@ -127,6 +127,22 @@ async fn statistics_match_the_posted_events() {
     );
     assert!(data["processingTimeMs"]["p50"].as_f64().unwrap() > 0.0);
     assert!(data["processingTimeMs"]["p99"].as_f64() >= data["processingTimeMs"]["p50"].as_f64());
+
+    // Counters are durable: a restart answers the same.
+    let (_, repositories) = app.get_json("/api/repositories").await;
+    let app = app.restart().await;
+    let (_, again) = app.get_json("/api/webhooks/statistics?hours=2").await;
+    for part in [
+        "summary",
+        "byEvent",
+        "byRepository",
+        "processingTimeMs",
+        "hourly",
+    ] {
+        assert_eq!(again["data"][part], data[part], "{part} after a restart");
+    }
+    let (_, repositories_again) = app.get_json("/api/repositories").await;
+    assert_eq!(repositories_again, repositories);
 }
 
 #[tokio::test]
