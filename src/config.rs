@@ -131,6 +131,14 @@ pub struct Settings {
         global = true
     )]
     retry_base_ms: String,
+    /// Milliseconds between Socket.IO `/monitoring` updates.
+    #[arg(
+        long,
+        env = "HOOKVAULT_MONITOR_INTERVAL_MS",
+        default_value = "5000",
+        global = true
+    )]
+    monitor_interval_ms: String,
     /// redb page cache in MiB.
     #[arg(long, env = "HOOKVAULT_CACHE_MB", default_value = "64", global = true)]
     cache_mb: String,
@@ -177,6 +185,7 @@ pub struct Config {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub cache_bytes: usize,
+    pub monitor_interval: Duration,
 }
 
 impl Config {
@@ -196,6 +205,7 @@ impl Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             cache_bytes: 64 * 1024 * 1024,
+            monitor_interval: Duration::from_secs(5),
         }
     }
 
@@ -230,6 +240,10 @@ impl Config {
             "HOOKVAULT_BODY_TIMEOUT (--body-timeout)",
             &settings.body_timeout,
         )?;
+        let monitor_ms: u64 = parse_number(
+            "HOOKVAULT_MONITOR_INTERVAL_MS (--monitor-interval-ms)",
+            &settings.monitor_interval_ms,
+        )?;
         let cache_mb: usize = parse_number("HOOKVAULT_CACHE_MB (--cache-mb)", &settings.cache_mb)?;
         let api_token = match settings.api_token.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -261,6 +275,7 @@ impl Config {
             header_timeout,
             body_timeout,
             cache_bytes: cache_mb * 1024 * 1024,
+            monitor_interval: Duration::from_millis(monitor_ms.max(100)),
         })
     }
 }

@@ -14,6 +14,8 @@
 //!   [`process::Stage`] hook point, synthesized test events.
 //! - [`search`]: the tantivy index derived from the store: schema, the indexer that
 //!   follows the store's change log, queries with facets and snippets.
+//! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
+//! - [`access`]: who may use the API and Socket.IO (token, or local callers only).
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
 //!
@@ -22,11 +24,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod domain;
 pub mod ingest;
 pub mod process;
+pub mod realtime;
 pub mod search;
 pub mod server;
 pub mod store;
@@ -87,45 +91,61 @@ impl App {
         let (store, writer) =
             tokio::task::spawn_blocking(move || Store::open(&data_dir, &options)).await??;
 
-        let policy = RetryPolicy {
-            max_retries: config.max_retries,
-            base: config.retry_base,
-            cap: config.retry_base.saturating_mul(300),
-        };
-        let processor = Processor::new(store.clone(), self.stages, policy);
-        let (stop_processing, processing_stopped) = tokio::sync::watch::channel(false);
-        let processing = tokio::spawn(processor.clone().run(async move {
-            let mut stopped = processing_stopped;
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }));
-
         let data_dir = config.data_dir.clone();
         let (search, checkpoint, opened) =
             tokio::task::spawn_blocking(move || SearchIndex::open(&data_dir)).await??;
         tracing::info!(?opened, docs = search.num_docs(), "search index ready");
         let indexer = Indexer::new(store.clone(), search.clone(), checkpoint)?;
-        let (stop_indexing, indexing_stopped) = tokio::sync::watch::channel(false);
-        let indexing = tokio::spawn(indexer.run(async move {
-            let mut stopped = indexing_stopped;
-            let _ = stopped.wait_for(|stop| *stop).await;
+
+        let config = Arc::new(config);
+        let (socket_layer, io, hub) =
+            realtime::build(store.clone(), search.clone(), config.clone());
+        let mut stages = self.stages;
+        stages.push(Arc::new(realtime::Broadcast {
+            io: io.clone(),
+            hub: hub.clone(),
         }));
+        let policy = RetryPolicy {
+            max_retries: config.max_retries,
+            base: config.retry_base,
+            cap: config.retry_base.saturating_mul(300),
+        };
+        let processor = Processor::new(store.clone(), stages, policy);
+
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let processing = tokio::spawn(processor.clone().run(until_stopped()));
+        let indexing = tokio::spawn(indexer.run(until_stopped()));
+        let live = tokio::spawn(realtime::run(
+            io,
+            hub,
+            store.clone(),
+            search.clone(),
+            config.monitor_interval,
+            until_stopped(),
+        ));
 
         let header_timeout = config.header_timeout;
         let state = AppState {
-            config: Arc::new(config),
+            config,
             store,
             processor,
             search,
         };
-        let router = api::router(state);
+        let router = api::router(state, socket_layer);
         tracing::info!(address = %listener.local_addr()?, "hookvault is listening");
         server::serve(listener, router, header_timeout, shutdown).await;
 
         tracing::info!("server stopped; finishing processing and closing the store");
-        let _ = stop_processing.send(true);
+        let _ = stop.send(true);
         processing.await?;
-        let _ = stop_indexing.send(true);
         indexing.await?;
+        live.await?;
         tokio::task::spawn_blocking(move || writer.join()).await?;
         Ok(())
     }

@@ -14,11 +14,17 @@ mod webhooks;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::header;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use socketioxide::layer::SocketIoLayer;
 
 pub use error::ApiError;
 pub use events::EventSummary;
 pub use statistics::{health_score, success_rate};
 
+use crate::access;
 use crate::config::Config;
 use crate::process::Processor;
 use crate::search::SearchIndex;
@@ -33,15 +39,47 @@ pub struct AppState {
     pub search: SearchIndex,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
+/// where a Node Socket.IO server serves it, so `io()` works from any page.
+const SOCKET_IO_CLIENT: &[u8] = include_bytes!("../../web/vendor/socket.io.min.js");
+
+/// Every route. The ingest endpoint (protected by its signature) and health are
+/// public; everything else, Socket.IO included, checks access (SPEC §6).
+pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
+    let public = Router::new()
         .merge(webhooks::router())
+        .merge(statistics::health_router());
+    let protected = Router::new()
         .merge(events::router())
         .merge(catalog::router())
         .merge(statistics::router())
         .merge(replay::router())
         .merge(repositories::router())
         .merge(search::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.config.api_token.clone(),
+            access::require,
+        ));
+    let api = public
+        .merge(protected)
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
+        .layer(socket_io);
+    // Outside the Socket.IO layer, which would otherwise take every /socket.io/ path.
+    Router::new()
+        .route("/socket.io/socket.io.js", get(socket_io_client))
+        .fallback_service(api)
+}
+
+async fn socket_io_client() -> impl IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        SOCKET_IO_CLIENT,
+    )
 }

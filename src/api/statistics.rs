@@ -17,9 +17,12 @@ use crate::store::{EventStats, HealthFacts, Statistics, bucket_upper_us};
 const MAX_HOURS: i64 = 24 * 366;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/webhooks/statistics", get(statistics))
-        .route("/api/webhooks/health", get(health))
+    Router::new().route("/api/webhooks/statistics", get(statistics))
+}
+
+/// Health stays public (SPEC §6): it reveals no payload data.
+pub fn health_router() -> Router<AppState> {
+    Router::new().route("/api/webhooks/health", get(health))
 }
 
 #[derive(Serialize)]

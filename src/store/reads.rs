@@ -117,6 +117,39 @@ impl Store {
         Ok(out)
     }
 
+    /// Metadata of one event, without its payload. Blocking.
+    pub fn record_blocking(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(tables::EVENTS)?;
+        Ok(events
+            .get(seq)?
+            .map(|b| codec::decode(b.value()))
+            .transpose()?)
+    }
+
+    /// Metadata of the events with seq in `from..=to`, in order. Blocking.
+    pub fn records_blocking(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, EventRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(tables::EVENTS)?;
+        let mut out = Vec::new();
+        for entry in events.range(from..=to)? {
+            let (seq, bytes) = entry?;
+            out.push((seq.value(), codec::decode(bytes.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The highest stored seq (0 when empty). Blocking.
+    pub fn max_seq_blocking(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(tables::EVENTS)?;
+        Ok(events.last()?.map_or(0, |(seq, _)| seq.value()))
+    }
+
     /// [`Store::get_seq`] for callers already off the async executor.
     pub fn get_seq_blocking(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         load_event(&self.db.begin_read()?, seq)

@@ -220,7 +220,6 @@ impl Writer {
             next_seq += 1;
             events::insert(&mut t, seq, event)?;
             changed(&mut t, seq)?;
-            changed(&mut t, seq)?;
             if let Some(key) = event.content_key.filter(|_| self.window.is_enabled()) {
                 batch_keys.insert(key, seq);
             }

@@ -10,6 +10,7 @@ mod helpers;
 mod limits;
 mod process;
 mod processing;
+mod realtime;
 mod search;
 mod statistics;
 mod validation;

@@ -1,0 +1,157 @@
+//! Who may use the API and Socket.IO (SPEC §6). With an API token configured, the
+//! caller must present it; without one, only local callers are let in. A request that
+//! carries `X-Forwarded-For` or `Forwarded` came through a proxy and is never local,
+//! whatever address the proxy itself connects from.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use crate::api::ApiError;
+use crate::config::Secret;
+
+/// Why a caller was turned away; the message tells them how to get in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("missing or wrong API token: send Authorization: Bearer <HOOKVAULT_API_TOKEN>")]
+    BadToken,
+    #[error(
+        "only local clients may use this without a token; set HOOKVAULT_API_TOKEN on the server \
+         and send it as Authorization: Bearer <token> (Socket.IO: auth: {{token}})"
+    )]
+    NotLocal,
+}
+
+/// Decides for one caller: `token` is what the caller presented, if anything.
+pub fn check(
+    api_token: Option<&Secret>,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<(), Denied> {
+    match api_token {
+        Some(expected) => {
+            let presented = token.unwrap_or("").as_bytes();
+            if bool::from(presented.ct_eq(expected.expose().as_bytes())) {
+                Ok(())
+            } else {
+                Err(Denied::BadToken)
+            }
+        }
+        None => {
+            let proxied =
+                headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
+            let local = peer.is_some_and(|p| p.ip().is_loopback());
+            if local && !proxied {
+                Ok(())
+            } else {
+                Err(Denied::NotLocal)
+            }
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Axum middleware guarding every route it wraps.
+pub async fn require(
+    State(api_token): State<Option<Secret>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    match check(
+        api_token.as_ref(),
+        peer,
+        request.headers(),
+        bearer(request.headers()),
+    ) {
+        Ok(()) => next.run(request).await,
+        Err(denied) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", denied.to_string())
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(ip: [u8; 4]) -> Option<SocketAddr> {
+        Some(SocketAddr::from((ip, 40000)))
+    }
+
+    #[test]
+    fn without_a_token_only_direct_local_callers_pass() {
+        let none = HeaderMap::new();
+        assert_eq!(check(None, peer([127, 0, 0, 1]), &none, None), Ok(()));
+        assert_eq!(
+            check(None, peer([192, 168, 1, 9]), &none, None),
+            Err(Denied::NotLocal)
+        );
+        assert_eq!(check(None, None, &none, None), Err(Denied::NotLocal));
+        let mut proxied = HeaderMap::new();
+        proxied.insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+        assert_eq!(
+            check(None, peer([127, 0, 0, 1]), &proxied, None),
+            Err(Denied::NotLocal)
+        );
+        let mut forwarded = HeaderMap::new();
+        forwarded.insert("forwarded", "for=203.0.113.7".parse().unwrap());
+        assert_eq!(
+            check(None, peer([127, 0, 0, 1]), &forwarded, None),
+            Err(Denied::NotLocal)
+        );
+    }
+
+    #[test]
+    fn with_a_token_everyone_must_present_it() {
+        let token = Secret::new("0123456789abcdef");
+        let none = HeaderMap::new();
+        assert_eq!(
+            check(Some(&token), peer([127, 0, 0, 1]), &none, None),
+            Err(Denied::BadToken)
+        );
+        assert_eq!(
+            check(
+                Some(&token),
+                peer([10, 0, 0, 1]),
+                &none,
+                Some("0123456789abcdef")
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                Some(&token),
+                peer([10, 0, 0, 1]),
+                &none,
+                Some("0123456789abcdeX")
+            ),
+            Err(Denied::BadToken)
+        );
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_authorization() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+}
