@@ -414,3 +414,59 @@ async fn the_browser_client_is_served_like_a_node_server_does() {
     let body = response.text().await.unwrap();
     assert!(body.starts_with("/*!\n * Socket.IO v4"), "{}", &body[..60]);
 }
+
+#[tokio::test]
+async fn a_stuck_client_is_dropped_and_never_delays_acks() {
+    let app = TestApp::spawn_with(|c| {
+        c.dedup_ttl = Duration::ZERO;
+        c.monitor_interval = Duration::from_millis(200);
+    })
+    .await;
+    let Some(mut stuck) = node(&app, "seed.mjs", &[]) else {
+        return;
+    };
+    stuck.expect("\"ready\"").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Frozen: it stays connected but reads nothing, like a hung browser tab.
+    let pid = stuck._child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+
+    let body = retargeted("push", 4, "myorg/myrepo");
+    let app_ref = &app;
+    let statuses = futures::future::join_all(
+        (0..2500).map(|_| async { app_ref.post_signed("push", &new_id(), &body).await.0 }),
+    )
+    .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "every delivery acknowledged"
+    );
+    app.settle().await;
+
+    let Some(mut monitor) = node(&app, "client.mjs", &["monitoring"]) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        monitor.drain(Duration::from_millis(300)).await;
+        let dropped = monitor
+            .reports("update")
+            .last()
+            .map(|u| u["droppedClients"].as_u64().unwrap())
+            .unwrap_or(0);
+        if dropped >= 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stuck client was never dropped"
+        );
+    }
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+}

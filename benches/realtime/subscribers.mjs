@@ -1,0 +1,28 @@
+// Socket.IO fan-out bench: N official clients on `/`, each subscribed to the given
+// repositories, measuring receive-to-client latency (now - receivedAt) of every
+// `webhook-event`. Prints one JSON summary line after `seconds`.
+//   node benches/realtime/subscribers.mjs <url> <clients> <seconds> <repo,repo,...>
+import { createRequire } from "node:module";
+const require = createRequire(new URL("../../tests/clients/js/package.json", import.meta.url));
+const { io } = require("socket.io-client");
+
+const [url, clients = "1000", seconds = "20", repos = ""] = process.argv.slice(2);
+const latencies = [];
+let connected = 0;
+const sockets = [];
+for (let i = 0; i < Number(clients); i++) {
+  const socket = io(url, { transports: ["websocket"], forceNew: true });
+  socket.on("connect", () => {
+    connected += 1;
+    for (const repo of repos.split(",").filter(Boolean)) socket.emit("subscribe:repository", repo);
+    if (connected === Number(clients)) console.error(`all ${clients} connected`);
+  });
+  socket.on("webhook-event", (e) => latencies.push(Date.now() - Date.parse(e.receivedAt)));
+  sockets.push(socket);
+}
+setTimeout(() => {
+  latencies.sort((a, b) => a - b);
+  const at = (q) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : null;
+  console.log(JSON.stringify({ clients: Number(clients), connected, messages: latencies.length, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: at(1) }));
+  process.exit(0);
+}, Number(seconds) * 1000);
