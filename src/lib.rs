@@ -17,6 +17,7 @@
 //! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
 //! - [`access`]: who may use the API and Socket.IO (token, or local callers only).
 //! - [`api`]: axum routers per area and the one `ApiError`.
+//! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
 //!
 //! `main.rs` parses the command line and calls [`run`] with a bound listener; tests
@@ -27,6 +28,7 @@
 pub mod access;
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod domain;
 pub mod ingest;
 pub mod process;

@@ -26,6 +26,7 @@ pub use statistics::{health_score, success_rate};
 
 use crate::access;
 use crate::config::Config;
+use crate::dashboard;
 use crate::process::Processor;
 use crate::search::SearchIndex;
 use crate::store::Store;
@@ -68,6 +69,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     // Outside the Socket.IO layer, which would otherwise take every /socket.io/ path.
     Router::new()
         .route("/socket.io/socket.io.js", get(socket_io_client))
+        .merge(dashboard::router())
         .fallback_service(api)
 }
 

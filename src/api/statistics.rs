@@ -199,6 +199,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "failedWebhooksCount": facts.failed,
         "pendingWebhooksCount": facts.pending,
         "totalEvents": facts.total_events,
+        "tokenRequired": state.config.api_token.is_some(),
         "reasons": reasons,
         "metrics": {"hourly": {
             "total": hour.total,

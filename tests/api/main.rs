@@ -2,6 +2,7 @@
 //! temp data dir.
 
 mod cli;
+mod dashboard;
 mod dedup;
 mod durability;
 mod events;
