@@ -159,13 +159,6 @@ impl Store {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Totals {
-    pub events: u64,
-    pub delivery_duplicates: u64,
-    pub content_duplicates: u64,
-}
-
 /// Encoding and compression, done by the caller so they run in parallel.
 fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
     let record = EventRecord {

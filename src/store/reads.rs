@@ -3,10 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::tables::{self, meta};
-use super::{EventRecord, Status, Store, StoreError, Totals, codec, index};
+use super::tables;
+use super::{EventRecord, Status, Store, StoreError, codec, index};
 
 /// A stored event with everything the detail view shows.
 #[derive(Debug, Clone)]
@@ -226,11 +226,6 @@ impl Store {
         .await
     }
 
-    /// Store-wide counts: stored events and duplicates answered by each layer.
-    pub async fn totals(&self) -> Result<Totals, StoreError> {
-        self.read(totals).await
-    }
-
     pub async fn health_facts(&self, since_ms: i64) -> Result<HealthFacts, StoreError> {
         let last_failure = self.last_failure_ms.load(Ordering::Relaxed);
         self.read(move |db| {
@@ -270,17 +265,4 @@ impl Store {
         })
         .await
     }
-}
-
-fn totals(db: &Database) -> Result<Totals, StoreError> {
-    let txn = db.begin_read()?;
-    let meta_table = txn.open_table(tables::META)?;
-    let get = |key: &str| -> Result<u64, StoreError> {
-        Ok(meta_table.get(key)?.map_or(0, |v| v.value()))
-    };
-    Ok(Totals {
-        events: txn.open_table(tables::EVENTS)?.len()?,
-        delivery_duplicates: get(meta::DELIVERY_DUPLICATES)?,
-        content_duplicates: get(meta::CONTENT_DUPLICATES)?,
-    })
 }
