@@ -43,6 +43,7 @@ async fn main() {
     let options = StoreOptions {
         cache_bytes: 64 << 20,
         dedup_ttl: Duration::ZERO,
+        on_commit: None,
     };
     let (store, writer) = Store::open(dir.path(), &options).unwrap();
     let policy = RetryPolicy {

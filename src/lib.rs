@@ -16,6 +16,7 @@
 //!   follows the store's change log, queries with facets and snippets.
 //! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
 //! - [`access`]: who may use the API and Socket.IO (token, or local callers only).
+//! - [`metrics`]: Prometheus metrics, one registry per app.
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod dashboard;
 pub mod domain;
 pub mod ingest;
+pub mod metrics;
 pub mod process;
 pub mod realtime;
 pub mod search;
@@ -44,6 +46,7 @@ use tokio::net::TcpListener;
 
 use crate::api::AppState;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::process::{Processor, RetryPolicy, Stage};
 use crate::search::{Indexer, SearchIndex};
 use crate::store::{Store, StoreOptions};
@@ -85,9 +88,12 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let config = self.config;
+        let metrics = Metrics::new();
+        let observer = metrics.clone();
         let options = StoreOptions {
             cache_bytes: config.cache_bytes,
             dedup_ttl: config.dedup_ttl,
+            on_commit: Some(Arc::new(move |batch, took| observer.commit(batch, took))),
         };
         let data_dir = config.data_dir.clone();
         let (store, writer) =
@@ -107,6 +113,7 @@ impl App {
             io: io.clone(),
             hub: hub.clone(),
         }));
+        stages.push(Arc::new(metrics::ProcessingMetrics(metrics.clone())));
         let policy = RetryPolicy {
             max_retries: config.max_retries,
             base: config.retry_base,
@@ -124,8 +131,8 @@ impl App {
         let processing = tokio::spawn(processor.clone().run(until_stopped()));
         let indexing = tokio::spawn(indexer.run(until_stopped()));
         let live = tokio::spawn(realtime::run(
-            io,
-            hub,
+            io.clone(),
+            hub.clone(),
             store.clone(),
             search.clone(),
             config.monitor_interval,
@@ -138,6 +145,9 @@ impl App {
             store,
             processor,
             search,
+            metrics,
+            io,
+            hub,
         };
         let router = api::router(state, socket_layer);
         tracing::info!(address = %listener.local_addr()?, "hookvault is listening");

@@ -35,6 +35,7 @@ fn open_store(config: &Config) -> Result<(Store, WriterHandle), ExitCode> {
     let options = StoreOptions {
         cache_bytes: config.cache_bytes,
         dedup_ttl: std::time::Duration::ZERO,
+        on_commit: None,
     };
     Store::open(&config.data_dir, &options).map_err(|e| {
         startup_error(format!(

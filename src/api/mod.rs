@@ -5,6 +5,7 @@ mod catalog;
 mod envelope;
 mod error;
 mod events;
+mod metrics;
 mod replay;
 mod repositories;
 mod search;
@@ -18,6 +19,7 @@ use axum::http::header;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
 pub use error::ApiError;
@@ -27,7 +29,9 @@ pub use statistics::{health_score, success_rate};
 use crate::access;
 use crate::config::Config;
 use crate::dashboard;
+use crate::metrics::Metrics;
 use crate::process::Processor;
+use crate::realtime::Hub;
 use crate::search::SearchIndex;
 use crate::store::Store;
 
@@ -38,6 +42,9 @@ pub struct AppState {
     pub store: Store,
     pub processor: Processor,
     pub search: SearchIndex,
+    pub metrics: Arc<Metrics>,
+    pub io: SocketIo,
+    pub hub: Arc<Hub>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
@@ -57,13 +64,19 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(replay::router())
         .merge(repositories::router())
         .merge(search::router())
+        .merge(metrics::router())
         .route_layer(middleware::from_fn_with_state(
             state.config.api_token.clone(),
             access::require,
         ));
+    let metrics = state.metrics.clone();
     let api = public
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            metrics::count_requests,
+        ))
         .with_state(state)
         .layer(socket_io);
     // Outside the Socket.IO layer, which would otherwise take every /socket.io/ path.

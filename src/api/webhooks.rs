@@ -31,6 +31,25 @@ async fn receive(
     State(state): State<AppState>,
     request: Request<Body>,
 ) -> Result<Json<Value>, ApiError> {
+    let started = std::time::Instant::now();
+    let metrics = state.metrics.clone();
+    let result = verify_and_store(state, request).await;
+    match &result {
+        Ok((event, status, _)) => {
+            metrics.delivery(event, status);
+            metrics.ack_latency.observe(started.elapsed().as_secs_f64());
+        }
+        Err(error) if error.status.is_client_error() => metrics.rejection(error.code),
+        Err(_) => {}
+    }
+    result.map(|(_, _, answer)| answer)
+}
+
+/// The five checks, then the durable store: (event type, outcome, answer).
+async fn verify_and_store(
+    state: AppState,
+    request: Request<Body>,
+) -> Result<(String, &'static str, Json<Value>), ApiError> {
     let (parts, body) = request.into_parts();
     let parsed = DeliveryHeaders::parse(&parts.headers, state.config.check_user_agent)?;
     let body = ingest::read_body(
@@ -68,7 +87,6 @@ async fn receive(
         }
     };
     tracing::debug!(%delivery_id, %event, id, status, "delivery acknowledged");
-    Ok(envelope::ok(
-        json!({"deliveryId": delivery_id, "id": id, "status": status}),
-    ))
+    let answer = envelope::ok(json!({"deliveryId": delivery_id, "id": id, "status": status}));
+    Ok((event, status, answer))
 }

@@ -51,11 +51,15 @@ const QUEUE_DEPTH: usize = 4096;
 /// tens of microseconds; higher levels cost more than the disk they save here.
 const ZSTD_LEVEL: i32 = 3;
 
-#[derive(Debug, Clone)]
+/// Called after every successful group commit with its size and duration.
+pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct StoreOptions {
     /// redb's page cache. redb's default is 1 GiB, far too much for a small host.
     pub cache_bytes: usize,
     pub dedup_ttl: Duration,
+    pub on_commit: Option<CommitObserver>,
 }
 
 /// Handle to the store: reads run on the blocking pool, writes go to the writer.
@@ -98,6 +102,7 @@ impl Store {
             window,
             committed: committed_tx,
             last_failure_ms: last_failure_ms.clone(),
+            on_commit: options.on_commit.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())

@@ -67,6 +67,7 @@ pub struct Writer {
     pub committed: watch::Sender<u64>,
     /// Time of the last failed commit (0: none), for health.
     pub last_failure_ms: Arc<AtomicI64>,
+    pub on_commit: Option<super::CommitObserver>,
 }
 
 impl Writer {
@@ -147,6 +148,9 @@ impl Writer {
             commit_us = (now.elapsed() - applied).as_micros() as u64,
             "group commit"
         );
+        if let Some(observe) = &self.on_commit {
+            observe(batch.len(), now.elapsed());
+        }
         Ok((outcomes, last_change))
     }
 

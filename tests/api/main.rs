@@ -9,6 +9,7 @@ mod events;
 mod fixtures;
 mod helpers;
 mod limits;
+mod metrics;
 mod process;
 mod processing;
 mod realtime;

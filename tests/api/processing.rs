@@ -247,6 +247,7 @@ async fn events_left_pending_are_processed_after_a_restart() {
     let options = StoreOptions {
         cache_bytes: 1 << 20,
         dedup_ttl: Duration::ZERO,
+        on_commit: None,
     };
     let (store, writer) = Store::open(data_dir.path(), &options).unwrap();
     store.ingest(delivery).await.unwrap();
@@ -275,6 +276,7 @@ async fn the_processor_can_be_stepped_with_run_once() {
     let options = StoreOptions {
         cache_bytes: 1 << 20,
         dedup_ttl: Duration::ZERO,
+        on_commit: None,
     };
     let (store, writer) = Store::open(dir.path(), &options).unwrap();
     for (event, n) in [("push", 0), ("issues", 1), ("check_run", 2)] {

@@ -179,6 +179,7 @@ async fn statistics_windows_select_hour_buckets() {
     let options = StoreOptions {
         cache_bytes: 1 << 20,
         dedup_ttl: Duration::ZERO,
+        on_commit: None,
     };
     let (store, writer) = Store::open(dir.path(), &options).unwrap();
     let now = hookvault::domain::timestamp::now_ms();

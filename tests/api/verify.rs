@@ -34,6 +34,7 @@ async fn random_workload(dir: &std::path::Path, seed: u64, steps: usize) {
     let options = StoreOptions {
         cache_bytes: 4 << 20,
         dedup_ttl: Duration::from_secs(60),
+        on_commit: None,
     };
     let (store, writer) = Store::open(dir, &options).unwrap();
     let switch = Arc::new(Switch(AtomicBool::new(false)));

@@ -1,0 +1,74 @@
+//! `GET /metrics` (Prometheus text exposition) and the middleware that counts HTTP
+//! requests by matched route.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::AppState;
+use crate::metrics::{HttpLabels, Metrics, NamespaceLabels};
+use crate::store::DB_FILE;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let m = &state.metrics;
+    let store_bytes = std::fs::metadata(state.config.data_dir.join(DB_FILE)).map_or(0, |f| f.len());
+    m.store_bytes.set(store_bytes as i64);
+    m.index_lag.set(
+        state
+            .store
+            .last_change()
+            .saturating_sub(state.search.indexed_change()) as i64,
+    );
+    m.index_docs.set(state.search.num_docs() as i64);
+    for namespace in ["/", "/webhooks", "/monitoring"] {
+        let connected = state.io.of(namespace).map_or(0, |n| n.sockets().len());
+        let labels = NamespaceLabels {
+            namespace: namespace.to_owned(),
+        };
+        m.socket_connections
+            .get_or_create(&labels)
+            .set(connected as i64);
+    }
+    m.socket_dropped
+        .set(state.hub.dropped.load(Ordering::Relaxed) as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+}
+
+/// Counts every request by its matched route (not the raw path, which would let
+/// anyone create unbounded label values), method and status.
+pub async fn count_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let labels = HttpLabels {
+        route,
+        method,
+        status: response.status().as_u16().to_string(),
+    };
+    metrics.http_requests.get_or_create(&labels).inc();
+    response
+}
