@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::socket::Sid;
 
 use super::{Ctx, Hub, send};
@@ -93,8 +93,12 @@ impl Feed {
 pub async fn on_connect(socket: SocketRef) {
     socket.on(
         "subscribe:webhook-events",
-        async |s: SocketRef, State(ctx): State<Ctx>, TryData(raw): TryData<Value>| {
-            subscribe(ctx, s, raw.unwrap_or(Value::Null)).await;
+        async |s: SocketRef,
+               State(ctx): State<Ctx>,
+               TryData(raw): TryData<Value>,
+               ack: AckSender| {
+            let subscribed = subscribe(ctx, s, raw.unwrap_or(Value::Null)).await;
+            let _ = ack.send(&subscribed);
         },
     );
     socket.on(
@@ -120,7 +124,8 @@ async fn resolve_since(store: &Store, since: &Value) -> Option<u64> {
     }
 }
 
-async fn subscribe(ctx: Ctx, socket: SocketRef, request: Value) {
+/// Registers (or replaces) the socket's subscription; false if `since` is unknown.
+async fn subscribe(ctx: Ctx, socket: SocketRef, request: Value) -> bool {
     let filter = Filter::from_value(&request);
     let since = match request.get("since").filter(|v| !v.is_null()) {
         None => None,
@@ -133,7 +138,7 @@ async fn subscribe(ctx: Ctx, socket: SocketRef, request: Value) {
                     "subscription-error",
                     &serde_json::json!({"message": message}),
                 );
-                return;
+                return false;
             }
         },
     };
@@ -149,10 +154,11 @@ async fn subscribe(ctx: Ctx, socket: SocketRef, request: Value) {
         };
         state.subscribers.insert(socket.id, subscriber);
         if live {
-            return;
+            return true;
         }
     }
     tokio::spawn(catch_up(ctx, socket.id));
+    true
 }
 
 /// Sends a resuming subscriber the stored events it missed, then makes it live.

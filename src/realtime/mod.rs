@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ConnectInfo;
 use serde::Serialize;
 use serde_json::Value;
-use socketioxide::extract::{Data, SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, Data, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketError, SocketIo};
@@ -124,31 +124,33 @@ async fn authorize(
     )
 }
 
+/// Subscriptions answer an acknowledgement when the client asks for one, so a
+/// client knows when it will start receiving.
 async fn on_main(socket: SocketRef) {
-    socket.on(
-        "subscribe:repository",
-        async |s: SocketRef, Data::<String>(name): Data<String>| {
-            join_capped(&s, format!("repo:{name}"));
-        },
-    );
-    socket.on(
-        "unsubscribe:repository",
-        async |s: SocketRef, Data::<String>(name): Data<String>| {
-            s.leave(format!("repo:{name}"));
-        },
-    );
-    socket.on(
-        "subscribe:organization",
-        async |s: SocketRef, Data::<String>(name): Data<String>| {
-            join_capped(&s, format!("org:{name}"));
-        },
-    );
-    socket.on(
-        "unsubscribe:organization",
-        async |s: SocketRef, Data::<String>(name): Data<String>| {
-            s.leave(format!("org:{name}"));
-        },
-    );
+    for (event, prefix) in [
+        ("subscribe:repository", "repo:"),
+        ("subscribe:organization", "org:"),
+    ] {
+        socket.on(
+            event,
+            async move |s: SocketRef, Data::<String>(name): Data<String>, ack: AckSender| {
+                let joined = join_capped(&s, format!("{prefix}{name}"));
+                let _ = ack.send(&joined);
+            },
+        );
+    }
+    for (event, prefix) in [
+        ("unsubscribe:repository", "repo:"),
+        ("unsubscribe:organization", "org:"),
+    ] {
+        socket.on(
+            event,
+            async move |s: SocketRef, Data::<String>(name): Data<String>, ack: AckSender| {
+                s.leave(format!("{prefix}{name}"));
+                let _ = ack.send(&true);
+            },
+        );
+    }
 }
 
 fn join_capped(socket: &SocketRef, room: String) {

@@ -139,7 +139,6 @@ async fn the_seed_javascript_example_works_unmodified() {
         return;
     };
     client.expect("\"ready\"").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     // workflow_job example 1: job "linters", completed with "failure".
     app.post_signed(
@@ -426,7 +425,6 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
         return;
     };
     stuck.expect("\"ready\"").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // Frozen: it stays connected but reads nothing, like a hung browser tab.
     let pid = stuck._child.id().unwrap().to_string();
     std::process::Command::new("kill")

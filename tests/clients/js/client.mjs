@@ -15,8 +15,7 @@ setTimeout(() => process.exit(0), runMs);
 if (mode === "webhooks") {
   const socket = io(`${url}/webhooks`);
   socket.on("connect", () => {
-    socket.emit("subscribe:webhook-events", JSON.parse(arg || "{}"));
-    setTimeout(() => report("ready", socket.id), 200);
+    socket.emit("subscribe:webhook-events", JSON.parse(arg || "{}"), () => report("ready", socket.id));
   });
   socket.on("event", (e) => report("event", { id: e.id, deliveryId: e.deliveryId, event: e.event, repository: e.repository, action: e.action }));
   socket.on("event-updated", (e) => report("event-updated", { id: e.id, status: e.status }));
@@ -41,8 +40,7 @@ if (mode === "webhooks") {
   });
   const socket = io(`${url}/webhooks`);
   socket.on("connect", () => {
-    socket.emit("subscribe:webhook-events", {});
-    setTimeout(() => report("ready", socket.id), 200);
+    socket.emit("subscribe:webhook-events", {}, () => report("ready", socket.id));
   });
   listen(socket);
 } else if (mode === "monitoring") {

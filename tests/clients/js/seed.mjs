@@ -39,7 +39,9 @@ async function checkWebhookHealth() {
 }
 // ---- end of seed example ----
 
-socket.on("connect", () => report("ready", socket.id));
+// Same subscription again, asking for the server's acknowledgement: the test starts
+// sending once it is in place.
+socket.emit("subscribe:repository", "myorg/myrepo", () => report("ready", socket.id));
 socket.on("push-event", (data) => report("push-event", { ref: data.ref, commits: data.commits.length }));
 socket.on("webhook-event", (data) => report("webhook-event", data.eventType));
 checkWebhookHealth();

@@ -39,7 +39,9 @@ stats = response.json()
 print(f"Success rate: {stats['data']['summary']['successRate']}%", flush=True)
 # ---- end of seed example ----
 
-time.sleep(0.3)
+# Same subscription again, asking for the server's acknowledgement: the test starts
+# sending once it is in place.
+sio.call('subscribe:repository', 'myorg/myrepo')
 report("ready", sio.sid)
 time.sleep(float(os.environ.get("RUN_SECONDS", "6")))
 sio.disconnect()
