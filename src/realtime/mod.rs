@@ -153,16 +153,18 @@ async fn on_main(socket: SocketRef) {
     }
 }
 
-fn join_capped(socket: &SocketRef, room: String) {
+/// Joins `room` unless the socket already has the most subscriptions allowed.
+fn join_capped(socket: &SocketRef, room: String) -> bool {
     if socket.rooms().len() >= MAX_SUBSCRIPTIONS {
         let message = format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection");
         let _ = socket.emit(
             "subscription-error",
             &serde_json::json!({"message": message}),
         );
-        return;
+        return false;
     }
     socket.join(room);
+    true
 }
 
 /// Background tasks of the realtime layer: the `/webhooks` feed and the
