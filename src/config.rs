@@ -58,6 +58,40 @@ pub enum Command {
     /// Rebuild the search index from the store, with a progress line. Run it on a
     /// stopped instance.
     Reindex,
+    /// Write stored deliveries as NDJSON (headers, payload, receive time, status),
+    /// oldest first, to standard output or --output.
+    Export(ExportArgs),
+    /// Read NDJSON made by export (from a file or standard input) into the store,
+    /// deduplicated by delivery id, then process what was imported.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub repository: Option<String>,
+    #[arg(long)]
+    pub event: Option<String>,
+    #[arg(long)]
+    pub action: Option<String>,
+    /// pending, processed or failed.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// RFC 3339 time or YYYY-MM-DD, inclusive.
+    #[arg(long)]
+    pub start_date: Option<String>,
+    /// RFC 3339 time or YYYY-MM-DD, inclusive.
+    #[arg(long)]
+    pub end_date: Option<String>,
+    /// File to write (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// NDJSON file to read (default: standard input).
+    pub input: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

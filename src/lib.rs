@@ -20,6 +20,7 @@
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
+//! - [`transfer`]: NDJSON export and import of stored deliveries.
 //!
 //! `main.rs` parses the command line and calls [`run`] with a bound listener; tests
 //! call [`App::run`] the same way on port 0.
@@ -38,6 +39,7 @@ pub mod realtime;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod transfer;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -4,9 +4,13 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hookvault::config::{Cli, Command, Config, SecretSource};
+use hookvault::config::{Cli, Command, Config, ExportArgs, ImportArgs, SecretSource};
+use hookvault::domain::timestamp;
+use hookvault::process::{Processor, RetryPolicy};
 use hookvault::search::{Indexer, SearchIndex};
+use hookvault::store::Status;
 use hookvault::store::{Store, StoreOptions, WriterHandle};
+use hookvault::transfer::{self, ExportFilter};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -20,6 +24,118 @@ fn main() -> ExitCode {
         Command::Serve => serve(config),
         Command::Verify => verify(config),
         Command::Reindex => reindex(config),
+        Command::Export(args) => export(config, args),
+        Command::Import(args) => import(config, args),
+    }
+}
+
+fn export(config: Config, args: ExportArgs) -> ExitCode {
+    let date = |setting: &'static str, raw: &Option<String>| match raw {
+        None => Ok(None),
+        Some(raw) => timestamp::parse(raw).map(Some).ok_or_else(|| {
+            format!(
+                "invalid setting {setting}: {raw:?} is not an RFC 3339 time or a YYYY-MM-DD date"
+            )
+        }),
+    };
+    let filter = (|| -> Result<ExportFilter, String> {
+        Ok(ExportFilter {
+            repository: args.repository.clone(),
+            event: args.event.clone(),
+            action: args.action.clone(),
+            status: match &args.status {
+                None => None,
+                Some(raw) => Some(Status::parse(raw).ok_or_else(|| {
+                    format!("invalid setting --status: {raw:?} is not pending, processed or failed")
+                })?),
+            },
+            start_ms: date("--start-date", &args.start_date)?,
+            end_ms: date("--end-date", &args.end_date)?,
+        })
+    })();
+    let filter = match filter {
+        Ok(filter) => filter,
+        Err(message) => return startup_error(message),
+    };
+    let (store, writer) = match open_store(&config) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let result = match &args.output {
+        Some(path) => std::fs::File::create(path)
+            .map_err(hookvault::transfer::TransferError::from)
+            .and_then(|file| transfer::export(&store, &filter, &mut std::io::BufWriter::new(file))),
+        None => transfer::export(
+            &store,
+            &filter,
+            &mut std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
+    };
+    drop(store);
+    writer.join();
+    match result {
+        Ok(count) => {
+            eprintln!("export: {count} deliveries written");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hookvault: export failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn import(config: Config, args: ImportArgs) -> ExitCode {
+    let input: Box<dyn std::io::BufRead> = match &args.input {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => Box::new(std::io::BufReader::new(file)),
+            Err(e) => return startup_error(format!("cannot read {}: {e}", path.display())),
+        },
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let (store, writer) = match open_store(&config) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let policy = RetryPolicy {
+        max_retries: config.max_retries,
+        base: config.retry_base,
+        cap: config.retry_base.saturating_mul(300),
+    };
+    let result = runtime().block_on(async {
+        let report = transfer::import(&store, input, |r| {
+            eprint!(
+                "\rimport: {} imported, {} duplicates, {} skipped",
+                r.imported,
+                r.duplicates,
+                r.skipped.len()
+            )
+        })
+        .await?;
+        eprintln!();
+        for (line, reason) in &report.skipped {
+            eprintln!("import: line {line} skipped: {reason}");
+        }
+        let processor = Processor::new(store.clone(), Vec::new(), policy);
+        let mut processed = 0;
+        loop {
+            let step = processor.run_once().await?;
+            if step == 0 {
+                break;
+            }
+            processed += step;
+        }
+        eprintln!("import: {processed} events processed");
+        anyhow::Ok(())
+    });
+    drop(store);
+    writer.join();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookvault: import failed: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

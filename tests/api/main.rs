@@ -15,5 +15,6 @@ mod processing;
 mod realtime;
 mod search;
 mod statistics;
+mod transfer;
 mod validation;
 mod verify;
