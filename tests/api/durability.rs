@@ -126,3 +126,57 @@ async fn every_acknowledged_delivery_survives_sigkill() {
     assert!(seen.len() >= acked.len());
     binary.terminate();
 }
+
+#[tokio::test]
+async fn a_clean_stop_leaves_no_repair_work_and_a_caught_up_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("WEBHOOK_DEDUP_TTL", "0");
+    let binary = Binary::start(cmd);
+    let client = reqwest::Client::new();
+    for fixture in fixtures().iter().take(40) {
+        let delivery = Delivery::new(&fixture.event, &new_id(), &fixture.bytes);
+        let mut request = client.post(format!("{}/api/webhooks/github", binary.address));
+        for (name, value) in &delivery.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        assert!(
+            request
+                .body(delivery.body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
+    }
+    let (_, stderr) = binary.terminate(); // SIGTERM; asserts exit code 0
+    assert!(stderr.contains("closing the store"), "{stderr}");
+
+    // redb calls the repair callback only when the file was not closed cleanly.
+    let repaired = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = repaired.clone();
+    let db = redb::Database::builder()
+        .set_repair_callback(move |_| flag.set(true))
+        .open(dir.path().join(hookvault::store::DB_FILE))
+        .unwrap();
+    assert!(!repaired.get(), "a clean stop needs no repair");
+    drop(db);
+
+    // The final search commit covers every change the store committed.
+    let options = hookvault::store::StoreOptions {
+        cache_bytes: 1 << 20,
+        dedup_ttl: Duration::ZERO,
+        on_commit: None,
+    };
+    let (store, writer) = hookvault::store::Store::open(dir.path(), &options).unwrap();
+    let (_, checkpoint, _) = hookvault::search::SearchIndex::open(dir.path()).unwrap();
+    assert_eq!(
+        checkpoint,
+        Some(store.last_change()),
+        "index committed up to the last change"
+    );
+    drop(store);
+    writer.join();
+}
