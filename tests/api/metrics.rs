@@ -48,7 +48,19 @@ async fn metrics_count_exactly_what_happened() {
     app.settle().await;
     app.get_json("/api/webhooks/events/no-such-id").await;
 
-    let text = scrape(&app).await;
+    // Processing outcomes are counted right after their commit: wait for all three.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut text = scrape(&app).await;
+    while sample(&text, r#"hookvault_processing_total{outcome="processed"}"#) != Some(2.0)
+        || sample(&text, r#"hookvault_processing_total{outcome="failed"}"#) != Some(1.0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processing counts never settled:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape(&app).await;
+    }
     let value =
         |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} missing:\n{text}"));
     assert_eq!(

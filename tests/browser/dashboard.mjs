@@ -79,7 +79,12 @@ try {
   // Search shows highlighted hits.
   await page.click("nav button[data-tab=search]");
   await page.fill("#search-form input[name=q]", "spelling");
-  await page.press("#search-form input[name=q]", "Enter");
+  // The index commits about every half second: search again until the new delivery
+  // is in, as a person would.
+  for (let attempt = 0; attempt < 40 && !(await page.$("#search-hits mark")); attempt++) {
+    await page.press("#search-form input[name=q]", "Enter");
+    await page.waitForTimeout(250);
+  }
   await page.waitForSelector("#search-hits mark");
   check(/spelling/i.test(await page.textContent("#search-hits mark")), "matched word highlighted");
   await page.screenshot({ path: `${shots}/search-desktop.png` });
