@@ -64,6 +64,8 @@ pub enum Command {
     /// Read NDJSON made by export (from a file or standard input) into the store,
     /// deduplicated by delivery id, then process what was imported.
     Import(ImportArgs),
+    /// Rewrite the database file without its free pages. Run it on a stopped instance.
+    Compact,
 }
 
 #[derive(Debug, clap::Args)]
@@ -165,6 +167,9 @@ pub struct Settings {
         global = true
     )]
     retry_base_ms: String,
+    /// Delete events older than this many days (default: keep everything).
+    #[arg(long, env = "HOOKVAULT_RETENTION_DAYS", global = true)]
+    retention_days: Option<String>,
     /// Milliseconds between Socket.IO `/monitoring` updates.
     #[arg(
         long,
@@ -220,6 +225,9 @@ pub struct Config {
     pub body_timeout: Duration,
     pub cache_bytes: usize,
     pub monitor_interval: Duration,
+    pub retention_days: Option<u32>,
+    /// How often retention looks for expired events when it has nothing to do.
+    pub retention_interval: Duration,
 }
 
 impl Config {
@@ -240,6 +248,8 @@ impl Config {
             body_timeout: Duration::from_secs(30),
             cache_bytes: 64 * 1024 * 1024,
             monitor_interval: Duration::from_secs(5),
+            retention_days: None,
+            retention_interval: Duration::from_secs(60),
         }
     }
 
@@ -278,6 +288,20 @@ impl Config {
             "HOOKVAULT_MONITOR_INTERVAL_MS (--monitor-interval-ms)",
             &settings.monitor_interval_ms,
         )?;
+        let retention_days = match settings.retention_days.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => {
+                match parse_number::<u32>("HOOKVAULT_RETENTION_DAYS (--retention-days)", raw)? {
+                    0 => {
+                        return Err(ConfigError::new(
+                            "HOOKVAULT_RETENTION_DAYS (--retention-days)",
+                            "must be at least 1 day (leave it unset to keep everything)",
+                        ));
+                    }
+                    days => Some(days),
+                }
+            }
+        };
         let cache_mb: usize = parse_number("HOOKVAULT_CACHE_MB (--cache-mb)", &settings.cache_mb)?;
         let api_token = match settings.api_token.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -310,6 +334,8 @@ impl Config {
             body_timeout,
             cache_bytes: cache_mb * 1024 * 1024,
             monitor_interval: Duration::from_millis(monitor_ms.max(100)),
+            retention_days,
+            retention_interval: Duration::from_secs(60),
         })
     }
 }

@@ -19,6 +19,7 @@
 //! - [`metrics`]: Prometheus metrics, one registry per app.
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
+//! - [`retention`]: retires events older than the retention window.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
 //!
@@ -36,6 +37,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod process;
 pub mod realtime;
+pub mod retention;
 pub mod search;
 pub mod server;
 pub mod store;
@@ -132,6 +134,15 @@ impl App {
         };
         let processing = tokio::spawn(processor.clone().run(until_stopped()));
         let indexing = tokio::spawn(indexer.run(until_stopped()));
+        let retiring = config.retention_days.map(|days| {
+            let interval = config.retention_interval;
+            tokio::spawn(retention::run(
+                store.clone(),
+                days,
+                interval,
+                until_stopped(),
+            ))
+        });
         let live = tokio::spawn(realtime::run(
             io.clone(),
             hub.clone(),
@@ -160,6 +171,9 @@ impl App {
         processing.await?;
         indexing.await?;
         live.await?;
+        if let Some(retiring) = retiring {
+            retiring.await?;
+        }
         tokio::task::spawn_blocking(move || writer.join()).await?;
         Ok(())
     }

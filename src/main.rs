@@ -26,6 +26,16 @@ fn main() -> ExitCode {
         Command::Reindex => reindex(config),
         Command::Export(args) => export(config, args),
         Command::Import(args) => import(config, args),
+        Command::Compact => match hookvault::store::compact(&config.data_dir) {
+            Ok((before, after)) => {
+                eprintln!("compact: {before} bytes before, {after} bytes after");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hookvault: compact failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -109,3 +109,22 @@ pub fn update_status(
     t.counters.apply(&new, 1)?;
     Ok(Some(new))
 }
+
+/// Retention: removes an event's payload, headers, index entries and retry entry,
+/// and keeps its record among the retired ones. Counters keep its contributions, so
+/// statistics over past hours stay; its delivery id stays known, so a late
+/// redelivery is still a duplicate. Returns false if the event was already gone.
+pub fn retire(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
+    let Some(record) = load(t, seq)? else {
+        return Ok(false);
+    };
+    t.events.remove(seq)?;
+    t.payloads.remove(seq)?;
+    t.headers.remove(seq)?;
+    t.index.remove_all(&record, seq)?;
+    if let Some(due) = record.next_attempt_ms {
+        t.retry_queue.remove((due, seq))?;
+    }
+    t.retired.insert(seq, codec::encode(&record).as_slice())?;
+    Ok(true)
+}

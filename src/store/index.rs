@@ -56,6 +56,13 @@ impl IndexTables<'_> {
 }
 
 impl IndexTables<'_> {
+    pub fn remove_all(&mut self, record: &EventRecord, seq: u64) -> Result<(), StoreError> {
+        for (field, value) in entries(record) {
+            self.remove(field, value, record.received_at_ms, seq)?;
+        }
+        Ok(())
+    }
+
     pub fn remove(
         &mut self,
         field: &str,

@@ -136,6 +136,34 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Retires events (retention) in one transaction; returns how many were retired.
+    pub async fn retire(&self, seqs: Vec<u64>) -> Result<usize, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteRequest::Retire { seqs, reply }).await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Up to `limit` of the oldest events received before `cutoff_ms`.
+    pub async fn received_before(
+        &self,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let index_table = txn.open_table(tables::EVENT_INDEX)?;
+            let mut seqs = Vec::new();
+            for entry in index_table
+                .range((index::ALL, "", i64::MIN, 0u64)..(index::ALL, "", cutoff_ms, 0u64))?
+                .take(limit)
+            {
+                seqs.push(entry?.0.value().3);
+            }
+            Ok(seqs)
+        })
+        .await
+    }
+
     async fn send(&self, request: WriteRequest) -> Result<(), StoreError> {
         self.queue
             .send(request)
@@ -251,4 +279,16 @@ fn recent_content_window(db: &Database, ttl: Duration) -> Result<ContentWindow, 
         }
     }
     Ok(window)
+}
+
+/// Rewrites the database file to drop freed pages (`hookvault compact`, on a stopped
+/// instance). Returns the file size before and after.
+pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
+    let path = dir.join(DB_FILE);
+    let before = std::fs::metadata(&path)?.len();
+    let mut db = Database::builder().create(&path)?;
+    db.compact()
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    drop(db);
+    Ok((before, std::fs::metadata(&path)?.len()))
 }

@@ -30,6 +30,10 @@ pub const INDEX_COUNTS: TableDefinition<(&str, &str), u64> =
 /// change id → seq: every insert and status change, in commit order. Derived views
 /// (the search index) follow it and checkpoint the last change id they applied.
 pub const CHANGES: TableDefinition<u64, u64> = TableDefinition::new("changes_v1");
+/// seq → codec-encoded [`EventRecord`](super::EventRecord) of events removed by
+/// retention: their payload, headers and index entries are gone, but the counters
+/// still hold their contributions, and `verify` recounts from these.
+pub const RETIRED: TableDefinition<u64, &[u8]> = TableDefinition::new("retired_events_v1");
 /// (due_ms, seq) → (): failed events waiting for their automatic retry.
 pub const RETRY_QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("retry_queue_v1");
 
@@ -69,6 +73,7 @@ pub struct WriteTables<'txn> {
     pub content_duplicates: redb::Table<'txn, &'static str, (u64, i64)>,
     pub retry_queue: redb::Table<'txn, (i64, u64), ()>,
     pub changes: redb::Table<'txn, u64, u64>,
+    pub retired: redb::Table<'txn, u64, &'static [u8]>,
     pub index: IndexTables<'txn>,
     pub counters: CounterTables<'txn>,
 }
@@ -84,6 +89,7 @@ impl<'txn> WriteTables<'txn> {
             content_duplicates: txn.open_table(CONTENT_DUPLICATES)?,
             retry_queue: txn.open_table(RETRY_QUEUE)?,
             changes: txn.open_table(CHANGES)?,
+            retired: txn.open_table(RETIRED)?,
             index: IndexTables {
                 index: txn.open_table(EVENT_INDEX)?,
                 counts: txn.open_table(INDEX_COUNTS)?,

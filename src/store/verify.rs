@@ -111,6 +111,13 @@ fn verify(db: &Database) -> Result<Vec<Difference>, StoreError> {
         }
         records.insert(seq.value(), record);
     }
+    // Retired events left their contributions in the counters.
+    for entry in txn.open_table(tables::RETIRED)?.iter()? {
+        let (seq, bytes) = entry?;
+        let record: EventRecord = codec::decode(bytes.value())?;
+        recount.add_event(&record);
+        records.insert(seq.value(), record);
+    }
     for entry in txn.open_table(tables::CONTENT_DUPLICATES)?.iter()? {
         let (_, value) = entry?;
         let (seq, at_ms) = value.value();

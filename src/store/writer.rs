@@ -38,6 +38,11 @@ pub enum WriteRequest {
         update: StatusUpdate,
         reply: oneshot::Sender<Result<Option<EventRecord>, StoreError>>,
     },
+    /// Retention: retire these events; answers how many were still there.
+    Retire {
+        seqs: Vec<u64>,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
 }
 
 /// What the store did with a delivery. Both variants are durable when returned.
@@ -58,6 +63,7 @@ pub enum DuplicateReason {
 enum Outcome {
     Ingest(IngestOutcome),
     Update(Option<Box<EventRecord>>),
+    Retire(usize),
 }
 
 pub struct Writer {
@@ -110,6 +116,9 @@ impl Writer {
                         (WriteRequest::Update { reply, .. }, Outcome::Update(record)) => {
                             let _ = reply.send(Ok(record.map(|r| *r)));
                         }
+                        (WriteRequest::Retire { reply, .. }, Outcome::Retire(count)) => {
+                            let _ = reply.send(Ok(count));
+                        }
                         _ => unreachable!("outcomes are produced in request order"),
                     }
                 }
@@ -124,6 +133,9 @@ impl Writer {
                             let _ = reply.send(Err(error.clone()));
                         }
                         WriteRequest::Update { reply, .. } => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                        WriteRequest::Retire { reply, .. } => {
                             let _ = reply.send(Err(error.clone()));
                         }
                     }
@@ -183,6 +195,17 @@ impl Writer {
                         changed(&mut t, update.seq)?;
                     }
                     outcomes.push(Outcome::Update(record.map(Box::new)));
+                    continue;
+                }
+                WriteRequest::Retire { seqs, .. } => {
+                    let mut retired = 0;
+                    for seq in seqs {
+                        if events::retire(&mut t, *seq)? {
+                            changed(&mut t, *seq)?;
+                            retired += 1;
+                        }
+                    }
+                    outcomes.push(Outcome::Retire(retired));
                     continue;
                 }
                 WriteRequest::Ingest { event, .. } => event,

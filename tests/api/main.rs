@@ -13,6 +13,7 @@ mod metrics;
 mod process;
 mod processing;
 mod realtime;
+mod retention;
 mod search;
 mod statistics;
 mod transfer;
