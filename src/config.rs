@@ -170,6 +170,9 @@ pub struct Settings {
     /// Delete events older than this many days (default: keep everything).
     #[arg(long, env = "HOOKVAULT_RETENTION_DAYS", global = true)]
     retention_days: Option<String>,
+    /// Retire the oldest events while stored payloads (compressed) exceed this many MiB.
+    #[arg(long, env = "HOOKVAULT_MAX_PAYLOAD_MB", global = true)]
+    max_payload_mb: Option<String>,
     /// Milliseconds between Socket.IO `/monitoring` updates.
     #[arg(
         long,
@@ -226,6 +229,8 @@ pub struct Config {
     pub cache_bytes: usize,
     pub monitor_interval: Duration,
     pub retention_days: Option<u32>,
+    /// Size cap on stored (compressed) payloads.
+    pub max_payload_bytes: Option<u64>,
     /// How often retention looks for expired events when it has nothing to do.
     pub retention_interval: Duration,
 }
@@ -249,6 +254,7 @@ impl Config {
             cache_bytes: 64 * 1024 * 1024,
             monitor_interval: Duration::from_secs(5),
             retention_days: None,
+            max_payload_bytes: None,
             retention_interval: Duration::from_secs(60),
         }
     }
@@ -302,6 +308,12 @@ impl Config {
                 }
             }
         };
+        let max_payload_bytes = match settings.max_payload_mb.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => {
+                Some(parse_number::<u64>("HOOKVAULT_MAX_PAYLOAD_MB (--max-payload-mb)", raw)? << 20)
+            }
+        };
         let cache_mb: usize = parse_number("HOOKVAULT_CACHE_MB (--cache-mb)", &settings.cache_mb)?;
         let api_token = match settings.api_token.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -335,6 +347,7 @@ impl Config {
             cache_bytes: cache_mb * 1024 * 1024,
             monitor_interval: Duration::from_millis(monitor_ms.max(100)),
             retention_days,
+            max_payload_bytes,
             retention_interval: Duration::from_secs(60),
         })
     }

@@ -134,11 +134,15 @@ impl App {
         };
         let processing = tokio::spawn(processor.clone().run(until_stopped()));
         let indexing = tokio::spawn(indexer.run(until_stopped()));
-        let retiring = config.retention_days.map(|days| {
+        let policy = retention::Policy {
+            days: config.retention_days,
+            max_payload_bytes: config.max_payload_bytes,
+        };
+        let retiring = (policy.days.is_some() || policy.max_payload_bytes.is_some()).then(|| {
             let interval = config.retention_interval;
             tokio::spawn(retention::run(
                 store.clone(),
-                days,
+                policy,
                 interval,
                 until_stopped(),
             ))

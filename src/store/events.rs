@@ -6,7 +6,7 @@ use redb::ReadableTable;
 
 use super::counters::{hour_of, metric};
 use super::index;
-use super::tables::WriteTables;
+use super::tables::{WriteTables, meta};
 use super::writer::PreparedEvent;
 use super::{EventRecord, Fact, Status, StoreError, codec};
 use crate::domain::timestamp;
@@ -32,6 +32,7 @@ pub fn insert(t: &mut WriteTables, seq: u64, event: &PreparedEvent) -> Result<()
     let record = &event.record;
     t.events.insert(seq, codec::encode(record).as_slice())?;
     t.payloads.insert(seq, event.compressed_body.as_slice())?;
+    add_payload_bytes(t, event.compressed_body.len() as i64)?;
     t.headers.insert(seq, event.encoded_headers.as_slice())?;
     t.deliveries.insert(record.delivery_id.as_str(), seq)?;
     t.index.add_all(record, seq)?;
@@ -119,7 +120,11 @@ pub fn retire(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
         return Ok(false);
     };
     t.events.remove(seq)?;
-    t.payloads.remove(seq)?;
+    let freed = t
+        .payloads
+        .remove(seq)?
+        .map_or(0, |p| p.value().len() as i64);
+    add_payload_bytes(t, -freed)?;
     t.headers.remove(seq)?;
     t.index.remove_all(&record, seq)?;
     if let Some(due) = record.next_attempt_ms {
@@ -127,4 +132,11 @@ pub fn retire(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
     }
     t.retired.insert(seq, codec::encode(&record).as_slice())?;
     Ok(true)
+}
+
+fn add_payload_bytes(t: &mut WriteTables, delta: i64) -> Result<(), StoreError> {
+    let current = t.meta.get(meta::PAYLOAD_BYTES)?.map_or(0, |v| v.value());
+    t.meta
+        .insert(meta::PAYLOAD_BYTES, current.saturating_add_signed(delta))?;
+    Ok(())
 }

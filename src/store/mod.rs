@@ -164,6 +164,34 @@ impl Store {
         .await
     }
 
+    /// The oldest events whose payloads, removed, bring the stored payload bytes down
+    /// to `cap` (at most `limit` of them).
+    pub async fn oldest_over_cap(&self, cap: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let stored = txn
+                .open_table(tables::META)?
+                .get(meta::PAYLOAD_BYTES)?
+                .map_or(0, |v| v.value());
+            let mut excess = stored.saturating_sub(cap);
+            let index_table = txn.open_table(tables::EVENT_INDEX)?;
+            let payloads = txn.open_table(tables::PAYLOADS)?;
+            let mut seqs = Vec::new();
+            let all = (index::ALL, "", i64::MIN, 0u64)..=(index::ALL, "", i64::MAX, u64::MAX);
+            for entry in index_table.range(all)? {
+                if excess == 0 || seqs.len() >= limit {
+                    break;
+                }
+                let seq = entry?.0.value().3;
+                let size = payloads.get(seq)?.map_or(0, |p| p.value().len() as u64);
+                excess = excess.saturating_sub(size);
+                seqs.push(seq);
+            }
+            Ok(seqs)
+        })
+        .await
+    }
+
     async fn send(&self, request: WriteRequest) -> Result<(), StoreError> {
         self.queue
             .send(request)

@@ -59,6 +59,8 @@ pub mod meta {
     pub const DELIVERY_DUPLICATES: &str = "delivery_duplicates";
     /// Deliveries answered `duplicate` because their content key was seen within the TTL.
     pub const CONTENT_DUPLICATES: &str = "content_duplicates";
+    /// Compressed payload bytes of the stored (not retired) events.
+    pub const PAYLOAD_BYTES: &str = "payload_bytes";
 }
 
 pub const SCHEMA_VERSION: u64 = 1;

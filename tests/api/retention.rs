@@ -103,3 +103,44 @@ async fn expired_events_are_retired_and_everything_else_stays() {
     assert!(compact.status.success());
     assert!(String::from_utf8_lossy(&compact.stderr).contains("bytes after"));
 }
+
+#[tokio::test]
+async fn the_size_cap_retires_the_oldest_events_until_payloads_fit() {
+    use rand::Rng;
+    let app = TestApp::spawn_with(|c| {
+        c.dedup_ttl = Duration::ZERO;
+        c.max_payload_bytes = Some(60_000);
+        c.retention_interval = Duration::from_millis(50);
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        // ~20 KB of random hex: compresses to about half.
+        let noise: String = (0..20_000)
+            .map(|_| char::from_digit(rand::rng().random_range(0..16), 16).unwrap())
+            .collect();
+        let body = json!({"zen": noise, "n": n});
+        let id = crate::helpers::new_id();
+        app.post_signed("ping", &id, &serde_json::to_vec(&body).unwrap())
+            .await;
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let kept = loop {
+        let kept = app.count("").await;
+        if kept < 10 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if app.count("").await == kept {
+                break kept;
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing was retired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // About 10 KB each after compression: five or six fit in 60 KB.
+    assert!((4..=7).contains(&kept), "kept {kept}");
+    let listed = app.listed_ids("limit=100").await;
+    let newest: Vec<String> = ids.iter().rev().take(kept as usize).cloned().collect();
+    assert_eq!(listed, newest, "the newest events are the ones kept");
+}
