@@ -1,17 +1,19 @@
 //! `GET /api/webhooks/events/types`: the event catalog grouped by category.
 
 use axum::Json;
-use axum::Router;
-use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::openapi::{Envelope, ErrorEnvelope};
 use super::{AppState, envelope};
 use crate::domain::catalog::{self, Category};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/webhooks/events/types", get(types))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(types))
 }
 
+#[utoipa::path(get, path = "/api/webhooks/events/types", tag = "events",
+    responses((status = 200, description = "Event types by category, with descriptions and actions", body = Envelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn types() -> Json<Value> {
     let categories: Vec<Value> = Category::ALL
         .iter()

@@ -4,31 +4,33 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::openapi::{ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
 use crate::domain::{PayloadEncoding, timestamp};
 use crate::ingest;
 use crate::store::{EventQuery, EventRecord, Status};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/webhooks/events", get(list))
-        .route("/api/webhooks/events/{delivery_id}", get(detail))
-        .route("/api/webhooks/events/{delivery_id}/raw", get(raw))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail))
+        .routes(routes!(raw))
 }
 
 /// One event as lists show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventSummary {
     pub id: u64,
@@ -90,6 +92,23 @@ struct EventDetail {
     payload: Value,
 }
 
+#[utoipa::path(get, path = "/api/webhooks/events", tag = "events",
+    params(
+        ("repository" = Option<String>, Query, description = "owner/name"),
+        ("event" = Option<String>, Query, description = "Event type, e.g. workflow_job"),
+        ("action" = Option<String>, Query),
+        ("status" = Option<String>, Query, description = "pending, processed or failed"),
+        ("processed" = Option<bool>, Query),
+        ("startDate" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("endDate" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+        ("offset" = Option<usize>, Query),
+    ),
+    responses(
+        (status = 200, description = "Events, newest first", body = EventPage),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorEnvelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
+    ))]
 async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -105,6 +124,13 @@ async fn list(
     Ok(envelope::paginated(events, page.total, limit, offset))
 }
 
+#[utoipa::path(get, path = "/api/webhooks/events/{delivery_id}", tag = "events",
+    params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event")),
+    responses(
+        (status = 200, description = "The event with its headers, content type and payload", body = EventEnvelope),
+        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
+    ))]
 async fn detail(
     State(state): State<AppState>,
     Path(delivery_id): Path<String>,
@@ -131,6 +157,13 @@ async fn detail(
     Ok(envelope::ok(detail))
 }
 
+#[utoipa::path(get, path = "/api/webhooks/events/{delivery_id}/raw", tag = "events",
+    params(("delivery_id" = String, Path)),
+    responses(
+        (status = 200, description = "The body exactly as received, with its content type", content_type = "application/json"),
+        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
+    ))]
 async fn raw(
     State(state): State<AppState>,
     Path(delivery_id): Path<String>,

@@ -4,21 +4,23 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 use super::AppState;
+use super::openapi::ErrorEnvelope;
 use crate::metrics::{HttpLabels, Metrics, NamespaceLabels};
 use crate::store::DB_FILE;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus / OpenMetrics text exposition", content_type = "application/openmetrics-text"), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let m = &state.metrics;
     let store_bytes = std::fs::metadata(state.config.data_dir.join(DB_FILE)).map_or(0, |f| f.len());

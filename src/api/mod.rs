@@ -6,6 +6,7 @@ mod envelope;
 mod error;
 mod events;
 mod metrics;
+mod openapi;
 mod replay;
 mod repositories;
 mod search;
@@ -14,13 +15,14 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::http::header;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::{Json, Router};
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub use events::EventSummary;
@@ -54,10 +56,10 @@ const SOCKET_IO_CLIENT: &[u8] = include_bytes!("../../web/vendor/socket.io.min.j
 /// Every route. The ingest endpoint (protected by its signature) and health are
 /// public; everything else, Socket.IO included, checks access (SPEC §6).
 pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
-    let public = Router::new()
+    let public = OpenApiRouter::new()
         .merge(webhooks::router())
         .merge(statistics::health_router());
-    let protected = Router::new()
+    let protected = OpenApiRouter::new()
         .merge(events::router())
         .merge(catalog::router())
         .merge(statistics::router())
@@ -69,9 +71,19 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
             state.config.api_token.clone(),
             access::require,
         ));
+    let (routes, description) = public.merge(protected).split_for_parts();
+    let description = Arc::new(openapi::document(description));
+    let api_token = state.config.api_token.clone();
     let metrics = state.metrics.clone();
-    let api = public
-        .merge(protected)
+    let api = routes
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let description = description.clone();
+                async move { Json(description.as_ref().clone()) }
+            })
+            .route_layer(middleware::from_fn_with_state(api_token, access::require)),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(
             metrics,

@@ -4,30 +4,35 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::events::EventSummary;
+use super::openapi::{Envelope, ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
 use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
 use crate::process::synthesize;
 use crate::store::{EventQuery, IngestOutcome, Status};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 const MAX_FAILED_LIMIT: usize = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/webhooks/failed", get(failed))
-        .route("/api/webhooks/replay/{delivery_id}", post(replay))
-        .route("/api/webhooks/retry-failed", post(retry_failed))
-        .route("/api/webhooks/test", post(test_event))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(failed))
+        .routes(routes!(replay))
+        .routes(routes!(retry_failed))
+        .routes(routes!(test_event))
 }
 
+#[utoipa::path(get, path = "/api/webhooks/failed", tag = "processing",
+    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 10")),
+    responses((status = 200, description = "Failed events, newest first", body = EventPage),
+        (status = 400, description = "Bad limit", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn failed(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -59,6 +64,10 @@ async fn failed(
     Ok(envelope::paginated(events, page.total, limit, 0))
 }
 
+#[utoipa::path(post, path = "/api/webhooks/replay/{delivery_id}", tag = "processing",
+    params(("delivery_id" = String, Path)),
+    responses((status = 200, description = "The event after processing it again", body = EventEnvelope),
+        (status = 404, description = "No such delivery", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn replay(
     State(state): State<AppState>,
     Path(delivery_id): Path<String>,
@@ -70,6 +79,8 @@ async fn replay(
     Ok(envelope::ok(EventSummary::new(seq, record)))
 }
 
+#[utoipa::path(post, path = "/api/webhooks/retry-failed", tag = "processing",
+    responses((status = 200, description = "{total, processed, failed}", body = Envelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn retry_failed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let report = state.processor.retry_failed().await?;
     Ok(envelope::ok(json!({
@@ -92,6 +103,10 @@ fn default_repository() -> String {
     "hookvault/test".into()
 }
 
+#[utoipa::path(post, path = "/api/webhooks/test", tag = "processing",
+    request_body(content = Object, description = "{eventType, repository?, action?}"),
+    responses((status = 200, description = "The stored, processed test event with its payload", body = Envelope),
+        (status = 400, description = "Bad body, unknown event type or action (the message lists valid ones)", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn test_event(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let request: TestRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(

@@ -3,20 +3,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
+use super::openapi::{Envelope, ErrorEnvelope, ListEnvelope};
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
 use crate::process::counter;
 use crate::store::{JobStats, RepoStats};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/repositories", get(list))
-        .route("/api/repositories/{owner}/{repo}", get(detail))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail))
 }
 
 fn summary(stats: &RepoStats) -> Value {
@@ -83,6 +84,11 @@ fn job_line(job: &JobStats) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/repositories", tag = "repositories",
+    params(("sort" = Option<String>, Query, description = "activity (default), recent or name"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, description = "Repositories with their activity", body = ListEnvelope),
+        (status = 400, description = "Bad sort or limit", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -116,6 +122,10 @@ async fn list(
     Ok(envelope::paginated(data, total, limit, 0))
 }
 
+#[utoipa::path(get, path = "/api/repositories/{owner}/{repo}", tag = "repositories",
+    params(("owner" = String, Path), ("repo" = String, Path)),
+    responses((status = 200, description = "Activity, stats, jobs and workflowRuns", body = Envelope),
+        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn detail(
     State(state): State<AppState>,
     Path((owner, repo)): Path<(String, String)>,

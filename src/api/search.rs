@@ -3,24 +3,25 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::events::EventSummary;
+use super::openapi::{ErrorEnvelope, ListEnvelope};
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
 use crate::search::{SearchError, SearchRequest, SortOrder};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
 /// Deepest result reachable by paging; deeper pages are better asked with filters.
 const MAX_WINDOW: usize = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/webhooks/search", get(search))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search))
 }
 
 fn parse(params: &HashMap<String, String>) -> Result<SearchRequest, ApiError> {
@@ -74,6 +75,18 @@ fn parse(params: &HashMap<String, String>) -> Result<SearchRequest, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/webhooks/search", tag = "search",
+    params(
+        ("q" = Option<String>, Query, description = "tantivy query syntax; empty = every event"),
+        ("repository" = Option<String>, Query), ("event" = Option<String>, Query),
+        ("action" = Option<String>, Query), ("sender" = Option<String>, Query),
+        ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
+        ("sort" = Option<String>, Query, description = "relevance, newest or oldest"),
+        ("limit" = Option<usize>, Query, description = "1 to 100, default 20"),
+        ("offset" = Option<usize>, Query, description = "up to 10000"),
+    ),
+    responses((status = 200, description = "hits (summary, score, snippet), total, tookMs, facets, indexLag", body = ListEnvelope),
+        (status = 400, description = "Unparsable query or bad parameter", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn search(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

@@ -3,26 +3,27 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::openapi::{Envelope, ErrorEnvelope};
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
 use crate::store::{EventStats, HealthFacts, Statistics, bucket_upper_us};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Longest window the statistics endpoint accepts: a year of hour buckets.
 const MAX_HOURS: i64 = 24 * 366;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/webhooks/statistics", get(statistics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(statistics))
 }
 
 /// Health stays public (SPEC §6): it reveals no payload data.
-pub fn health_router() -> Router<AppState> {
-    Router::new().route("/api/webhooks/health", get(health))
+pub fn health_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health))
 }
 
 #[derive(Serialize)]
@@ -73,6 +74,13 @@ fn percentile_ms(stats: &Statistics, q: f64) -> Option<f64> {
     None
 }
 
+#[utoipa::path(get, path = "/api/webhooks/statistics", tag = "statistics",
+    params(("hours" = Option<i64>, Query, description = "1 to 8784, default 24")),
+    responses(
+        (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window", body = Envelope),
+        (status = 400, description = "Bad window", body = ErrorEnvelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
+    ))]
 async fn statistics(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -181,6 +189,8 @@ pub fn health_score(facts: &HealthFacts, hour: &EventStats, now_ms: i64) -> (u32
     (score.clamp(0, 100) as u32, reasons)
 }
 
+#[utoipa::path(get, path = "/api/webhooks/health", tag = "statistics",
+    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, tokenRequired", body = Envelope)))]
 async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = timestamp::now_ms();
     let facts = state.store.health_facts(now - 5 * 60_000).await?;

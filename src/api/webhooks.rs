@@ -1,32 +1,48 @@
 //! `POST /api/webhooks/github`: the ingest endpoint. Validates in the contract's
 //! order, stores durably, and answers only after the commit.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::Request;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::openapi::{Envelope, ErrorEnvelope};
 use super::{ApiError, AppState, envelope};
 use crate::config::MAX_BODY_BYTES;
 use crate::ingest::{self, DeliveryHeaders};
 use crate::store::IngestOutcome;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Bodies above this are verified and parsed on the blocking pool, so one 25 MiB
 /// delivery does not stall the executor threads that serve everyone else.
 const OFFLOAD_ABOVE_BYTES: usize = 256 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         // The body is read by `ingest::read_body` under its own 25 MiB cap and
         // deadline, so axum's 2 MB default limit is turned off here deliberately.
-        .route(
-            "/api/webhooks/github",
-            post(receive).layer(DefaultBodyLimit::disable()),
-        )
+        .routes(routes!(receive))
+        .route_layer(DefaultBodyLimit::disable())
 }
 
+#[utoipa::path(post, path = "/api/webhooks/github", tag = "ingest",
+    params(
+        ("X-GitHub-Event" = String, Header),
+        ("X-GitHub-Delivery" = String, Header),
+        ("X-Hub-Signature-256" = String, Header, description = "sha256=<hex HMAC-SHA256 of the raw body>"),
+        ("User-Agent" = String, Header, description = "GitHub-Hookshot/…"),
+    ),
+    request_body(content = Object, description = "The webhook payload (application/json, or form-encoded with payload=)"),
+    responses(
+        (status = 200, description = "Stored durably, or a duplicate: {deliveryId, id, status}", body = Envelope),
+        (status = 400, description = "Missing or malformed headers, user agent, JSON or form", body = ErrorEnvelope),
+        (status = 401, description = "Signature missing, malformed or matching no secret", body = ErrorEnvelope),
+        (status = 408, description = "Body not received in time", body = ErrorEnvelope),
+        (status = 413, description = "Body over 25 MiB", body = ErrorEnvelope),
+        (status = 415, description = "Unsupported content type", body = ErrorEnvelope),
+        (status = 503, description = "Shutting down", body = ErrorEnvelope),
+    ))]
 async fn receive(
     State(state): State<AppState>,
     request: Request<Body>,

@@ -10,6 +10,7 @@ mod fixtures;
 mod helpers;
 mod limits;
 mod metrics;
+mod openapi;
 mod process;
 mod processing;
 mod realtime;
