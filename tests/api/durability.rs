@@ -165,12 +165,7 @@ async fn a_clean_stop_leaves_no_repair_work_and_a_caught_up_index() {
     drop(db);
 
     // The final search commit covers every change the store committed.
-    let options = hookvault::store::StoreOptions {
-        cache_bytes: 1 << 20,
-        dedup_ttl: Duration::ZERO,
-        on_commit: None,
-    };
-    let (store, writer) = hookvault::store::Store::open(dir.path(), &options).unwrap();
+    let (store, writer) = crate::helpers::open_store(dir.path());
     let (_, checkpoint, _) = hookvault::search::SearchIndex::open(dir.path()).unwrap();
     assert_eq!(
         checkpoint,

@@ -336,3 +336,14 @@ pub fn delivery(event: &str, body: &[u8]) -> hookvault::domain::Delivery {
     )
     .unwrap()
 }
+
+/// Opens a store directly (no server), with content dedup off, for tests that drive
+/// the store or the processor themselves.
+pub fn open_store(dir: &Path) -> (hookvault::store::Store, hookvault::store::WriterHandle) {
+    let options = hookvault::store::StoreOptions {
+        cache_bytes: 1 << 20,
+        dedup_ttl: Duration::ZERO,
+        on_commit: None,
+    };
+    hookvault::store::Store::open(dir, &options).expect("store opens")
+}

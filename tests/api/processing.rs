@@ -221,8 +221,6 @@ async fn the_test_endpoint_runs_a_synthesized_event_through_the_pipeline() {
 
 #[tokio::test]
 async fn events_left_pending_are_processed_after_a_restart() {
-    use hookvault::store::{Store, StoreOptions};
-
     struct Down;
     impl Stage for Down {
         fn process(&self, _: &EventRecord, _: &Value) -> Result<(), String> {
@@ -244,12 +242,7 @@ async fn events_left_pending_are_processed_after_a_restart() {
     let data_dir = app.data_dir.clone();
     let delivery = crate::helpers::delivery("issues", &fixture("issues", 0).bytes);
     let pending_id = delivery.id.to_string();
-    let options = StoreOptions {
-        cache_bytes: 1 << 20,
-        dedup_ttl: Duration::ZERO,
-        on_commit: None,
-    };
-    let (store, writer) = Store::open(data_dir.path(), &options).unwrap();
+    let (store, writer) = crate::helpers::open_store(data_dir.path());
     store.ingest(delivery).await.unwrap();
     drop(store);
     writer.join();
@@ -270,15 +263,10 @@ async fn events_left_pending_are_processed_after_a_restart() {
 #[tokio::test]
 async fn the_processor_can_be_stepped_with_run_once() {
     use hookvault::process::{Processor, RetryPolicy};
-    use hookvault::store::{Status, Store, StoreOptions};
+    use hookvault::store::Status;
 
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        cache_bytes: 1 << 20,
-        dedup_ttl: Duration::ZERO,
-        on_commit: None,
-    };
-    let (store, writer) = Store::open(dir.path(), &options).unwrap();
+    let (store, writer) = crate::helpers::open_store(dir.path());
     for (event, n) in [("push", 0), ("issues", 1), ("check_run", 2)] {
         let delivery = crate::helpers::delivery(event, &fixture(event, n).bytes);
         store.ingest(delivery).await.unwrap();

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookvault::store::{Store, StoreOptions};
 use serde_json::json;
 
 use crate::helpers::{TestApp, delivery};
@@ -16,12 +15,7 @@ async fn expired_events_are_retired_and_everything_else_stays() {
     let now = hookvault::domain::timestamp::now_ms();
     let mut old_ids = Vec::new();
     {
-        let options = StoreOptions {
-            cache_bytes: 1 << 20,
-            dedup_ttl: Duration::ZERO,
-            on_commit: None,
-        };
-        let (store, writer) = Store::open(dir.path(), &options).unwrap();
+        let (store, writer) = crate::helpers::open_store(dir.path());
         for (n, age_days) in [3, 3, 2, 0, 0].into_iter().enumerate() {
             let word = if age_days > 0 {
                 "ancientword"

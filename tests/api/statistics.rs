@@ -173,15 +173,9 @@ async fn statistics_reject_bad_windows_and_count_duplicates() {
 #[tokio::test]
 async fn statistics_windows_select_hour_buckets() {
     use hookvault::process::{Processor, RetryPolicy};
-    use hookvault::store::{Store, StoreOptions};
 
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        cache_bytes: 1 << 20,
-        dedup_ttl: Duration::ZERO,
-        on_commit: None,
-    };
-    let (store, writer) = Store::open(dir.path(), &options).unwrap();
+    let (store, writer) = crate::helpers::open_store(dir.path());
     let now = hookvault::domain::timestamp::now_ms();
     let hour = 3_600_000;
     for (n, age_hours) in [0, 3, 3, 30].into_iter().enumerate() {
