@@ -29,7 +29,6 @@ use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketError, SocketIo};
 
 pub use broadcast::Broadcast;
-pub use messages::{MAX_OBJECT_BYTES, channel};
 
 use crate::access::{self, Denied};
 use crate::config::Config;

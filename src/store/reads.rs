@@ -155,18 +155,6 @@ impl Store {
         load_event(&self.db.begin_read()?, seq)
     }
 
-    /// Compressed payload bytes of the stored events (what the size cap bounds).
-    pub async fn payload_bytes(&self) -> Result<u64, StoreError> {
-        self.read(|db| {
-            let txn = db.begin_read()?;
-            let meta_table = txn.open_table(tables::META)?;
-            Ok(meta_table
-                .get(tables::meta::PAYLOAD_BYTES)?
-                .map_or(0, |v| v.value()))
-        })
-        .await
-    }
-
     /// The last committed change id.
     pub fn last_change(&self) -> u64 {
         *self.committed.borrow()
