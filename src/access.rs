@@ -1,9 +1,13 @@
 //! Who may use the API and Socket.IO (SPEC §6). With an API token configured, the
 //! caller must present it; without one, only local callers are let in. A request that
 //! carries `X-Forwarded-For` or `Forwarded` came through a proxy and is never local,
-//! whatever address the proxy itself connects from.
+//! whatever address the proxy itself connects from. Wrong tokens are counted per
+//! client, and a client that keeps guessing is locked out for a while
+//! ([`Lockout`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -13,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::ApiError;
 use crate::config::Secret;
+use crate::guard::{ClientIp, Lockout};
 
 /// Why a caller was turned away; the message tells them how to get in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +29,48 @@ pub enum Denied {
          and send it as Authorization: Bearer <token> (Socket.IO: auth: {{token}})"
     )]
     NotLocal,
+    #[error("too many wrong API tokens from this address; try again later")]
+    TooManyFailures(Duration),
+}
+
+/// The access rule of one running instance: its token and its failure counts.
+pub struct Access {
+    api_token: Option<Secret>,
+    lockout: Lockout,
+}
+
+impl Access {
+    pub fn new(api_token: Option<Secret>) -> Arc<Self> {
+        Arc::new(Self {
+            api_token,
+            lockout: Lockout::default(),
+        })
+    }
+
+    /// [`check`], with wrong tokens counted against `client` and a locked-out
+    /// client refused before its token is looked at.
+    pub fn admit(
+        &self,
+        client: Option<IpAddr>,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+        token: Option<&str>,
+    ) -> Result<(), Denied> {
+        let client = client
+            .or(peer.map(|p| p.ip()))
+            .map(|ip| ClientIp(ip).limit_key());
+        if let Some(wait) = client.and_then(|c| self.lockout.locked(c)) {
+            return Err(Denied::TooManyFailures(wait));
+        }
+        let verdict = check(self.api_token.as_ref(), peer, headers, token);
+        if verdict == Err(Denied::BadToken)
+            && let Some(client) = client
+            && self.lockout.failed(client).is_some()
+        {
+            tracing::warn!(%client, "client locked out after repeated wrong API tokens");
+        }
+        verdict
+    }
 }
 
 /// Decides for one caller: `token` is what the caller presented, if anything.
@@ -42,17 +89,16 @@ pub fn check(
                 Err(Denied::BadToken)
             }
         }
-        None => {
-            let proxied =
-                headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
-            let local = peer.is_some_and(|p| p.ip().is_loopback());
-            if local && !proxied {
-                Ok(())
-            } else {
-                Err(Denied::NotLocal)
-            }
-        }
+        None if is_direct_local(peer, headers) => Ok(()),
+        None => Err(Denied::NotLocal),
     }
+}
+
+/// A loopback peer that did not come through a proxy.
+pub fn is_direct_local(peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
+    let proxied =
+        headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
+    peer.is_some_and(|p| p.ip().is_loopback()) && !proxied
 }
 
 /// The bearer token of a request, if any.
@@ -66,22 +112,20 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Axum middleware guarding every route it wraps.
-pub async fn require(
-    State(api_token): State<Option<Secret>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    match check(
-        api_token.as_ref(),
-        peer,
-        request.headers(),
-        bearer(request.headers()),
-    ) {
+pub async fn require(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    let extensions = request.extensions();
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client = extensions.get::<ClientIp>().map(|c| c.0);
+    let headers = request.headers();
+    match access.admit(client, peer, headers, bearer(headers)) {
         Ok(()) => next.run(request).await,
+        Err(denied @ Denied::TooManyFailures(wait)) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "locked_out",
+            denied.to_string(),
+        )
+        .retry_after(wait)
+        .into_response(),
         Err(denied) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", denied.to_string())
             .into_response(),
     }

@@ -5,11 +5,15 @@
 use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
+
+use crate::guard::{CorsOrigins, RateLimit};
 
 /// File in the data directory that holds the generated webhook secret.
 pub const SECRET_FILE: &str = "webhook-secret";
@@ -181,6 +185,30 @@ pub struct Settings {
         global = true
     )]
     monitor_interval_ms: String,
+    /// Proxies (IPs or CIDR ranges, comma-separated) whose X-Forwarded-For or
+    /// Forwarded header names the client. Nobody else's is believed.
+    #[arg(long, env = "HOOKVAULT_TRUSTED_PROXIES", global = true)]
+    trusted_proxies: Option<String>,
+    /// API requests per second per client address (bursts of twice that); 0 turns
+    /// the limit off. The ingest endpoint is not counted.
+    #[arg(
+        long,
+        env = "HOOKVAULT_RATE_LIMIT",
+        default_value = "50",
+        global = true
+    )]
+    rate_limit: String,
+    /// Browser origins allowed to call the API (comma-separated, or *); none by default.
+    #[arg(long, env = "HOOKVAULT_CORS_ORIGINS", global = true)]
+    cors_origins: Option<String>,
+    /// Deliveries verified and stored at once; more get 503 with Retry-After.
+    #[arg(
+        long,
+        env = "HOOKVAULT_MAX_CONCURRENT_INGEST",
+        default_value = "256",
+        global = true
+    )]
+    max_concurrent_ingest: String,
     /// redb page cache in MiB.
     #[arg(long, env = "HOOKVAULT_CACHE_MB", default_value = "64", global = true)]
     cache_mb: String,
@@ -233,6 +261,11 @@ pub struct Config {
     pub max_payload_bytes: Option<u64>,
     /// How often retention looks for expired events when it has nothing to do.
     pub retention_interval: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+    /// `None`: no per-client API rate limit.
+    pub rate_limit: Option<RateLimit>,
+    pub cors_origins: CorsOrigins,
+    pub max_concurrent_ingest: usize,
 }
 
 impl Config {
@@ -256,6 +289,10 @@ impl Config {
             retention_days: None,
             max_payload_bytes: None,
             retention_interval: Duration::from_secs(60),
+            trusted_proxies: Vec::new(),
+            rate_limit: NonZeroU32::new(50).map(|per_second| RateLimit { per_second }),
+            cors_origins: CorsOrigins::Closed,
+            max_concurrent_ingest: 256,
         }
     }
 
@@ -326,6 +363,27 @@ impl Config {
             Some(token) => Some(Secret::new(token)),
         };
 
+        let trusted_proxies = parse_trusted_proxies(settings.trusted_proxies.as_deref())?;
+        let rate_limit = NonZeroU32::new(parse_number(
+            "HOOKVAULT_RATE_LIMIT (--rate-limit)",
+            &settings.rate_limit,
+        )?)
+        .map(|per_second| RateLimit { per_second });
+        let cors_origins = CorsOrigins::parse(settings.cors_origins.as_deref().unwrap_or(""))
+            .map_err(|problem| {
+                ConfigError::new("HOOKVAULT_CORS_ORIGINS (--cors-origins)", problem)
+            })?;
+        let max_concurrent_ingest: usize = parse_number(
+            "HOOKVAULT_MAX_CONCURRENT_INGEST (--max-concurrent-ingest)",
+            &settings.max_concurrent_ingest,
+        )?;
+        if max_concurrent_ingest == 0 {
+            return Err(ConfigError::new(
+                "HOOKVAULT_MAX_CONCURRENT_INGEST (--max-concurrent-ingest)",
+                "must be at least 1",
+            ));
+        }
+
         prepare_data_dir(&settings.data_dir)?;
         let (secrets, secret_source) = match settings.secret.as_deref() {
             Some(list) => (parse_secret_list(list)?, SecretSource::Configured),
@@ -349,8 +407,31 @@ impl Config {
             retention_days,
             max_payload_bytes,
             retention_interval: Duration::from_secs(60),
+            trusted_proxies,
+            rate_limit,
+            cors_origins,
+            max_concurrent_ingest,
         })
     }
+}
+
+fn parse_trusted_proxies(raw: Option<&str>) -> Result<Vec<IpNet>, ConfigError> {
+    raw.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        "HOOKVAULT_TRUSTED_PROXIES (--trusted-proxies)",
+                        format!("{entry:?} is not an IP address or CIDR range"),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn parse_number<T: std::str::FromStr>(setting: &'static str, raw: &str) -> Result<T, ConfigError> {

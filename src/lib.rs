@@ -33,6 +33,7 @@ pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod domain;
+pub mod guard;
 pub mod ingest;
 pub mod metrics;
 pub mod process;
@@ -48,6 +49,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -110,8 +112,13 @@ impl App {
         let indexer = Indexer::new(store.clone(), search.clone(), checkpoint)?;
 
         let config = Arc::new(config);
-        let (socket_layer, io, hub) =
-            realtime::build(store.clone(), search.clone(), config.clone());
+        let access = Access::new(config.api_token.clone());
+        let (socket_layer, io, hub) = realtime::build(
+            store.clone(),
+            search.clone(),
+            config.clone(),
+            access.clone(),
+        );
         let mut stages = self.stages;
         stages.push(Arc::new(realtime::Broadcast {
             io: io.clone(),
@@ -157,6 +164,7 @@ impl App {
         ));
 
         let header_timeout = config.header_timeout;
+        let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
         let state = AppState {
             config,
             store,
@@ -165,6 +173,8 @@ impl App {
             metrics,
             io,
             hub,
+            access,
+            ingest_slots,
         };
         let router = api::router(state, socket_layer);
         tracing::info!(address = %listener.local_addr()?, "hookvault is listening");

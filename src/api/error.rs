@@ -2,7 +2,9 @@
 //! the SPEC's error envelope. Internal details go to the log, never to the client.
 
 use axum::Json;
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -14,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, at least 1) with 429 and 503 answers.
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -22,7 +26,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     pub fn bad_parameter(name: &str, problem: impl std::fmt::Display) -> Self {
@@ -44,7 +54,14 @@ impl IntoResponse for ApiError {
             "success": false,
             "error": {"code": self.code, "message": self.message},
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 
@@ -64,7 +81,8 @@ impl From<StoreError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "hookvault is shutting down; retry shortly",
-            ),
+            )
+            .retry_after(Duration::from_secs(5)),
             _ => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage_error",

@@ -22,15 +22,17 @@ use axum::routing::get;
 use axum::{Json, Router};
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
+use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub use events::EventSummary;
 pub use statistics::{health_score, success_rate};
 
-use crate::access;
+use crate::access::{self, Access};
 use crate::config::Config;
 use crate::dashboard;
+use crate::guard;
 use crate::metrics::Metrics;
 use crate::process::Processor;
 use crate::realtime::Hub;
@@ -47,6 +49,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub io: SocketIo,
     pub hub: Arc<Hub>,
+    pub access: Arc<Access>,
+    /// Deliveries being verified and stored right now (SPEC §6: bounded).
+    pub ingest_slots: Arc<Semaphore>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
@@ -68,12 +73,13 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(search::router())
         .merge(metrics::router())
         .route_layer(middleware::from_fn_with_state(
-            state.config.api_token.clone(),
+            state.access.clone(),
             access::require,
         ));
     let (routes, description) = public.merge(protected).split_for_parts();
     let description = Arc::new(openapi::document(description));
-    let api_token = state.config.api_token.clone();
+    let access = state.access.clone();
+    let config = state.config.clone();
     let metrics = state.metrics.clone();
     let api = routes
         .route(
@@ -82,7 +88,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
                 let description = description.clone();
                 async move { Json(description.as_ref().clone()) }
             })
-            .route_layer(middleware::from_fn_with_state(api_token, access::require)),
+            .route_layer(middleware::from_fn_with_state(access, access::require)),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(
@@ -92,10 +98,23 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .with_state(state)
         .layer(socket_io);
     // Outside the Socket.IO layer, which would otherwise take every /socket.io/ path.
-    Router::new()
+    let mut app = Router::new()
         .route("/socket.io/socket.io.js", get(socket_io_client))
         .merge(dashboard::router())
-        .fallback_service(api)
+        .fallback_service(api);
+    // Outermost first: who the client is, then CORS (which also answers
+    // preflights), then the per-client rate.
+    if let Some(limit) = config.rate_limit {
+        let limiter = guard::ApiRateLimiter::new(limit);
+        app = app.layer(middleware::from_fn_with_state(limiter, guard::limit));
+    }
+    if let Some(cors) = config.cors_origins.layer() {
+        app = app.layer(cors);
+    }
+    app.layer(middleware::from_fn_with_state(
+        Arc::new(config.trusted_proxies.clone()),
+        guard::identify,
+    ))
 }
 
 async fn socket_io_client() -> impl IntoResponse {

@@ -1,10 +1,12 @@
 //! `POST /api/webhooks/github`: the ingest endpoint. Validates in the contract's
 //! order, stores durably, and answers only after the commit.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use super::openapi::{Envelope, ErrorEnvelope};
@@ -41,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 408, description = "Body not received in time", body = ErrorEnvelope),
         (status = 413, description = "Body over 25 MiB", body = ErrorEnvelope),
         (status = 415, description = "Unsupported content type", body = ErrorEnvelope),
-        (status = 503, description = "Shutting down", body = ErrorEnvelope),
+        (status = 503, description = "Too many deliveries in progress, the disk refused a write, or shutting down; retry after Retry-After seconds", body = ErrorEnvelope),
     ))]
 async fn receive(
     State(state): State<AppState>,
@@ -75,6 +77,20 @@ async fn verify_and_store(
         state.config.body_timeout,
     )
     .await?;
+    // Bodies arrive at the sender's pace, bounded by the timeouts; what is bounded
+    // here is the work after that (HMAC, JSON parsing, the store's queue).
+    let _slot = state
+        .ingest_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many deliveries in progress; retry shortly",
+            )
+            .retry_after(Duration::from_secs(1))
+        })?;
 
     let secrets = state.config.secrets.clone();
     let delivery = if body.len() > OFFLOAD_ABOVE_BYTES {
@@ -82,11 +98,7 @@ async fn verify_and_store(
         tokio::task::spawn_blocking(move || ingest::verify(parsed, &headers, body, &secrets))
             .await
             .map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    e.to_string(),
-                )
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             })??
     } else {
         ingest::verify(parsed, &parts.headers, body, &secrets)?

@@ -30,8 +30,9 @@ use socketioxide::{SocketError, SocketIo};
 
 pub use broadcast::Broadcast;
 
-use crate::access::{self, Denied};
+use crate::access::{Access, Denied};
 use crate::config::Config;
+use crate::guard::ClientIp;
 use crate::search::SearchIndex;
 use crate::store::Store;
 
@@ -49,6 +50,7 @@ pub struct Ctx {
     pub search: SearchIndex,
     pub config: Arc<Config>,
     pub hub: Arc<Hub>,
+    pub access: Arc<Access>,
 }
 
 /// Realtime state: the `/webhooks` subscribers and counters.
@@ -77,6 +79,7 @@ pub fn build(
     store: Store,
     search: SearchIndex,
     config: Arc<Config>,
+    access: Arc<Access>,
 ) -> (SocketIoLayer, SocketIo, Arc<Hub>) {
     let hub = Arc::new(Hub {
         feed: feed::Feed::default(),
@@ -88,6 +91,7 @@ pub fn build(
         search,
         config,
         hub: hub.clone(),
+        access,
     };
     let (layer, io) = SocketIo::builder()
         .max_payload(MAX_CLIENT_PAYLOAD)
@@ -115,12 +119,9 @@ async fn authorize(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    access::check(
-        ctx.config.api_token.as_ref(),
-        peer,
-        &parts.headers,
-        token.as_deref(),
-    )
+    let client = parts.extensions.get::<ClientIp>().map(|c| c.0);
+    ctx.access
+        .admit(client, peer, &parts.headers, token.as_deref())
 }
 
 /// Subscriptions answer an acknowledgement when the client asks for one, so a

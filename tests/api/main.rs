@@ -7,6 +7,7 @@ mod dedup;
 mod durability;
 mod events;
 mod fixtures;
+mod guard;
 mod helpers;
 mod limits;
 mod metrics;

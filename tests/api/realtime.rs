@@ -419,6 +419,8 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
     let app = TestApp::spawn_with(|c| {
         c.dedup_ttl = Duration::ZERO;
         c.monitor_interval = Duration::from_millis(200);
+        // 2,500 at once, all to be acknowledged: above the default ingest cap.
+        c.max_concurrent_ingest = 4096;
     })
     .await;
     let Some(mut stuck) = node(&app, "seed.mjs", &[]) else {
@@ -467,4 +469,36 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
         .args(["-CONT", &pid])
         .status()
         .unwrap();
+}
+
+#[tokio::test]
+async fn socket_io_locks_out_a_client_that_keeps_guessing_the_token() {
+    let app =
+        TestApp::spawn_with(|c| c.api_token = Some(hookvault::config::Secret::new(TOKEN))).await;
+    let wrong = hookvault::guard::MAX_FAILURES.to_string();
+    let Some(mut client) = node(&app, "client.mjs", &["guess", &wrong, TOKEN]) else {
+        return;
+    };
+    let right = client.expect("\"right\"").await;
+    assert!(right.contains("too many wrong API tokens"), "{right}");
+    let wrong_answers = client
+        .seen
+        .iter()
+        .filter(|l| l.contains("\"wrong\""))
+        .count();
+    assert_eq!(wrong_answers, hookvault::guard::MAX_FAILURES as usize);
+}
+
+#[tokio::test]
+async fn one_socket_may_hold_only_so_many_subscriptions() {
+    let app = TestApp::spawn().await;
+    let cap = hookvault::realtime::MAX_SUBSCRIPTIONS;
+    let asked = (cap + 20).to_string();
+    let Some(mut client) = node(&app, "client.mjs", &["subscribe-many", &asked]) else {
+        return;
+    };
+    let line = client.expect("\"subscribed\"").await;
+    let report: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(report["data"]["accepted"], cap as u64);
+    assert_eq!(report["data"]["errors"], 20);
 }

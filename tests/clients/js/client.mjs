@@ -4,6 +4,8 @@
 //   node client.mjs resume <dropAfter>                  /webhooks, drop, resume with since
 //   node client.mjs monitoring                          /monitoring updates
 //   node client.mjs connect <namespace> [token]         connect, report ok or connect_error
+//   node client.mjs guess <wrong> <token>               <wrong> bad tokens on /, then the right one
+//   node client.mjs subscribe-many <n>                  n repository subscriptions on /, acks counted
 import { io } from "socket.io-client";
 
 const url = process.env.HOOKVAULT_URL;
@@ -51,4 +53,25 @@ if (mode === "webhooks") {
   const socket = io(`${url}${arg}`, { ...options, reconnection: false });
   socket.on("connect", () => { report("connected", socket.id); process.exit(0); });
   socket.on("connect_error", (e) => { report("connect_error", e.message); process.exit(0); });
+} else if (mode === "guess") {
+  const attempt = (token) => new Promise((resolve) => {
+    const socket = io(url, { auth: { token }, reconnection: false, forceNew: true });
+    socket.on("connect", () => { socket.disconnect(); resolve("connected"); });
+    socket.on("connect_error", (e) => resolve(e.message));
+  });
+  for (let i = 0; i < Number(arg); i++) report("wrong", await attempt(`guess-${i}`));
+  report("right", await attempt(arg2));
+  process.exit(0);
+} else if (mode === "subscribe-many") {
+  const socket = io(url);
+  let errors = 0;
+  socket.on("subscription-error", () => { errors += 1; });
+  socket.on("connect", async () => {
+    let accepted = 0;
+    for (let i = 0; i < Number(arg); i++) {
+      if (await socket.emitWithAck("subscribe:repository", `owner/repo-${i}`)) accepted += 1;
+    }
+    report("subscribed", { accepted, errors });
+    process.exit(0);
+  });
 }
