@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod metrics;
 mod openapi;
+mod rejected;
 mod replay;
 mod repositories;
 mod search;
@@ -69,6 +70,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(catalog::router())
         .merge(statistics::router())
         .merge(replay::router())
+        .merge(rejected::router())
         .merge(repositories::router())
         .merge(search::router())
         .merge(metrics::router())

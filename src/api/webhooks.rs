@@ -6,12 +6,14 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::openapi::{Envelope, ErrorEnvelope};
-use super::{ApiError, AppState, envelope};
+use super::{ApiError, AppState, envelope, rejected};
 use crate::config::MAX_BODY_BYTES;
+use crate::guard::ClientIp;
 use crate::ingest::{self, DeliveryHeaders};
 use crate::store::IngestOutcome;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -50,33 +52,41 @@ async fn receive(
     request: Request<Body>,
 ) -> Result<Json<Value>, ApiError> {
     let started = std::time::Instant::now();
-    let metrics = state.metrics.clone();
-    let result = verify_and_store(state, request).await;
+    let (parts, body) = request.into_parts();
+    let mut received = None;
+    let result = verify_and_store(&state, &parts.headers, body, &mut received).await;
     match &result {
         Ok((event, status, _)) => {
-            metrics.delivery(event, status);
-            metrics.ack_latency.observe(started.elapsed().as_secs_f64());
+            state.metrics.delivery(event, status);
+            state
+                .metrics
+                .ack_latency
+                .observe(started.elapsed().as_secs_f64());
         }
-        Err(error) if error.status.is_client_error() => metrics.rejection(error.code),
+        Err(error) if error.status.is_client_error() => {
+            state.metrics.rejection(error.code);
+            let client = parts.extensions.get::<ClientIp>().map(|c| c.0);
+            let entry = rejected::describe(error, &parts.headers, client, received.as_ref());
+            if !state.store.record_rejection(entry) {
+                tracing::debug!("rejected-delivery log entry dropped: writer queue full");
+            }
+        }
         Err(_) => {}
     }
     result.map(|(_, _, answer)| answer)
 }
 
-/// The five checks, then the durable store: (event type, outcome, answer).
+/// The five checks, then the durable store: (event type, outcome, answer). The body,
+/// once read, is left in `received` for the rejected log.
 async fn verify_and_store(
-    state: AppState,
-    request: Request<Body>,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    received: &mut Option<Bytes>,
 ) -> Result<(String, &'static str, Json<Value>), ApiError> {
-    let (parts, body) = request.into_parts();
-    let parsed = DeliveryHeaders::parse(&parts.headers, state.config.check_user_agent)?;
-    let body = ingest::read_body(
-        body,
-        &parts.headers,
-        MAX_BODY_BYTES,
-        state.config.body_timeout,
-    )
-    .await?;
+    let parsed = DeliveryHeaders::parse(headers, state.config.check_user_agent)?;
+    let body = ingest::read_body(body, headers, MAX_BODY_BYTES, state.config.body_timeout).await?;
+    *received = Some(body.clone());
     // Bodies arrive at the sender's pace, bounded by the timeouts; what is bounded
     // here is the work after that (HMAC, JSON parsing, the store's queue).
     let _slot = state
@@ -92,16 +102,16 @@ async fn verify_and_store(
             .retry_after(Duration::from_secs(1))
         })?;
 
-    let secrets = state.config.secrets.clone();
     let delivery = if body.len() > OFFLOAD_ABOVE_BYTES {
-        let headers = parts.headers.clone();
+        let headers = headers.clone();
+        let secrets = state.config.secrets.clone();
         tokio::task::spawn_blocking(move || ingest::verify(parsed, &headers, body, &secrets))
             .await
             .map_err(|e| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             })??
     } else {
-        ingest::verify(parsed, &parts.headers, body, &secrets)?
+        ingest::verify(parsed, headers, body, &state.config.secrets)?
     };
 
     let delivery_id = delivery.id.to_string();

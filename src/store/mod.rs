@@ -12,6 +12,7 @@ mod index;
 mod query;
 mod reads;
 mod record;
+mod rejected;
 mod stats;
 mod tables;
 mod verify;
@@ -32,6 +33,7 @@ pub use events::StatusUpdate;
 pub use query::{EventQuery, Page};
 pub use reads::{HealthFacts, StoredEvent};
 pub use record::{EventRecord, Fact, Status};
+pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use verify::Difference;
 pub use writer::{DuplicateReason, IngestOutcome};
@@ -103,6 +105,8 @@ impl Store {
             committed: committed_tx,
             last_failure_ms: last_failure_ms.clone(),
             on_commit: options.on_commit.clone(),
+            last_durable: Instant::now(),
+            last_commit: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -141,6 +145,19 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Retire { seqs, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Adds an entry to the rejected-delivery log, without waiting: when the writer's
+    /// queue is full the entry is dropped (returns false) rather than slowing ingest.
+    pub fn record_rejection(&self, entry: RejectedDelivery) -> bool {
+        self.queue
+            .try_send(WriteRequest::Reject(Box::new(entry)))
+            .is_ok()
+    }
+
+    /// The newest `limit` rejected deliveries and the running count per reason code.
+    pub async fn rejected(&self, limit: usize) -> Result<RejectedLog, StoreError> {
+        self.read(move |db| rejected::list(db, limit)).await
     }
 
     /// Up to `limit` of the oldest events received before `cutoff_ms`.

@@ -34,6 +34,9 @@ pub const CHANGES: TableDefinition<u64, u64> = TableDefinition::new("changes_v1"
 /// retention: their payload, headers and index entries are gone, but the counters
 /// still hold their contributions, and `verify` recounts from these.
 pub const RETIRED: TableDefinition<u64, &[u8]> = TableDefinition::new("retired_events_v1");
+/// id → codec-encoded [`RejectedDelivery`](super::RejectedDelivery): the last
+/// deliveries refused at the edge, bounded (see `rejected::KEEP`).
+pub const REJECTED: TableDefinition<u64, &[u8]> = TableDefinition::new("rejected_v1");
 /// (due_ms, seq) → (): failed events waiting for their automatic retry.
 pub const RETRY_QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("retry_queue_v1");
 
@@ -61,6 +64,10 @@ pub mod meta {
     pub const CONTENT_DUPLICATES: &str = "content_duplicates";
     /// Compressed payload bytes of the stored (not retired) events.
     pub const PAYLOAD_BYTES: &str = "payload_bytes";
+    /// Id of the next rejected-delivery entry.
+    pub const NEXT_REJECTED: &str = "next_rejected";
+    /// `rejected:<code>`: deliveries refused for that reason, ever.
+    pub const REJECTED_PREFIX: &str = "rejected:";
 }
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -76,6 +83,7 @@ pub struct WriteTables<'txn> {
     pub retry_queue: redb::Table<'txn, (i64, u64), ()>,
     pub changes: redb::Table<'txn, u64, u64>,
     pub retired: redb::Table<'txn, u64, &'static [u8]>,
+    pub rejected: redb::Table<'txn, u64, &'static [u8]>,
     pub index: IndexTables<'txn>,
     pub counters: CounterTables<'txn>,
 }
@@ -92,6 +100,7 @@ impl<'txn> WriteTables<'txn> {
             retry_queue: txn.open_table(RETRY_QUEUE)?,
             changes: txn.open_table(CHANGES)?,
             retired: txn.open_table(RETIRED)?,
+            rejected: txn.open_table(REJECTED)?,
             index: IndexTables {
                 index: txn.open_table(EVENT_INDEX)?,
                 counts: txn.open_table(INDEX_COUNTS)?,

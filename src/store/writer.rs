@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dedup::ContentWindow;
 use super::events::{self, StatusUpdate};
+use super::rejected::{self, RejectedDelivery};
 use super::tables::{WriteTables, meta};
 use super::{EventRecord, StoreError};
 use crate::domain::{ContentKey, timestamp};
@@ -43,6 +44,8 @@ pub enum WriteRequest {
         seqs: Vec<u64>,
         reply: oneshot::Sender<Result<usize, StoreError>>,
     },
+    /// A delivery refused at the edge, for the rejected log. Nobody waits for it.
+    Reject(Box<RejectedDelivery>),
 }
 
 /// What the store did with a delivery. Both variants are durable when returned.
@@ -64,6 +67,7 @@ enum Outcome {
     Ingest(IngestOutcome),
     Update(Option<Box<EventRecord>>),
     Retire(usize),
+    Rejected,
 }
 
 pub struct Writer {
@@ -74,6 +78,10 @@ pub struct Writer {
     /// Time of the last failed commit (0: none), for health.
     pub last_failure_ms: Arc<AtomicI64>,
     pub on_commit: Option<super::CommitObserver>,
+    /// When the last commit that waited for the disk finished.
+    pub last_durable: Instant,
+    /// When the last commit of any kind finished.
+    pub last_commit: Instant,
 }
 
 impl Writer {
@@ -89,12 +97,40 @@ impl Writer {
             }
             self.commit_batch(batch);
         }
+        // Rejected-log entries may still be in non-durable commits: flush them.
+        if self.last_durable < self.last_commit
+            && let Err(error) = self.flush()
+        {
+            tracing::warn!(%error, "final flush of the rejected log failed");
+        }
+    }
+
+    /// An empty durable commit, which makes every earlier non-durable one durable.
+    fn flush(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(())
     }
 
     fn commit_batch(&mut self, batch: Vec<WriteRequest>) {
         let now = Instant::now();
-        match self.write(&batch, now) {
+        // A batch of rejected-log entries only is not worth an fsync of its own (a
+        // flood of bad requests must not cost a disk flush each): it rides on the
+        // next durable commit, or one a second later at most.
+        let durable = !batch.iter().all(|r| matches!(r, WriteRequest::Reject(_)))
+            || now.duration_since(self.last_durable) >= Duration::from_secs(1);
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        match self.write(&batch, now, durability) {
             Ok((outcomes, last_change)) => {
+                self.last_commit = Instant::now();
+                if durable {
+                    self.last_durable = self.last_commit;
+                }
                 for (request, outcome) in batch.iter().zip(&outcomes) {
                     if let (
                         WriteRequest::Ingest { event, .. },
@@ -119,6 +155,7 @@ impl Writer {
                         (WriteRequest::Retire { reply, .. }, Outcome::Retire(count)) => {
                             let _ = reply.send(Ok(count));
                         }
+                        (WriteRequest::Reject(_), Outcome::Rejected) => {}
                         _ => unreachable!("outcomes are produced in request order"),
                     }
                 }
@@ -138,6 +175,7 @@ impl Writer {
                         WriteRequest::Retire { reply, .. } => {
                             let _ = reply.send(Err(error.clone()));
                         }
+                        WriteRequest::Reject(_) => {}
                     }
                 }
             }
@@ -148,9 +186,10 @@ impl Writer {
         &self,
         batch: &[WriteRequest],
         now: Instant,
+        durability: Durability,
     ) -> Result<(Vec<Outcome>, u64), StoreError> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        txn.set_durability(durability)?;
         let (outcomes, last_change) = self.apply_batch(&txn, batch, now)?;
         let applied = now.elapsed();
         txn.commit()?;
@@ -206,6 +245,11 @@ impl Writer {
                         }
                     }
                     outcomes.push(Outcome::Retire(retired));
+                    continue;
+                }
+                WriteRequest::Reject(entry) => {
+                    rejected::insert(&mut t, entry)?;
+                    outcomes.push(Outcome::Rejected);
                     continue;
                 }
                 WriteRequest::Ingest { event, .. } => event,

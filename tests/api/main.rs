@@ -15,6 +15,7 @@ mod openapi;
 mod process;
 mod processing;
 mod realtime;
+mod rejected;
 mod retention;
 mod search;
 mod statistics;

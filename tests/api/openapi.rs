@@ -18,6 +18,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/api/webhooks/statistics"),
     ("get", "/api/webhooks/health"),
     ("get", "/api/webhooks/failed"),
+    ("get", "/api/webhooks/rejected"),
     ("post", "/api/webhooks/replay/{delivery_id}"),
     ("post", "/api/webhooks/retry-failed"),
     ("post", "/api/webhooks/test"),

@@ -1,0 +1,139 @@
+//! `GET /api/webhooks/rejected`: the rejected-delivery log, so "signature mismatch"
+//! can be debugged in one look; and [`describe`], which turns a refusal at the ingest
+//! edge into an entry holding only what was known then.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::openapi::ErrorEnvelope;
+use super::{ApiError, AppState, envelope};
+use crate::domain::timestamp;
+use crate::store::RejectedDelivery;
+
+const DEFAULT_LIMIT: usize = 100;
+/// Longest header value kept in an entry.
+const MAX_HEADER_CHARS: usize = 200;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
+}
+
+/// One refused delivery, as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedEntry {
+    pub received_at: String,
+    pub source: String,
+    pub event: Option<String>,
+    pub delivery_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub content_type: Option<String>,
+    pub signature_sent: bool,
+    pub body_bytes: Option<u64>,
+    pub body_sha256: Option<String>,
+    pub status: u16,
+    pub code: String,
+    pub reason: String,
+}
+
+/// The log: newest entries first, and how many were refused for each reason, ever.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedLogView {
+    pub entries: Vec<RejectedEntry>,
+    pub by_reason: HashMap<String, u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RejectedEnvelope {
+    pub success: bool,
+    pub data: RejectedLogView,
+}
+
+#[utoipa::path(get, path = "/api/webhooks/rejected", tag = "ingest",
+    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100")),
+    responses(
+        (status = 200, description = "Deliveries refused at the ingest endpoint, newest first (the last 1,000 are kept), with a count per reason", body = RejectedEnvelope),
+        (status = 400, description = "Bad limit", body = ErrorEnvelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let keep = crate::store::REJECTED_KEPT as usize;
+    let limit = match params.get("limit").map(|v| v.trim()) {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|l| (1..=keep).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_parameter("limit", format!("must be between 1 and {keep}"))
+            })?,
+    };
+    let log = state.store.rejected(limit).await?;
+    let entries = log
+        .entries
+        .into_iter()
+        .map(|e| RejectedEntry {
+            received_at: timestamp::to_rfc3339(e.received_at_ms),
+            source: e.source,
+            event: e.event,
+            delivery_id: e.delivery_id,
+            user_agent: e.user_agent,
+            content_type: e.content_type,
+            signature_sent: e.signature_sent,
+            body_bytes: e.body_bytes,
+            body_sha256: e.body_sha256,
+            status: e.status,
+            code: e.code,
+            reason: e.reason,
+        })
+        .collect();
+    Ok(envelope::ok(RejectedLogView {
+        entries,
+        by_reason: log.by_reason.into_iter().collect(),
+    }))
+}
+
+/// The log entry for a refused delivery: its headers as sent (cut short), the body's
+/// size and hash when it was read, the reason. Never the body or the signature.
+pub fn describe(
+    error: &ApiError,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+    body: Option<&Bytes>,
+) -> RejectedDelivery {
+    let text = |name: &str| {
+        headers.get(name).map(|v| {
+            let value = String::from_utf8_lossy(v.as_bytes());
+            value.chars().take(MAX_HEADER_CHARS).collect::<String>()
+        })
+    };
+    let declared = text(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
+    RejectedDelivery {
+        received_at_ms: timestamp::now_ms(),
+        source: client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        event: text("x-github-event"),
+        delivery_id: text("x-github-delivery"),
+        user_agent: text(header::USER_AGENT.as_str()),
+        content_type: text(header::CONTENT_TYPE.as_str()),
+        signature_sent: headers.contains_key("x-hub-signature-256"),
+        body_bytes: body.map(|b| b.len() as u64).or(declared),
+        body_sha256: body.map(|b| hex::encode(Sha256::digest(b))),
+        status: error.status.as_u16(),
+        code: error.code.to_owned(),
+        reason: error.message.clone(),
+    }
+}

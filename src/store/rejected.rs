@@ -1,0 +1,84 @@
+//! The rejected-delivery log: the last [`KEEP`] deliveries refused at the ingest
+//! edge, with only what was known when they were refused (never the body, never a
+//! secret or an expected signature), and a running count per reason.
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::tables::{self, WriteTables, meta};
+use super::{StoreError, codec};
+
+/// Entries kept; older ones roll off as new ones arrive.
+pub const KEEP: u64 = 1000;
+
+/// One refused delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedDelivery {
+    pub received_at_ms: i64,
+    /// Client address (behind a trusted proxy, the address it reported).
+    pub source: String,
+    /// `X-GitHub-Event` and `X-GitHub-Delivery` as sent, when present (cut to 200 bytes).
+    pub event: Option<String>,
+    pub delivery_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub content_type: Option<String>,
+    /// Whether an `X-Hub-Signature-256` header came at all (its value is not kept).
+    pub signature_sent: bool,
+    /// Bytes received, or the declared `Content-Length` when the body was not read.
+    pub body_bytes: Option<u64>,
+    /// SHA-256 of the body, when it was read in full: compare with the payload
+    /// GitHub shows under "Recent Deliveries".
+    pub body_sha256: Option<String>,
+    pub status: u16,
+    /// Stable reason code (`signature_mismatch`, `missing_header`, …).
+    pub code: String,
+    /// What was wrong, in words.
+    pub reason: String,
+}
+
+/// What the log holds: the newest entries first, and each reason's running count.
+#[derive(Debug, Clone, Default)]
+pub struct RejectedLog {
+    pub entries: Vec<RejectedDelivery>,
+    pub by_reason: Vec<(String, u64)>,
+}
+
+/// Meta key counting rejections with `code`.
+fn count_key(code: &str) -> String {
+    format!("{}{code}", meta::REJECTED_PREFIX)
+}
+
+pub(super) fn insert(t: &mut WriteTables, entry: &RejectedDelivery) -> Result<(), StoreError> {
+    let id = t.meta.get(meta::NEXT_REJECTED)?.map_or(1, |v| v.value());
+    t.rejected.insert(id, codec::encode(entry).as_slice())?;
+    t.meta.insert(meta::NEXT_REJECTED, id + 1)?;
+    if id > KEEP {
+        // One in, one out: the table never holds more than KEEP.
+        t.rejected.remove(id - KEEP)?;
+    }
+    let key = count_key(&entry.code);
+    let count = t.meta.get(key.as_str())?.map_or(0, |v| v.value());
+    t.meta.insert(key.as_str(), count + 1)?;
+    Ok(())
+}
+
+/// The newest `limit` entries, newest first, and every reason's running count.
+pub(super) fn list(db: &redb::Database, limit: usize) -> Result<RejectedLog, StoreError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(tables::REJECTED)?;
+    let mut entries = Vec::new();
+    for entry in table.iter()?.rev().take(limit) {
+        entries.push(codec::decode(entry?.1.value())?);
+    }
+    let meta_table = txn.open_table(tables::META)?;
+    let mut by_reason = Vec::new();
+    let prefix = meta::REJECTED_PREFIX;
+    for entry in meta_table.range(prefix..)? {
+        let (key, value) = entry?;
+        let Some(code) = key.value().strip_prefix(prefix) else {
+            break;
+        };
+        by_reason.push((code.to_owned(), value.value()));
+    }
+    Ok(RejectedLog { entries, by_reason })
+}
