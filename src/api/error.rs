@@ -83,6 +83,12 @@ impl From<StoreError> for ApiError {
                 "hookvault is shutting down; retry shortly",
             )
             .retry_after(Duration::from_secs(5)),
+            StoreError::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the store cannot write right now (disk full or I/O error); nothing was stored, retry shortly",
+            )
+            .retry_after(Duration::from_secs(5)),
             _ => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage_error",

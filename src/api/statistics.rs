@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::openapi::{Envelope, ErrorEnvelope};
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
-use crate::store::{EventStats, HealthFacts, Statistics, bucket_upper_us};
+use crate::store::{EventStats, HealthFacts, Statistics, StoreError, bucket_upper_us};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Longest window the statistics endpoint accepts: a year of hour buckets.
@@ -193,7 +193,19 @@ pub fn health_score(facts: &HealthFacts, hour: &EventStats, now_ms: i64) -> (u32
     responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, tokenRequired", body = Envelope)))]
 async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = timestamp::now_ms();
-    let facts = state.store.health_facts(now - 5 * 60_000).await?;
+    let facts = match state.store.health_facts(now - 5 * 60_000).await {
+        Ok(facts) => facts,
+        // The database is closed until the writer can reopen it: nothing to count.
+        Err(StoreError::Unavailable(trouble)) => {
+            return Ok(envelope::ok(json!({
+                "status": "unhealthy",
+                "healthScore": 0,
+                "tokenRequired": state.config.api_token.is_some(),
+                "reasons": [format!("the store cannot write ({trouble}); deliveries get 503 until it can")],
+            })));
+        }
+        Err(error) => return Err(error.into()),
+    };
     let hour = state.store.statistics(now, 1).await?.summary;
     let (score, reasons) = health_score(&facts, &hour, now);
     let status = match score {

@@ -11,6 +11,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shutting down")]
     Closed,
+    /// Writes fail for now (disk full, I/O error); the writer keeps trying.
+    #[error("the store cannot write right now: {0}")]
+    Unavailable(String),
     #[error("database was written by a newer hookvault (schema {found}, this build knows {known})")]
     NewerSchema { found: u64, known: u64 },
 }

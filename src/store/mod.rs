@@ -13,6 +13,7 @@ mod query;
 mod reads;
 mod record;
 mod rejected;
+mod slot;
 mod stats;
 mod tables;
 mod verify;
@@ -40,6 +41,7 @@ pub use writer::{DuplicateReason, IngestOutcome};
 
 use crate::domain::{ContentKey, Delivery, timestamp};
 use dedup::ContentWindow;
+use slot::DbSlot;
 use tables::meta;
 use writer::{PreparedEvent, WriteRequest, Writer};
 
@@ -67,7 +69,7 @@ pub struct StoreOptions {
 /// Handle to the store: reads run on the blocking pool, writes go to the writer.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     queue: mpsc::Sender<WriteRequest>,
     committed: watch::Receiver<u64>,
     last_failure_ms: Arc<AtomicI64>,
@@ -89,12 +91,13 @@ impl Store {
     /// Opens (or creates) the database in `dir`, checks its schema, rebuilds the
     /// content-dedup window from recent events and starts the writer. Blocking.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, WriterHandle), StoreError> {
+        let path = dir.join(DB_FILE);
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
-            .create(dir.join(DB_FILE))?;
-        let db = Arc::new(db);
+            .create(&path)?;
         let last_change = initialize(&db)?;
         let window = recent_content_window(&db, options.dedup_ttl)?;
+        let db = Arc::new(DbSlot::new(db, path, options.cache_bytes));
 
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (committed_tx, committed) = watch::channel(last_change);
@@ -230,7 +233,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db.clone();
+        let db = self.db.get()?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?

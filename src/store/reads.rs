@@ -96,7 +96,7 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, u64)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let changes = txn.open_table(tables::CHANGES)?;
         let mut out = Vec::new();
         for entry in changes.range(after + 1..)?.take(limit) {
@@ -108,7 +108,7 @@ impl Store {
 
     /// Seqs of stored events from `from` on, up to `limit` (for full rebuilds).
     pub fn seqs_from_blocking(&self, from: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let events = txn.open_table(tables::EVENTS)?;
         let mut out = Vec::new();
         for entry in events.range(from..)?.take(limit) {
@@ -119,7 +119,7 @@ impl Store {
 
     /// Metadata of one event, without its payload. Blocking.
     pub fn record_blocking(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let events = txn.open_table(tables::EVENTS)?;
         Ok(events
             .get(seq)?
@@ -133,7 +133,7 @@ impl Store {
         from: u64,
         to: u64,
     ) -> Result<Vec<(u64, EventRecord)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let events = txn.open_table(tables::EVENTS)?;
         let mut out = Vec::new();
         for entry in events.range(from..=to)? {
@@ -145,14 +145,14 @@ impl Store {
 
     /// The highest stored seq (0 when empty). Blocking.
     pub fn max_seq_blocking(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let events = txn.open_table(tables::EVENTS)?;
         Ok(events.last()?.map_or(0, |(seq, _)| seq.value()))
     }
 
     /// [`Store::get_seq`] for callers already off the async executor.
     pub fn get_seq_blocking(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        load_event(&self.db.begin_read()?, seq)
+        load_event(&self.db.get()?.begin_read()?, seq)
     }
 
     /// The last committed change id.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use redb::{Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dedup::ContentWindow;
 use super::events::{self, StatusUpdate};
 use super::rejected::{self, RejectedDelivery};
+use super::slot::DbSlot;
 use super::tables::{WriteTables, meta};
 use super::{EventRecord, StoreError};
 use crate::domain::{ContentKey, timestamp};
@@ -20,6 +21,9 @@ use crate::domain::{ContentKey, timestamp};
 /// Most requests committed in one transaction. Bounds the time one commit holds the
 /// callers of the batch, and the memory of one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// How often a database that failed is tried again.
+const REOPEN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A delivery made ready for storage by its caller (encoding and compression happen
 /// there, in parallel, so the writer only inserts).
@@ -71,7 +75,7 @@ enum Outcome {
 }
 
 pub struct Writer {
-    pub db: Arc<Database>,
+    pub db: Arc<DbSlot>,
     pub window: ContentWindow,
     /// The highest committed change id: the change feed later stages follow.
     pub committed: watch::Sender<u64>,
@@ -95,7 +99,14 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit_batch(batch);
+            if let Err(error) = self.commit_batch(batch)
+                && self.flush().is_err()
+            {
+                // Not this batch alone: the database refuses everything now.
+                if !self.recover(&mut queue, &error) {
+                    return;
+                }
+            }
         }
         // Rejected-log entries may still be in non-durable commits: flush them.
         if self.last_durable < self.last_commit
@@ -107,13 +118,42 @@ impl Writer {
 
     /// An empty durable commit, which makes every earlier non-durable one durable.
     fn flush(&self) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db.get()?.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
         Ok(())
     }
 
-    fn commit_batch(&mut self, batch: Vec<WriteRequest>) {
+    /// After an I/O failure: gives up the database handle and reopens the file
+    /// once it can, refusing requests meanwhile (callers answer 503; GitHub and
+    /// other senders retry). Returns false if every sender went away meanwhile.
+    fn recover(&mut self, queue: &mut mpsc::Receiver<WriteRequest>, cause: &StoreError) -> bool {
+        tracing::error!(%cause, "the store cannot write; refusing writes until it can reopen the database");
+        self.db.close(cause.to_string());
+        let refusal = StoreError::Unavailable(cause.to_string());
+        loop {
+            let pause_until = Instant::now() + REOPEN_INTERVAL;
+            while Instant::now() < pause_until {
+                match queue.try_recv() {
+                    Ok(request) => refuse(request, &refusal),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => return false,
+                }
+            }
+            match self.db.reopen() {
+                Ok(()) => {
+                    tracing::info!("database reopened; writes resume");
+                    return true;
+                }
+                Err(error) => tracing::debug!(%error, "database not reopened yet"),
+            }
+        }
+    }
+
+    /// Commits one batch and answers its callers; the error, if the commit failed.
+    fn commit_batch(&mut self, batch: Vec<WriteRequest>) -> Result<(), StoreError> {
         let now = Instant::now();
         // A batch of rejected-log entries only is not worth an fsync of its own (a
         // flood of bad requests must not cost a disk flush each): it rides on the
@@ -164,22 +204,18 @@ impl Writer {
                 tracing::error!(%error, batch = batch.len(), "group commit failed; requests answered with an error");
                 self.last_failure_ms
                     .store(timestamp::now_ms(), Ordering::Relaxed);
+                // A failed commit is the disk's or the file's doing, not the caller's.
+                let answer = match &error {
+                    StoreError::Database(reason) => StoreError::Unavailable(reason.clone()),
+                    other => other.clone(),
+                };
                 for request in batch {
-                    match request {
-                        WriteRequest::Ingest { reply, .. } => {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                        WriteRequest::Update { reply, .. } => {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                        WriteRequest::Retire { reply, .. } => {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                        WriteRequest::Reject(_) => {}
-                    }
+                    refuse(request, &answer);
                 }
+                return Err(error);
             }
         }
+        Ok(())
     }
 
     fn write(
@@ -188,7 +224,7 @@ impl Writer {
         now: Instant,
         durability: Durability,
     ) -> Result<(Vec<Outcome>, u64), StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db.get()?.begin_write()?;
         txn.set_durability(durability)?;
         let (outcomes, last_change) = self.apply_batch(&txn, batch, now)?;
         let applied = now.elapsed();
@@ -309,5 +345,21 @@ impl Writer {
             }
         }
         Ok((outcomes, next_change - 1))
+    }
+}
+
+/// Answers a request that will not be carried out.
+fn refuse(request: WriteRequest, error: &StoreError) {
+    match request {
+        WriteRequest::Ingest { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        WriteRequest::Update { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        WriteRequest::Retire { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        WriteRequest::Reject(_) => {}
     }
 }

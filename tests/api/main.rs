@@ -4,6 +4,7 @@
 mod cli;
 mod dashboard;
 mod dedup;
+mod disk_full;
 mod durability;
 mod events;
 mod fixtures;
