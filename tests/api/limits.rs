@@ -135,3 +135,54 @@ async fn stalled_headers_are_cut_off_and_do_not_block_real_deliveries() {
         }
     }
 }
+
+const TRICKLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A slowloris: 1,000 connections trickling their headers or their bodies, one
+/// byte at a time. Real deliveries are answered while every one of them still
+/// hangs, which shows they do not wait behind the trickle.
+#[tokio::test]
+async fn a_thousand_trickling_connections_do_not_hold_up_real_deliveries() {
+    let app = TestApp::spawn_with(|c| {
+        c.header_timeout = TRICKLE_TIMEOUT;
+        c.body_timeout = TRICKLE_TIMEOUT;
+    })
+    .await;
+    let body = fixture("ping", 0).bytes;
+    let mut tricklers = Vec::new();
+    for i in 0..1000 {
+        let mut stream = TcpStream::connect(host(&app)).await.unwrap();
+        let opening = if i % 2 == 0 {
+            b"POST /api/webhooks/github HTTP/1.1\r\nHost: x\r\n".to_vec()
+        } else {
+            head(Some(body.len()), &sign(&body)).into_bytes()
+        };
+        stream.write_all(&opening).await.unwrap();
+        tricklers.push(stream);
+    }
+    // Runs until aborted below: each connection stays unfinished all along.
+    let trickle = tokio::spawn(async move {
+        for round in 0usize.. {
+            for stream in &mut tricklers {
+                // Headers get more header bytes, bodies more body bytes: never done.
+                let byte: &[u8] = if round % 2 == 0 { b"X" } else { b" " };
+                let _ = stream.write_all(byte).await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+
+    let started = Instant::now();
+    for _ in 0..20 {
+        let (status, answer) = app.post_signed("ping", &new_id(), &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    // Not a speed limit: had they waited for the tricklers, they could only have been
+    // answered once the timeouts cut those off.
+    assert!(
+        started.elapsed() < TRICKLE_TIMEOUT,
+        "the real deliveries were answered only after the tricklers were cut off"
+    );
+    trickle.abort();
+    assert_eq!(app.count("").await, 20);
+}
