@@ -4,6 +4,7 @@
 //! [`Store`] handle.
 
 mod codec;
+mod compression;
 mod counters;
 mod dedup;
 mod error;
@@ -50,10 +51,6 @@ pub const DB_FILE: &str = "hookvault.redb";
 
 /// Requests that may wait for the writer before callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 4096;
-
-/// zstd level for payloads: level 3 compresses a typical 8 KB payload about 5x at
-/// tens of microseconds; higher levels cost more than the disk they save here.
-const ZSTD_LEVEL: i32 = 3;
 
 /// Called after every successful group commit with its size and duration.
 pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
@@ -265,7 +262,7 @@ fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
         test: delivery.test,
         facts: Vec::new(),
     };
-    let compressed_body = zstd::bulk::compress(&delivery.body, ZSTD_LEVEL)?;
+    let compressed_body = compression::compress(&delivery.body)?;
     Ok(PreparedEvent {
         content_key: delivery.content_key,
         encoded_headers: codec::encode(&delivery.headers),

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::tables;
-use super::{EventRecord, Status, Store, StoreError, codec, index};
+use super::{EventRecord, Status, Store, StoreError, codec, compression, index};
 
 /// A stored event with everything the detail view shows.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ fn load_event(txn: &ReadTransaction, seq: u64) -> Result<Option<StoredEvent>, St
         .get(seq)?
         .map(|b| b.value().to_vec())
         .ok_or_else(|| StoreError::Corrupt(format!("event {seq} has no payload")))?;
-    let body = zstd::bulk::decompress(&compressed, record.body_len as usize)
+    let body = compression::decompress(&compressed, record.body_len as usize)
         .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))?;
     Ok(Some(StoredEvent {
         seq,
