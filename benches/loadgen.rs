@@ -91,8 +91,18 @@ fn make_unique(payload: &mut Value, n: u64) {
                 *number = Value::from(n);
             }
         }
-        if map.contains_key("after") {
-            map.insert("after".into(), Value::from(format!("{n:040x}")));
+        // Events named by a ref or a commit rather than an id (create, delete, status,
+        // gollum) get their own too, or the content key would fold them together.
+        for key in ["after", "sha"] {
+            if map.contains_key(key) {
+                map.insert(key.into(), Value::from(format!("{n:040x}")));
+            }
+        }
+        if let Some(Value::String(name)) = map.get_mut("ref") {
+            name.push_str(&format!("-{n}"));
+        }
+        if let Some(Value::Object(page)) = map.get_mut("pages").and_then(|p| p.get_mut(0)) {
+            page.insert("sha".into(), Value::from(format!("{n:040x}")));
         }
     }
 }
