@@ -95,6 +95,10 @@ pub fn build(
     };
     let (layer, io) = SocketIo::builder()
         .max_payload(MAX_CLIENT_PAYLOAD)
+        // max_payload bounds HTTP long-polling only; WebSocket messages have their
+        // own cap (64 MiB by default).
+        .ws_max_message_size(MAX_CLIENT_PAYLOAD as usize)
+        .ws_max_frame_size(MAX_CLIENT_PAYLOAD as usize)
         .max_buffer_size(SOCKET_BUFFER)
         .with_state(ctx)
         .build_layer();

@@ -502,3 +502,27 @@ async fn one_socket_may_hold_only_so_many_subscriptions() {
     assert_eq!(report["data"]["accepted"], cap as u64);
     assert_eq!(report["data"]["errors"], 20);
 }
+
+#[tokio::test]
+async fn a_client_message_over_64_kib_closes_the_connection() {
+    let app = TestApp::spawn().await;
+    let limit = hookvault::realtime::MAX_CLIENT_PAYLOAD as usize;
+    let Some(mut small) = node(&app, "client.mjs", &["oversize", "1000"]) else {
+        return;
+    };
+    small.expect("\"ack\"").await;
+    let Some(mut large) = node(
+        &app,
+        "client.mjs",
+        &["oversize", &(limit + 1024).to_string()],
+    ) else {
+        return;
+    };
+    let line = large.expect("\"disconnect\"").await;
+    assert!(
+        !large.seen.iter().any(|l| l.contains("\"ack\"")),
+        "{:?}",
+        large.seen
+    );
+    assert!(line.contains("transport"), "{line}");
+}

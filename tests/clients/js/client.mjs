@@ -6,6 +6,7 @@
 //   node client.mjs connect <namespace> [token]         connect, report ok or connect_error
 //   node client.mjs guess <wrong> <token>               <wrong> bad tokens on /, then the right one
 //   node client.mjs subscribe-many <n>                  n repository subscriptions on /, acks counted
+//   node client.mjs oversize <bytes>                    send one message that large on /, report the disconnect
 import { io } from "socket.io-client";
 
 const url = process.env.HOOKVAULT_URL;
@@ -74,4 +75,11 @@ if (mode === "webhooks") {
     report("subscribed", { accepted, errors });
     process.exit(0);
   });
+} else if (mode === "oversize") {
+  const socket = io(url, { reconnection: false, transports: ["websocket"] });
+  socket.on("connect", () => {
+    report("connected", socket.id);
+    socket.emit("subscribe:repository", "x".repeat(Number(arg)), (ok) => report("ack", ok));
+  });
+  socket.on("disconnect", (reason) => { report("disconnect", reason); process.exit(0); });
 }
