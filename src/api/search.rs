@@ -97,7 +97,15 @@ async fn search(
     let (limit, offset) = (request.limit, request.offset);
     let results = tokio::task::spawn_blocking(move || index.search_blocking(&store, &request))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|error| {
+            // A panic message is for the log, not for the client.
+            tracing::error!(%error, "search task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "search_error",
+                "the search could not be completed",
+            )
+        })?
         .map_err(|error| match error {
             SearchError::BadQuery(message) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
