@@ -2,6 +2,7 @@
 //! the SPEC's error envelope. Internal details go to the log, never to the client.
 
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -45,6 +46,25 @@ impl IntoResponse for ApiError {
             "error": {"code": self.code, "message": self.message},
         });
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// A path segment that is not valid percent-encoded UTF-8 (`/api/webhooks/events/%FF`):
+/// a 400 in the error envelope, not axum's plain-text rejection.
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::new(rejection.status(), "invalid_path", rejection.body_text())
+    }
+}
+
+/// A request body that could not be read, or is over axum's 2 MB default limit.
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        let code = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            _ => "body_unreadable",
+        };
+        Self::new(rejection.status(), code, rejection.body_text())
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -129,12 +130,14 @@ async fn list(
     responses(
         (status = 200, description = "The event with its headers, content type and payload", body = EventEnvelope),
         (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn detail(
     State(state): State<AppState>,
-    Path(delivery_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(delivery_id) = path?;
     let stored =
         state.store.get(delivery_id.clone()).await?.ok_or_else(|| {
             ApiError::not_found(format!("no event with delivery id {delivery_id}"))
@@ -162,12 +165,14 @@ async fn detail(
     responses(
         (status = 200, description = "The body exactly as received, with its content type", content_type = "application/json"),
         (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn raw(
     State(state): State<AppState>,
-    Path(delivery_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(delivery_id) = path?;
     let stored =
         state.store.get(delivery_id.clone()).await?.ok_or_else(|| {
             ApiError::not_found(format!("no event with delivery id {delivery_id}"))

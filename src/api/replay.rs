@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -67,11 +68,13 @@ async fn failed(
 #[utoipa::path(post, path = "/api/webhooks/replay/{delivery_id}", tag = "processing",
     params(("delivery_id" = String, Path)),
     responses((status = 200, description = "The event after processing it again", body = EventEnvelope),
-        (status = 404, description = "No such delivery", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn replay(
     State(state): State<AppState>,
-    Path(delivery_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(delivery_id) = path?;
     let (seq, record) =
         state.processor.replay(&delivery_id).await?.ok_or_else(|| {
             ApiError::not_found(format!("no event with delivery id {delivery_id}"))
@@ -106,9 +109,13 @@ fn default_repository() -> String {
 #[utoipa::path(post, path = "/api/webhooks/test", tag = "processing",
     request_body(content = Object, description = "{eventType, repository?, action?}"),
     responses((status = 200, description = "The stored, processed test event with its payload", body = Envelope),
-        (status = 400, description = "Bad body, unknown event type or action (the message lists valid ones)", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
-async fn test_event(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let request: TestRequest = serde_json::from_slice(&body).map_err(|e| {
+        (status = 400, description = "Bad body, unknown event type or action (the message lists valid ones)", body = ErrorEnvelope),
+        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+async fn test_event(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request: TestRequest = serde_json::from_slice(&body?).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use serde_json::{Map, Value, json};
 
@@ -125,11 +126,13 @@ async fn list(
 #[utoipa::path(get, path = "/api/repositories/{owner}/{repo}", tag = "repositories",
     params(("owner" = String, Path), ("repo" = String, Path)),
     responses((status = 200, description = "Activity, stats, jobs and workflowRuns", body = Envelope),
-        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn detail(
     State(state): State<AppState>,
-    Path((owner, repo)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path((owner, repo)) = path?;
     let name = format!("{owner}/{repo}");
     let (stats, jobs) = state
         .store
