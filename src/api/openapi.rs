@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 
 use super::events::EventSummary;
 
@@ -60,6 +61,29 @@ pub struct ListEnvelope {
     pub pagination: Pagination,
 }
 
+/// The security scheme every protected operation names.
+const BEARER: &str = "bearer";
+
+/// Marks every operation of `api` as needing the API token. Called on the routes that
+/// the access middleware wraps, so the description follows the route table.
+pub fn require_token(api: &mut utoipa::openapi::OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation.security = Some(vec![SecurityRequirement::new(BEARER, [""; 0])]);
+        }
+    }
+}
+
 /// Describes the whole API; `paths` come from the routers.
 pub fn document(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     api.info.title = "hookvault".into();
@@ -70,5 +94,16 @@ pub fn document(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
          client when none is."
             .into(),
     );
+    api.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("HOOKVAULT_API_TOKEN"))
+                    .build(),
+            ),
+        );
     api
 }

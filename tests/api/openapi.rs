@@ -34,6 +34,10 @@ async fn the_openapi_description_matches_the_mounted_routes() {
     assert_eq!(status, StatusCode::OK);
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(spec["info"]["title"], "hookvault");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 
     let mut documented = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
@@ -44,12 +48,22 @@ async fn the_openapi_description_matches_the_mounted_routes() {
                 responses.contains_key("200"),
                 "{method} {path} documents its success"
             );
-            if path != "/api/webhooks/github" && path != "/api/webhooks/health" {
+            let public = path == "/api/webhooks/github" || path == "/api/webhooks/health";
+            if !public {
                 assert!(
                     responses.contains_key("401"),
                     "{method} {path} documents access control"
                 );
             }
+            assert_eq!(
+                operation["security"],
+                if public {
+                    Value::Null
+                } else {
+                    serde_json::json!([{"bearer": []}])
+                },
+                "{method} {path} names the bearer scheme exactly when it needs the token"
+            );
         }
     }
     let expected: BTreeSet<(String, String)> = EXPECTED
