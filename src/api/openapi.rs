@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 
 use super::events::EventSummary;
@@ -61,6 +62,30 @@ pub struct ListEnvelope {
     pub pagination: Pagination,
 }
 
+/// A string schema listing the values a handler accepts, for query parameters that
+/// the handler parses itself from a list it keeps next to the parsing code.
+pub fn one_of(values: &[&str]) -> utoipa::openapi::RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .into()
+}
+
+/// Declares `$name` as a string parameter schema whose values are `$values`.
+macro_rules! one_of_schema {
+    ($(#[$doc:meta])* $name:ident = $values:expr) => {
+        $(#[$doc])*
+        struct $name;
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                super::openapi::one_of(&$values)
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use one_of_schema;
+
 /// The security scheme every protected operation names.
 const BEARER: &str = "bearer";
 
@@ -82,6 +107,13 @@ pub fn require_token(api: &mut utoipa::openapi::OpenApi) {
             operation.security = Some(vec![SecurityRequirement::new(BEARER, [""; 0])]);
         }
     }
+}
+
+/// A form-encoded delivery (the hook's content type `application/x-www-form-urlencoded`).
+#[derive(Serialize, ToSchema)]
+pub struct FormPayload {
+    /// The JSON payload.
+    pub payload: String,
 }
 
 /// Describes the whole API; `paths` come from the routers.
