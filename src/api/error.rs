@@ -2,11 +2,11 @@
 //! the SPEC's error envelope. Internal details go to the log, never to the client.
 
 use axum::Json;
-use std::time::Duration;
-
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::time::Duration;
 
 use crate::ingest::IngestError;
 use crate::store::StoreError;
@@ -62,6 +62,25 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
+    }
+}
+
+/// A path segment that is not valid percent-encoded UTF-8 (`/api/webhooks/events/%FF`):
+/// a 400 in the error envelope, not axum's plain-text rejection.
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::new(rejection.status(), "invalid_path", rejection.body_text())
+    }
+}
+
+/// A request body that could not be read, or is over axum's 2 MB default limit.
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        let code = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            _ => "body_unreadable",
+        };
+        Self::new(rejection.status(), code, rejection.body_text())
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -92,16 +93,21 @@ struct EventDetail {
     payload: Value,
 }
 
+super::openapi::one_of_schema!(
+    /// The `status` filter.
+    StatusName = Status::ALL.map(Status::as_str)
+);
+
 #[utoipa::path(get, path = "/api/webhooks/events", tag = "events",
     params(
         ("repository" = Option<String>, Query, description = "owner/name"),
         ("event" = Option<String>, Query, description = "Event type, e.g. workflow_job"),
         ("action" = Option<String>, Query),
-        ("status" = Option<String>, Query, description = "pending, processed or failed"),
-        ("processed" = Option<bool>, Query),
-        ("startDate" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
-        ("endDate" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+        ("status" = inline(Option<StatusName>), Query),
+        ("processed" = Option<bool>, Query, description = "true is status=processed, false the others"),
+        ("startDate" = Option<String>, Query, format = DateTime, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("endDate" = Option<String>, Query, format = DateTime, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 100"),
         ("offset" = Option<usize>, Query),
     ),
     responses(
@@ -125,16 +131,18 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/api/webhooks/events/{delivery_id}", tag = "events",
-    params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event")),
+    params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event", example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")),
     responses(
         (status = 200, description = "The event with its headers, content type and payload", body = EventEnvelope),
         (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn detail(
     State(state): State<AppState>,
-    Path(delivery_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(delivery_id) = path?;
     let stored =
         state.store.get(delivery_id.clone()).await?.ok_or_else(|| {
             ApiError::not_found(format!("no event with delivery id {delivery_id}"))
@@ -158,16 +166,21 @@ async fn detail(
 }
 
 #[utoipa::path(get, path = "/api/webhooks/events/{delivery_id}/raw", tag = "events",
-    params(("delivery_id" = String, Path)),
+    params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event", example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")),
     responses(
-        (status = 200, description = "The body exactly as received, with its content type", content_type = "application/json"),
+        (status = 200, description = "The body exactly as received, with the content type it came with", content(
+            (Object = "application/json"),
+            (String = "application/x-www-form-urlencoded"),
+        )),
         (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn raw(
     State(state): State<AppState>,
-    Path(delivery_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(delivery_id) = path?;
     let stored =
         state.store.get(delivery_id.clone()).await?.ok_or_else(|| {
             ApiError::not_found(format!("no event with delivery id {delivery_id}"))

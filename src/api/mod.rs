@@ -65,7 +65,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     let public = OpenApiRouter::new()
         .merge(webhooks::router())
         .merge(statistics::health_router());
-    let protected = OpenApiRouter::new()
+    let mut protected = OpenApiRouter::new()
         .merge(events::router())
         .merge(catalog::router())
         .merge(statistics::router())
@@ -78,6 +78,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
             state.access.clone(),
             access::require,
         ));
+    openapi::require_token(protected.get_openapi_mut());
     let (routes, description) = public.merge(protected).split_for_parts();
     let description = Arc::new(openapi::document(description));
     let access = state.access.clone();

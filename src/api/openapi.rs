@@ -5,6 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 
 use super::events::EventSummary;
 
@@ -60,6 +62,60 @@ pub struct ListEnvelope {
     pub pagination: Pagination,
 }
 
+/// A string schema listing the values a handler accepts, for query parameters that
+/// the handler parses itself from a list it keeps next to the parsing code.
+pub fn one_of(values: &[&str]) -> utoipa::openapi::RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .into()
+}
+
+/// Declares `$name` as a string parameter schema whose values are `$values`.
+macro_rules! one_of_schema {
+    ($(#[$doc:meta])* $name:ident = $values:expr) => {
+        $(#[$doc])*
+        struct $name;
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                super::openapi::one_of(&$values)
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use one_of_schema;
+
+/// The security scheme every protected operation names.
+const BEARER: &str = "bearer";
+
+/// Marks every operation of `api` as needing the API token. Called on the routes that
+/// the access middleware wraps, so the description follows the route table.
+pub fn require_token(api: &mut utoipa::openapi::OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation.security = Some(vec![SecurityRequirement::new(BEARER, [""; 0])]);
+        }
+    }
+}
+
+/// A form-encoded delivery (the hook's content type `application/x-www-form-urlencoded`).
+#[derive(Serialize, ToSchema)]
+pub struct FormPayload {
+    /// The JSON payload.
+    pub payload: String,
+}
+
 /// Describes the whole API; `paths` come from the routers.
 pub fn document(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     api.info.title = "hookvault".into();
@@ -70,5 +126,16 @@ pub fn document(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
          client when none is."
             .into(),
     );
+    api.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("HOOKVAULT_API_TOKEN"))
+                    .build(),
+            ),
+        );
     api
 }

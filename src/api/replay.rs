@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -14,9 +15,11 @@ use serde_json::{Value, json};
 use super::events::EventSummary;
 use super::openapi::{Envelope, ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
+use crate::domain::catalog;
 use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
 use crate::process::synthesize;
 use crate::store::{EventQuery, IngestOutcome, Status};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 const MAX_FAILED_LIMIT: usize = 1000;
@@ -30,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/webhooks/failed", tag = "processing",
-    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 10")),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 10")),
     responses((status = 200, description = "Failed events, newest first", body = EventPage),
         (status = 400, description = "Bad limit", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn failed(
@@ -65,13 +68,15 @@ async fn failed(
 }
 
 #[utoipa::path(post, path = "/api/webhooks/replay/{delivery_id}", tag = "processing",
-    params(("delivery_id" = String, Path)),
+    params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event", example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")),
     responses((status = 200, description = "The event after processing it again", body = EventEnvelope),
-        (status = 404, description = "No such delivery", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn replay(
     State(state): State<AppState>,
-    Path(delivery_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(delivery_id) = path?;
     let (seq, record) =
         state.processor.replay(&delivery_id).await?.ok_or_else(|| {
             ApiError::not_found(format!("no event with delivery id {delivery_id}"))
@@ -90,13 +95,23 @@ async fn retry_failed(State(state): State<AppState>) -> Result<Json<Value>, ApiE
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TestRequest {
+    /// An event type of the catalog.
+    #[schema(schema_with = catalog_names)]
     event_type: String,
+    /// owner/name
     #[serde(default = "default_repository")]
+    #[schema(pattern = "^[^/]+/[^/]+$", default = "hookvault/test")]
     repository: String,
+    /// One of the event type's actions; default its first.
     action: Option<String>,
+}
+
+fn catalog_names() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let names: Vec<&str> = catalog::all().iter().map(|kind| kind.name).collect();
+    super::openapi::one_of(&names)
 }
 
 fn default_repository() -> String {
@@ -104,11 +119,15 @@ fn default_repository() -> String {
 }
 
 #[utoipa::path(post, path = "/api/webhooks/test", tag = "processing",
-    request_body(content = Object, description = "{eventType, repository?, action?}"),
+    request_body = TestRequest,
     responses((status = 200, description = "The stored, processed test event with its payload", body = Envelope),
-        (status = 400, description = "Bad body, unknown event type or action (the message lists valid ones)", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
-async fn test_event(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let request: TestRequest = serde_json::from_slice(&body).map_err(|e| {
+        (status = 400, description = "Bad body, unknown event type or action (the message lists valid ones)", body = ErrorEnvelope),
+        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+async fn test_event(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request: TestRequest = serde_json::from_slice(&body?).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use serde_json::{Map, Value, json};
 
@@ -84,9 +85,17 @@ fn job_line(job: &JobStats) -> Value {
     })
 }
 
+/// The orders `sort` accepts; the first is the default.
+const SORTS: [&str; 3] = ["activity", "recent", "name"];
+
+super::openapi::one_of_schema!(
+    /// The `sort` order of the repository list.
+    Sort = SORTS
+);
+
 #[utoipa::path(get, path = "/api/repositories", tag = "repositories",
-    params(("sort" = Option<String>, Query, description = "activity (default), recent or name"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100")),
+    params(("sort" = inline(Option<Sort>), Query, description = "Default activity"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 100")),
     responses((status = 200, description = "Repositories with their activity", body = ListEnvelope),
         (status = 400, description = "Bad sort or limit", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn list(
@@ -94,7 +103,7 @@ async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut repos = state.store.repositories().await?;
-    match params.get("sort").map(String::as_str).unwrap_or("activity") {
+    match params.get("sort").map(String::as_str).unwrap_or(SORTS[0]) {
         "activity" => repos.sort_by(|a, b| {
             b.get("total")
                 .cmp(&a.get("total"))
@@ -123,13 +132,15 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/api/repositories/{owner}/{repo}", tag = "repositories",
-    params(("owner" = String, Path), ("repo" = String, Path)),
+    params(("owner" = String, Path, example = "Codertocat"), ("repo" = String, Path, example = "Hello-World")),
     responses((status = 200, description = "Activity, stats, jobs and workflowRuns", body = Envelope),
-        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn detail(
     State(state): State<AppState>,
-    Path((owner, repo)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path((owner, repo)) = path?;
     let name = format!("{owner}/{repo}");
     let (stats, jobs) = state
         .store

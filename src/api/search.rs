@@ -19,6 +19,13 @@ const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
 /// Deepest result reachable by paging; deeper pages are better asked with filters.
 const MAX_WINDOW: usize = 10_000;
+/// The values of `sort` and the order each asks for (`time` is another name for `newest`).
+const SORTS: [(&str, SortOrder); 4] = [
+    ("relevance", SortOrder::Relevance),
+    ("newest", SortOrder::Newest),
+    ("time", SortOrder::Newest),
+    ("oldest", SortOrder::Oldest),
+];
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(search))
@@ -50,16 +57,18 @@ fn parse(params: &HashMap<String, String>) -> Result<SearchRequest, ApiError> {
     };
     let limit = number("limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
     let offset = number("offset", 0, MAX_WINDOW)?;
-    let sort = match text("sort").as_deref() {
-        None | Some("relevance") => SortOrder::Relevance,
-        Some("newest") | Some("time") => SortOrder::Newest,
-        Some("oldest") => SortOrder::Oldest,
-        Some(other) => {
-            return Err(ApiError::bad_parameter(
-                "sort",
-                format!("{other:?} is not relevance, newest or oldest"),
-            ));
-        }
+    let sort = match text("sort") {
+        None => SortOrder::Relevance,
+        Some(raw) => SORTS
+            .iter()
+            .find(|(name, _)| *name == raw)
+            .map(|(_, order)| *order)
+            .ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "sort",
+                    format!("{raw:?} is not relevance, newest or oldest"),
+                )
+            })?,
     };
     Ok(SearchRequest {
         q: params.get("q").cloned().unwrap_or_default(),
@@ -75,15 +84,21 @@ fn parse(params: &HashMap<String, String>) -> Result<SearchRequest, ApiError> {
     })
 }
 
+super::openapi::one_of_schema!(
+    /// The `sort` order of search hits.
+    Sort = SORTS.map(|(name, _)| name)
+);
+
 #[utoipa::path(get, path = "/api/webhooks/search", tag = "search",
     params(
         ("q" = Option<String>, Query, description = "tantivy query syntax; empty = every event"),
         ("repository" = Option<String>, Query), ("event" = Option<String>, Query),
         ("action" = Option<String>, Query), ("sender" = Option<String>, Query),
-        ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
-        ("sort" = Option<String>, Query, description = "relevance, newest or oldest"),
-        ("limit" = Option<usize>, Query, description = "1 to 100, default 20"),
-        ("offset" = Option<usize>, Query, description = "up to 10000"),
+        ("startDate" = Option<String>, Query, format = DateTime, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("endDate" = Option<String>, Query, format = DateTime, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("sort" = inline(Option<Sort>), Query, description = "Default relevance with a query, newest without"),
+        ("limit" = Option<usize>, Query, minimum = 0, maximum = 100, description = "Default 20; 0 reads as 1"),
+        ("offset" = Option<usize>, Query, maximum = 10000),
     ),
     responses((status = 200, description = "hits (summary, score, snippet), total, tookMs, facets, indexLag", body = ListEnvelope),
         (status = 400, description = "Unparsable query or bad parameter", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
@@ -97,7 +112,15 @@ async fn search(
     let (limit, offset) = (request.limit, request.offset);
     let results = tokio::task::spawn_blocking(move || index.search_blocking(&store, &request))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|error| {
+            // A panic message is for the log, not for the client.
+            tracing::error!(%error, "search task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "search_error",
+                "the search could not be completed",
+            )
+        })?
         .map_err(|error| match error {
             SearchError::BadQuery(message) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)

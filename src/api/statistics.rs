@@ -75,7 +75,7 @@ fn percentile_ms(stats: &Statistics, q: f64) -> Option<f64> {
 }
 
 #[utoipa::path(get, path = "/api/webhooks/statistics", tag = "statistics",
-    params(("hours" = Option<i64>, Query, description = "1 to 8784, default 24")),
+    params(("hours" = Option<i64>, Query, minimum = 1, maximum = 8784, description = "Default 24")),
     responses(
         (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window", body = Envelope),
         (status = 400, description = "Bad window", body = ErrorEnvelope),

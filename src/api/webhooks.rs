@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::openapi::{Envelope, ErrorEnvelope};
+use super::openapi::{Envelope, ErrorEnvelope, FormPayload};
 use super::{ApiError, AppState, envelope, rejected};
 use crate::config::MAX_BODY_BYTES;
 use crate::guard::ClientIp;
@@ -32,12 +32,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(post, path = "/api/webhooks/github", tag = "ingest",
     params(
-        ("X-GitHub-Event" = String, Header),
-        ("X-GitHub-Delivery" = String, Header),
-        ("X-Hub-Signature-256" = String, Header, description = "sha256=<hex HMAC-SHA256 of the raw body>"),
-        ("User-Agent" = String, Header, description = "GitHub-Hookshot/…"),
+        ("X-GitHub-Event" = String, Header, pattern = "^[a-z0-9_]{1,64}$"),
+        ("X-GitHub-Delivery" = String, Header, pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
+        ("X-Hub-Signature-256" = String, Header, pattern = "^sha256=[0-9a-fA-F]{64}$", description = "sha256=<hex HMAC-SHA256 of the raw body>"),
+        ("User-Agent" = String, Header, pattern = "^GitHub-Hookshot/", description = "Not checked with --no-ua-check"),
     ),
-    request_body(content = Object, description = "The webhook payload (application/json, or form-encoded with payload=)"),
+    request_body(description = "The webhook payload: JSON, or form-encoded with the JSON in payload=", content(
+        (Object = "application/json"),
+        (FormPayload = "application/x-www-form-urlencoded"),
+    )),
     responses(
         (status = 200, description = "Stored durably, or a duplicate: {deliveryId, id, status}", body = Envelope),
         (status = 400, description = "Missing or malformed headers, user agent, JSON or form", body = ErrorEnvelope),
@@ -107,8 +110,13 @@ async fn verify_and_store(
         let secrets = state.config.secrets.clone();
         tokio::task::spawn_blocking(move || ingest::verify(parsed, &headers, body, &secrets))
             .await
-            .map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            .map_err(|error| {
+                tracing::error!(%error, "verification task failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the delivery could not be verified; see the server log",
+                )
             })??
     } else {
         ingest::verify(parsed, headers, body, &state.config.secrets)?

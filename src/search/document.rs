@@ -3,8 +3,8 @@
 //! job and check names, alert descriptions, wiki page titles…).
 
 use serde_json::Value;
+use tantivy::TantivyDocument;
 use tantivy::schema::Facet;
-use tantivy::{DateTime, TantivyDocument};
 
 use super::schema::Fields;
 use crate::store::EventRecord;
@@ -169,7 +169,7 @@ pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -
     }
     doc.add_date(
         fields.received,
-        DateTime::from_timestamp_millis(record.received_at_ms),
+        super::schema::received_date(record.received_at_ms),
     );
     doc.add_text(fields.text, text_of(payload));
     doc

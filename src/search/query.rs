@@ -116,7 +116,7 @@ impl SearchIndex {
             let bound = |ms: Option<i64>| match ms {
                 Some(ms) => Bound::Included(Term::from_field_date(
                     fields.received,
-                    DateTime::from_timestamp_millis(ms),
+                    super::schema::received_date(ms),
                 )),
                 None => Bound::Unbounded,
             };

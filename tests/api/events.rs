@@ -215,6 +215,27 @@ async fn bad_parameters_are_400_naming_the_parameter() {
     }
 }
 
+/// A blank value is the parameter left out (an HTML form's empty field), on every
+/// route that filters or pages; .ci/schemathesis.toml relies on this being deliberate.
+#[tokio::test]
+async fn blank_query_values_are_read_as_absent() {
+    let app = TestApp::spawn().await;
+    for query in [
+        "/api/webhooks/events?limit=&offset=&status=&processed=&startDate=&endDate=",
+        "/api/webhooks/search?q=&limit=&offset=&sort=&startDate=&endDate=",
+        "/api/webhooks/failed?limit=",
+        "/api/webhooks/statistics?hours=",
+    ] {
+        let (status, body) = app.get_json(query).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+    }
+    for query in ["limit=0", "limit=1001", "limit=ten"] {
+        let (status, body) = app.get_json(&format!("/api/webhooks/failed?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{query}");
+    }
+}
+
 #[tokio::test]
 async fn detail_shows_headers_and_payload_and_raw_is_byte_identical() {
     let app = TestApp::spawn().await;

@@ -35,6 +35,10 @@ async fn the_openapi_description_matches_the_mounted_routes() {
     assert_eq!(status, StatusCode::OK);
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(spec["info"]["title"], "hookvault");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 
     let mut documented = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
@@ -45,12 +49,22 @@ async fn the_openapi_description_matches_the_mounted_routes() {
                 responses.contains_key("200"),
                 "{method} {path} documents its success"
             );
-            if path != "/api/webhooks/github" && path != "/api/webhooks/health" {
+            let public = path == "/api/webhooks/github" || path == "/api/webhooks/health";
+            if !public {
                 assert!(
                     responses.contains_key("401"),
                     "{method} {path} documents access control"
                 );
             }
+            assert_eq!(
+                operation["security"],
+                if public {
+                    Value::Null
+                } else {
+                    serde_json::json!([{"bearer": []}])
+                },
+                "{method} {path} names the bearer scheme exactly when it needs the token"
+            );
         }
     }
     let expected: BTreeSet<(String, String)> = EXPECTED
@@ -82,4 +96,67 @@ async fn the_openapi_description_matches_the_mounted_routes() {
     let (status, body) = app.get_json("/api/webhooks/nonexistent").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["message"], "no such route");
+}
+
+/// Found by probing past schemathesis: axum's own rejections (a path segment that is
+/// not UTF-8, a body over the 2 MB default) were plain-text responses with status
+/// codes the description did not list. Each is now a documented JSON error.
+#[tokio::test]
+async fn extractor_rejections_are_documented_json_errors() {
+    let app = TestApp::spawn().await;
+    let (_, spec) = app.get_json("/api/openapi.json").await;
+    let with_params: Vec<(String, String)> = EXPECTED
+        .iter()
+        .filter(|(_, path)| path.contains('{'))
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(with_params.len(), 4);
+    let mut probes: Vec<(String, String, String, Vec<u8>)> = with_params
+        .into_iter()
+        .map(|(method, path)| {
+            let concrete = path
+                .replace("{delivery_id}", "%FF")
+                .replace("{owner}", "%C3%28");
+            (method, path, concrete, Vec::new())
+        })
+        .collect();
+    let oversized = format!(
+        "{{\"eventType\": \"push\", \"pad\": \"{}\"}}",
+        "x".repeat(3 << 20)
+    );
+    probes.push((
+        "post".into(),
+        "/api/webhooks/test".into(),
+        "/api/webhooks/test".into(),
+        oversized.into_bytes(),
+    ));
+    for (method, path, concrete, body) in probes {
+        let response = app
+            .client
+            .request(
+                Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                app.url(&concrete),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response.headers()[reqwest::header::CONTENT_TYPE].clone();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(
+            status.is_client_error(),
+            "{method} {concrete}: {status} {body}"
+        );
+        assert!(
+            spec["paths"][&path][&method]["responses"][status.as_str()].is_object(),
+            "{method} {path} answers {status}, which it does not document"
+        );
+        assert_eq!(content_type, "application/json", "{method} {concrete}");
+        assert_eq!(body["success"], false, "{method} {concrete}: {body}");
+        assert!(
+            body["error"]["code"].is_string(),
+            "{method} {concrete}: {body}"
+        );
+    }
 }

@@ -311,6 +311,22 @@ async fn malformed_queries_and_parameters_are_400() {
     }
 }
 
+/// Found by the schemathesis sweep: dates past 2262 or before 1677 overflowed
+/// tantivy's nanosecond timestamps, and the search task panicked (a 500).
+#[tokio::test]
+async fn date_bounds_far_from_now_are_answered_not_500() {
+    let app = TestApp::spawn().await;
+    let corpus: Vec<Fixture> = fixtures().into_iter().take(3).collect();
+    post_corpus(&app, &corpus).await;
+    wait_indexed(&app, corpus.len()).await;
+    let everything = search(&app, "startDate=0001-01-01&endDate=9999-12-31T23:59:59Z").await;
+    assert_eq!(everything["total"], corpus.len(), "{everything}");
+    let nothing = search(&app, "startDate=3395-05-02T15:55:19Z").await;
+    assert_eq!(nothing["total"], 0, "{nothing}");
+    let nothing = search(&app, "endDate=0605-08-21").await;
+    assert_eq!(nothing["total"], 0, "{nothing}");
+}
+
 #[tokio::test]
 async fn a_deleted_or_corrupted_index_is_rebuilt_at_startup() {
     let app = TestApp::spawn_with(|c| c.dedup_ttl = Duration::ZERO).await;
