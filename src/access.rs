@@ -56,8 +56,11 @@ impl Access {
         headers: &HeaderMap,
         token: Option<&str>,
     ) -> Result<(), Denied> {
+        // The host's own processes (direct loopback) are not counted: the lockout is
+        // against guessing over the network.
         let client = client
             .or(peer.map(|p| p.ip()))
+            .filter(|_| !is_direct_local(peer, headers))
             .map(|ip| ClientIp(ip).limit_key());
         if let Some(wait) = client.and_then(|c| self.lockout.locked(c)) {
             return Err(Denied::TooManyFailures(wait));

@@ -274,3 +274,26 @@ async fn cors_allows_exactly_the_configured_origins() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_hosts_own_processes_are_not_locked_out() {
+    let app = TestApp::spawn_with(|c| c.api_token = Some(Secret::new(TOKEN))).await;
+    for attempt in 0..MAX_FAILURES * 2 {
+        let response = app
+            .client
+            .get(app.url("/api/webhooks/events"))
+            .bearer_auth(format!("guess-{attempt}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = app
+        .client
+        .get(app.url("/api/webhooks/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

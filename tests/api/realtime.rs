@@ -473,8 +473,11 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
 
 #[tokio::test]
 async fn socket_io_locks_out_a_client_that_keeps_guessing_the_token() {
-    let app =
-        TestApp::spawn_with(|c| c.api_token = Some(hookvault::config::Secret::new(TOKEN))).await;
+    let app = TestApp::spawn_with(|c| {
+        c.api_token = Some(hookvault::config::Secret::new(TOKEN));
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
     let wrong = hookvault::guard::MAX_FAILURES.to_string();
     let Some(mut client) = node(&app, "client.mjs", &["guess", &wrong, TOKEN]) else {
         return;

@@ -56,7 +56,9 @@ if (mode === "webhooks") {
   socket.on("connect_error", (e) => { report("connect_error", e.message); process.exit(0); });
 } else if (mode === "guess") {
   const attempt = (token) => new Promise((resolve) => {
-    const socket = io(url, { auth: { token }, reconnection: false, forceNew: true });
+    // As a remote client behind the trusted proxy (the test configures 127.0.0.1).
+    const extraHeaders = { "X-Forwarded-For": "198.51.100.9" };
+    const socket = io(url, { auth: { token }, reconnection: false, forceNew: true, extraHeaders });
     socket.on("connect", () => { socket.disconnect(); resolve("connected"); });
     socket.on("connect_error", (e) => resolve(e.message));
   });
