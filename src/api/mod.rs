@@ -79,7 +79,8 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
             access::require,
         ));
     openapi::require_token(protected.get_openapi_mut());
-    let (routes, description) = public.merge(protected).split_for_parts();
+    let (routes, mut description) = public.merge(protected).split_for_parts();
+    openapi::rate_limited(&mut description, guard::UNLIMITED_PATHS);
     let description = Arc::new(openapi::document(description));
     let access = state.access.clone();
     let config = state.config.clone();
@@ -94,6 +95,13 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
             .route_layer(middleware::from_fn_with_state(access, access::require)),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not answer that method; see /api/openapi.json",
+            )
+        })
         .layer(middleware::from_fn_with_state(
             metrics,
             metrics::count_requests,

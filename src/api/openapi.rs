@@ -5,8 +5,12 @@
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 
 use super::events::EventSummary;
 
@@ -105,6 +109,50 @@ pub fn require_token(api: &mut utoipa::openapi::OpenApi) {
         ];
         for operation in operations.into_iter().flatten() {
             operation.security = Some(vec![SecurityRequirement::new(BEARER, [""; 0])]);
+        }
+    }
+}
+
+/// Documents the 429 that the per-client rate limit and the token lockout answer on
+/// every operation they guard (all but the ingest endpoint).
+pub fn rate_limited(api: &mut utoipa::openapi::OpenApi, unlimited_paths: &[&str]) {
+    let response = ResponseBuilder::new()
+        .description(
+            "Too many requests from this client, or too many wrong tokens; retry after \
+             Retry-After seconds",
+        )
+        .header(
+            "Retry-After",
+            Header::new(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            ),
+        )
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))),
+        )
+        .build();
+    for (path, item) in api.paths.paths.iter_mut() {
+        if unlimited_paths.contains(&path.as_str()) {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .insert("429".into(), RefOr::T(response.clone()));
         }
     }
 }

@@ -61,7 +61,7 @@ pub struct RejectedEnvelope {
 }
 
 #[utoipa::path(get, path = "/api/webhooks/rejected", tag = "ingest",
-    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100")),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 100")),
     responses(
         (status = 200, description = "Deliveries refused at the ingest endpoint, newest first (the last 1,000 are kept), with a count per reason", body = RejectedEnvelope),
         (status = 400, description = "Bad limit", body = ErrorEnvelope),

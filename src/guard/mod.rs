@@ -12,4 +12,4 @@ mod rate;
 pub use client::{ClientIp, identify, resolve};
 pub use cors::CorsOrigins;
 pub use lockout::{Lockout, MAX_FAILURES, WINDOW};
-pub use rate::{ApiRateLimiter, RateLimit, limit};
+pub use rate::{ApiRateLimiter, RateLimit, UNLIMITED_PATHS, limit};

@@ -21,7 +21,7 @@ use crate::access;
 use crate::api::ApiError;
 
 /// Paths the limit does not apply to (signed, and bounded by concurrency instead).
-const UNLIMITED_PATHS: &[&str] = &["/api/webhooks/github"];
+pub const UNLIMITED_PATHS: &[&str] = &["/api/webhooks/github"];
 
 /// Requests per second per client, with bursts of twice that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -160,3 +160,19 @@ async fn extractor_rejections_are_documented_json_errors() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_answer_is_a_json_405_with_allow() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .delete(app.url("/api/webhooks/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET"), "{allow}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
