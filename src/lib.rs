@@ -140,7 +140,13 @@ impl App {
             }
         };
         let processing = tokio::spawn(processor.clone().run(until_stopped()));
-        let indexing = tokio::spawn(indexer.run(until_stopped()));
+        // The index stops last, so its final commit covers every status change the
+        // other tasks made while stopping.
+        let (stop_indexing, indexing_stopped) = tokio::sync::watch::channel(false);
+        let indexing = tokio::spawn(indexer.run(async move {
+            let mut stopped = indexing_stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
         let policy = retention::Policy {
             days: config.retention_days,
             max_payload_bytes: config.max_payload_bytes,
@@ -183,11 +189,12 @@ impl App {
         tracing::info!("server stopped; finishing processing and closing the store");
         let _ = stop.send(true);
         processing.await?;
-        indexing.await?;
         live.await?;
         if let Some(retiring) = retiring {
             retiring.await?;
         }
+        let _ = stop_indexing.send(true);
+        indexing.await?;
         tokio::task::spawn_blocking(move || writer.join()).await?;
         Ok(())
     }

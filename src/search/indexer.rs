@@ -172,6 +172,17 @@ impl Indexer {
                 () = &mut shutdown => break,
             }
         }
+        // Everything committed before the stop goes into the final commit.
+        loop {
+            match self.run_once().await {
+                Ok(n) if n > 0 || self.rebuild.is_some() => {}
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::error!(%error, "search indexing failed while stopping");
+                    break;
+                }
+            }
+        }
         if let Err(error) = self.commit().await {
             tracing::error!(%error, "final search index commit failed");
         }
