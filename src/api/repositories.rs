@@ -92,11 +92,13 @@ pub(crate) enum RepositoryOrder {
     Name,
 }
 
-/// `sort` and `limit` of `GET /api/repositories`.
+/// `sort` and `limit` of `GET /api/repositories`; blank ones are as if missing, like
+/// every other area's parameters.
 pub(crate) fn parse_list(
     params: &HashMap<String, String>,
 ) -> Result<(RepositoryOrder, usize), ApiError> {
-    let order = match params.get("sort").map(String::as_str).unwrap_or("activity") {
+    let text = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let order = match text("sort").unwrap_or("activity") {
         "activity" => RepositoryOrder::Activity,
         "recent" => RepositoryOrder::Recent,
         "name" => RepositoryOrder::Name,
@@ -107,7 +109,7 @@ pub(crate) fn parse_list(
             ));
         }
     };
-    let limit = match params.get("limit") {
+    let limit = match text("limit") {
         None => 100,
         Some(raw) => raw
             .parse::<usize>()
