@@ -12,6 +12,7 @@ use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::SearchIndex;
 use super::document::text_of;
+use super::schema::received_date;
 use crate::ingest;
 use crate::store::{EventRecord, Store};
 
@@ -114,10 +115,9 @@ impl SearchIndex {
         }
         if request.start_ms.is_some() || request.end_ms.is_some() {
             let bound = |ms: Option<i64>| match ms {
-                Some(ms) => Bound::Included(Term::from_field_date(
-                    fields.received,
-                    DateTime::from_timestamp_millis(ms),
-                )),
+                Some(ms) => {
+                    Bound::Included(Term::from_field_date(fields.received, received_date(ms)))
+                }
                 None => Bound::Unbounded,
             };
             clauses.push((
