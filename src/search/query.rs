@@ -19,6 +19,13 @@ use crate::store::{EventRecord, Store};
 /// Most facet values reported per facet.
 const FACET_LIMIT: usize = 20;
 const SNIPPET_CHARS: usize = 200;
+/// Longest query text accepted. tantivy's parser takes quadratic time on long chains
+/// of operators (`NOT NOT …`); at this length that stays in milliseconds.
+const MAX_QUERY_BYTES: usize = 4096;
+/// Most `(` a query may hold. tantivy's parser recurses once per nesting level and a
+/// few thousand levels overflow a 2 MiB worker stack, which aborts the process;
+/// counting every `(` (quoted or not) bounds the depth whatever the quoting.
+const MAX_QUERY_PARENS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortOrder {
@@ -77,6 +84,16 @@ impl SearchIndex {
     pub fn parse(&self, q: &str) -> Result<Option<Box<dyn Query>>, SearchError> {
         if q.trim().is_empty() {
             return Ok(None);
+        }
+        if q.len() > MAX_QUERY_BYTES {
+            return Err(SearchError::BadQuery(format!(
+                "the query is longer than {MAX_QUERY_BYTES} bytes"
+            )));
+        }
+        if q.matches('(').count() > MAX_QUERY_PARENS {
+            return Err(SearchError::BadQuery(format!(
+                "the query has more than {MAX_QUERY_PARENS} parentheses"
+            )));
         }
         let fields = &self.inner.fields;
         let mut parser = QueryParser::for_index(&self.inner.index, vec![fields.text]);
@@ -298,5 +315,22 @@ mod tests {
             Err(SearchError::BadQuery(_))
         ));
         assert!(parsed("a OR b").contains("minimum_number_should_match: 1"));
+    }
+
+    /// Found while fuzzing the search path: 3,000 nested parentheses overflowed the
+    /// stack of the thread parsing them and aborted the whole process.
+    #[test]
+    fn deeply_nested_and_overlong_queries_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _, _) = SearchIndex::open(dir.path()).unwrap();
+        let nested = |n: usize| format!("{}x{}", "(".repeat(n), ")".repeat(n));
+        assert!(index.parse(&nested(MAX_QUERY_PARENS)).is_ok());
+        for q in [
+            nested(5_000),
+            format!("\"{}\" x", "(".repeat(MAX_QUERY_PARENS + 1)),
+            "NOT ".repeat(MAX_QUERY_BYTES / 4) + "x",
+        ] {
+            assert!(matches!(index.parse(&q), Err(SearchError::BadQuery(_))));
+        }
     }
 }
