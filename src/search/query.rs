@@ -5,7 +5,9 @@
 use std::ops::Bound;
 
 use tantivy::collector::{Count, FacetCollector, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
+};
 use tantivy::schema::{Facet, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
@@ -100,6 +102,12 @@ impl SearchIndex {
         parser.set_conjunction_by_default();
         let query = parser
             .parse_query(q)
+            .map_err(|e| SearchError::BadQuery(e.to_string()))?;
+        // Some queries parse and only fail when run: `nofield:*` or `text:*` (an
+        // exists query wants a fast field). Those are the client's mistake too.
+        let schema = self.inner.index.schema();
+        query
+            .weight(EnableScoring::disabled_from_schema(&schema))
             .map_err(|e| SearchError::BadQuery(e.to_string()))?;
         Ok(Some(lift_negations(query)))
     }
@@ -315,6 +323,26 @@ mod tests {
             Err(SearchError::BadQuery(_))
         ));
         assert!(parsed("a OR b").contains("minimum_number_should_match: 1"));
+    }
+
+    /// Found by the search fuzz target: these parsed, then failed in the search as
+    /// an internal error (500).
+    #[test]
+    fn queries_that_cannot_run_are_refused_when_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _, _) = SearchIndex::open(dir.path()).unwrap();
+        for q in [
+            "nofield:*",
+            "text:*",
+            "delivery:*",
+            "a AND (b OR nofield:*)",
+        ] {
+            assert!(
+                matches!(index.parse(q), Err(SearchError::BadQuery(_))),
+                "{q}"
+            );
+        }
+        assert!(index.parse("event:*").is_ok());
     }
 
     /// Found while fuzzing the search path: 3,000 nested parentheses overflowed the
