@@ -7,6 +7,7 @@ mod dedup;
 mod durability;
 mod events;
 mod fixtures;
+mod fuzz;
 mod helpers;
 mod limits;
 mod metrics;
