@@ -40,6 +40,9 @@ const SERVER_STACK: usize = 2 << 20;
 struct Fixture {
     store: Store,
     index: SearchIndex,
+    /// Receive times of the first and last event.
+    first_ms: i64,
+    last_ms: i64,
 }
 
 /// The input as a query string for `GET /api/webhooks/search`; see [`search_params`].
@@ -50,8 +53,9 @@ pub fn search_query(data: &[u8]) {
 
 /// A search either answers or refuses the input with a 400: bad parameters and
 /// unparsable queries are the client's fault, nothing the client sends is a 500 or
-/// brings the process down. An answer holds the page asked for, and its snippets carry
-/// no markup but `<mark>`. Runs on a thread with the stack of the server's (tokio's
+/// brings the process down. An answer holds the page asked for, its snippets carry no
+/// markup but `<mark>`, and dates around every event drop none while dates beside
+/// them keep none, whatever the year. Runs on a thread with the stack of the server's (tokio's
 /// 2 MiB), so a query that would overflow it in production overflows here too.
 pub fn search_params(params: &HashMap<String, String>) {
     let request = match query_parsers::search(params) {
@@ -70,7 +74,8 @@ pub fn search_params(params: &HashMap<String, String>) {
     });
 }
 
-fn check_search(Fixture { store, index }: &Fixture, request: &SearchRequest) {
+fn check_search(fixture: &Fixture, request: &SearchRequest) {
+    let Fixture { store, index, .. } = fixture;
     let parsed = index.parse(&request.q);
     match index.search_blocking(store, request) {
         Ok(results) => {
@@ -88,11 +93,35 @@ fn check_search(Fixture { store, index }: &Fixture, request: &SearchRequest) {
                     hit.snippet
                 );
             }
+            check_dates(fixture, request, results.total);
         }
         Err(SearchError::BadQuery(_)) => {
             assert!(parsed.is_err(), "a query that parses was refused")
         }
         Err(other) => panic!("a search input caused an internal error: {other}"),
+    }
+}
+
+fn check_dates(fixture: &Fixture, request: &SearchRequest, total: usize) {
+    if request.start_ms.is_none() && request.end_ms.is_none() {
+        return;
+    }
+    let start = request.start_ms.unwrap_or(i64::MIN);
+    let end = request.end_ms.unwrap_or(i64::MAX);
+    if end < fixture.first_ms || start > fixture.last_ms {
+        assert_eq!(total, 0, "{start}..={end} ms is beside every event");
+    } else if start <= fixture.first_ms && end >= fixture.last_ms {
+        let undated = SearchRequest {
+            start_ms: None,
+            end_ms: None,
+            ..request.clone()
+        };
+        let all = fixture.index.search_blocking(&fixture.store, &undated);
+        assert_eq!(
+            total,
+            all.expect("the same search without dates runs").total,
+            "{start}..={end} ms is around every event"
+        );
     }
 }
 
@@ -122,6 +151,7 @@ fn build() -> Fixture {
         .enable_all()
         .build()
         .expect("runtime");
+    let first_ms = crate::domain::timestamp::now_ms();
     runtime.block_on(async {
         let secrets = [Secret::new("fuzz")];
         for (n, (event, payload)) in PAYLOADS.iter().enumerate() {
@@ -143,7 +173,13 @@ fn build() -> Fixture {
         let mut indexer = Indexer::new(store.clone(), index.clone(), checkpoint).expect("indexer");
         indexer.catch_up(|_, _| {}).await.expect("indexed");
     });
+    let last_ms = crate::domain::timestamp::now_ms();
     assert_eq!(index.num_docs(), PAYLOADS.len() as u64);
     let _ = std::fs::remove_dir_all(&dir);
-    Fixture { store, index }
+    Fixture {
+        store,
+        index,
+        first_ms,
+        last_ms,
+    }
 }
