@@ -22,6 +22,8 @@
 //! - [`retention`]: retires events older than the retention window.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
+//! - `fuzzing` (hidden): the fuzz targets' entry points and invariants, shared by
+//!   `fuzz/` (cargo-fuzz) and the property tests.
 //!
 //! `main.rs` parses the command line and calls [`run`] with a bound listener; tests
 //! call [`App::run`] the same way on port 0.
@@ -33,6 +35,8 @@ pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 pub mod ingest;
 pub mod metrics;

@@ -200,7 +200,7 @@ fn content_type(encoding: PayloadEncoding) -> &'static str {
 }
 
 /// Turns the query string into an [`EventQuery`], naming the parameter on any error.
-fn parse_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError> {
+pub(crate) fn parse_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError> {
     let text = |name: &str| {
         params
             .get(name)

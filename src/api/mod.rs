@@ -30,6 +30,15 @@ pub use error::ApiError;
 pub use events::EventSummary;
 pub use statistics::{health_score, success_rate};
 
+/// Each area's query-string parser, for the checks in [`crate::fuzzing`].
+pub(crate) mod query_parsers {
+    pub(crate) use super::events::parse_query as events;
+    pub(crate) use super::replay::parse_failed_limit as failed;
+    pub(crate) use super::repositories::parse_list as repositories;
+    pub(crate) use super::search::parse as search;
+    pub(crate) use super::statistics::parse_hours as statistics;
+}
+
 use crate::access::{self, Access};
 use crate::config::Config;
 use crate::dashboard;

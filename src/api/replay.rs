@@ -32,16 +32,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(test_event))
 }
 
-#[utoipa::path(get, path = "/api/webhooks/failed", tag = "processing",
-    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 10")),
-    responses((status = 200, description = "Failed events, newest first", body = EventPage),
-        (status = 400, description = "Bad limit", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
-async fn failed(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let limit = match params.get("limit").map(|v| v.trim()) {
-        None | Some("") => 10,
+/// `limit` of `GET /api/webhooks/failed`: 10 unless given.
+pub(crate) fn parse_failed_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match params.get("limit").map(|v| v.trim()) {
+        None | Some("") => Ok(10),
         Some(raw) => raw
             .parse()
             .ok()
@@ -51,8 +45,19 @@ async fn failed(
                     "limit",
                     format!("must be between 1 and {MAX_FAILED_LIMIT}"),
                 )
-            })?,
-    };
+            }),
+    }
+}
+
+#[utoipa::path(get, path = "/api/webhooks/failed", tag = "processing",
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 10")),
+    responses((status = 200, description = "Failed events, newest first", body = EventPage),
+        (status = 400, description = "Bad limit", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+async fn failed(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = parse_failed_limit(&params)?;
     let query = EventQuery {
         statuses: vec![Status::Failed],
         limit,

@@ -93,6 +93,42 @@ super::openapi::one_of_schema!(
     Sort = SORTS
 );
 
+/// How `GET /api/repositories` orders its list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RepositoryOrder {
+    Activity,
+    Recent,
+    Name,
+}
+
+/// `sort` and `limit` of `GET /api/repositories`; blank ones are as if missing, like
+/// every other area's parameters.
+pub(crate) fn parse_list(
+    params: &HashMap<String, String>,
+) -> Result<(RepositoryOrder, usize), ApiError> {
+    let text = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let order = match text("sort").unwrap_or("activity") {
+        "activity" => RepositoryOrder::Activity,
+        "recent" => RepositoryOrder::Recent,
+        "name" => RepositoryOrder::Name,
+        other => {
+            return Err(ApiError::bad_parameter(
+                "sort",
+                format!("{other:?} is not activity, recent or name"),
+            ));
+        }
+    };
+    let limit = match text("limit") {
+        None => 100,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::bad_parameter("limit", "must be between 1 and 1000"))?,
+    };
+    Ok((order, limit))
+}
+
 #[utoipa::path(get, path = "/api/repositories", tag = "repositories",
     params(("sort" = inline(Option<Sort>), Query, description = "Default activity"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 100")),
@@ -102,31 +138,18 @@ async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let (order, limit) = parse_list(&params)?;
     let mut repos = state.store.repositories().await?;
-    match params.get("sort").map(String::as_str).unwrap_or(SORTS[0]) {
-        "activity" => repos.sort_by(|a, b| {
+    match order {
+        RepositoryOrder::Activity => repos.sort_by(|a, b| {
             b.get("total")
                 .cmp(&a.get("total"))
                 .then_with(|| a.repository.cmp(&b.repository))
         }),
-        "recent" => repos.sort_by_key(|r| std::cmp::Reverse(r.last_event_ms())),
-        "name" => repos.sort_by(|a, b| a.repository.cmp(&b.repository)),
-        other => {
-            return Err(ApiError::bad_parameter(
-                "sort",
-                format!("{other:?} is not activity, recent or name"),
-            ));
-        }
+        RepositoryOrder::Recent => repos.sort_by_key(|r| std::cmp::Reverse(r.last_event_ms())),
+        RepositoryOrder::Name => repos.sort_by(|a, b| a.repository.cmp(&b.repository)),
     }
     let total = repos.len() as u64;
-    let limit = match params.get("limit") {
-        None => 100,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::bad_parameter("limit", "must be between 1 and 1000"))?,
-    };
     let data: Vec<Value> = repos.iter().take(limit).map(summary).collect();
     Ok(envelope::paginated(data, total, limit, 0))
 }

@@ -31,7 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(search))
 }
 
-fn parse(params: &HashMap<String, String>) -> Result<SearchRequest, ApiError> {
+/// Turns the query string into a [`SearchRequest`], naming the parameter on any error.
+pub(crate) fn parse(params: &HashMap<String, String>) -> Result<SearchRequest, ApiError> {
     let text = |name: &str| {
         params
             .get(name)

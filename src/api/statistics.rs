@@ -74,6 +74,23 @@ fn percentile_ms(stats: &Statistics, q: f64) -> Option<f64> {
     None
 }
 
+/// `hours`: the window in hours, 24 unless given.
+pub(crate) fn parse_hours(params: &HashMap<String, String>) -> Result<i64, ApiError> {
+    match params.get("hours").map(|h| h.trim()) {
+        None | Some("") => Ok(24),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|h| (1..=MAX_HOURS).contains(h))
+            .ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "hours",
+                    format!("must be a whole number from 1 to {MAX_HOURS}"),
+                )
+            }),
+    }
+}
+
 #[utoipa::path(get, path = "/api/webhooks/statistics", tag = "statistics",
     params(("hours" = Option<i64>, Query, minimum = 1, maximum = 8784, description = "Default 24")),
     responses(
@@ -85,19 +102,7 @@ async fn statistics(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let hours = match params.get("hours").map(|h| h.trim()) {
-        None | Some("") => 24,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|h| (1..=MAX_HOURS).contains(h))
-            .ok_or_else(|| {
-                ApiError::bad_parameter(
-                    "hours",
-                    format!("must be a whole number from 1 to {MAX_HOURS}"),
-                )
-            })?,
-    };
+    let hours = parse_hours(&params)?;
     let stats = state.store.statistics(timestamp::now_ms(), hours).await?;
 
     let mut by_event: Vec<EventLine> = stats

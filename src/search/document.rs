@@ -6,7 +6,7 @@ use serde_json::Value;
 use tantivy::TantivyDocument;
 use tantivy::schema::Facet;
 
-use super::schema::Fields;
+use super::schema::{Fields, received_date};
 use crate::store::EventRecord;
 
 /// Payload strings that are human text, wherever the event type puts them.
@@ -167,10 +167,7 @@ pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -
     for label in labels(payload) {
         doc.add_text(fields.label, label);
     }
-    doc.add_date(
-        fields.received,
-        super::schema::received_date(record.received_at_ms),
-    );
+    doc.add_date(fields.received, received_date(record.received_at_ms));
     doc.add_text(fields.text, text_of(payload));
     doc
 }

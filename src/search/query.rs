@@ -5,19 +5,29 @@
 use std::ops::Bound;
 
 use tantivy::collector::{Count, FacetCollector, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
+};
 use tantivy::schema::{Facet, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::SearchIndex;
 use super::document::text_of;
+use super::schema::received_date;
 use crate::ingest;
 use crate::store::{EventRecord, Store};
 
 /// Most facet values reported per facet.
 const FACET_LIMIT: usize = 20;
 const SNIPPET_CHARS: usize = 200;
+/// Longest query text accepted. tantivy's parser takes quadratic time on long chains
+/// of operators (`NOT NOT …`); at this length that stays in milliseconds.
+const MAX_QUERY_BYTES: usize = 4096;
+/// Most `(` a query may hold. tantivy's parser recurses once per nesting level and a
+/// few thousand levels overflow a 2 MiB worker stack, which aborts the process;
+/// counting every `(` (quoted or not) bounds the depth whatever the quoting.
+const MAX_QUERY_PARENS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortOrder {
@@ -77,11 +87,27 @@ impl SearchIndex {
         if q.trim().is_empty() {
             return Ok(None);
         }
+        if q.len() > MAX_QUERY_BYTES {
+            return Err(SearchError::BadQuery(format!(
+                "the query is longer than {MAX_QUERY_BYTES} bytes"
+            )));
+        }
+        if q.matches('(').count() > MAX_QUERY_PARENS {
+            return Err(SearchError::BadQuery(format!(
+                "the query has more than {MAX_QUERY_PARENS} parentheses"
+            )));
+        }
         let fields = &self.inner.fields;
         let mut parser = QueryParser::for_index(&self.inner.index, vec![fields.text]);
         parser.set_conjunction_by_default();
         let query = parser
             .parse_query(q)
+            .map_err(|e| SearchError::BadQuery(e.to_string()))?;
+        // Some queries parse and only fail when run: `nofield:*` or `text:*` (an
+        // exists query wants a fast field). Those are the client's mistake too.
+        let schema = self.inner.index.schema();
+        query
+            .weight(EnableScoring::disabled_from_schema(&schema))
             .map_err(|e| SearchError::BadQuery(e.to_string()))?;
         Ok(Some(lift_negations(query)))
     }
@@ -114,10 +140,9 @@ impl SearchIndex {
         }
         if request.start_ms.is_some() || request.end_ms.is_some() {
             let bound = |ms: Option<i64>| match ms {
-                Some(ms) => Bound::Included(Term::from_field_date(
-                    fields.received,
-                    super::schema::received_date(ms),
-                )),
+                Some(ms) => {
+                    Bound::Included(Term::from_field_date(fields.received, received_date(ms)))
+                }
                 None => Bound::Unbounded,
             };
             clauses.push((
@@ -298,5 +323,42 @@ mod tests {
             Err(SearchError::BadQuery(_))
         ));
         assert!(parsed("a OR b").contains("minimum_number_should_match: 1"));
+    }
+
+    /// Found by the search fuzz target: these parsed, then failed in the search as
+    /// an internal error (500).
+    #[test]
+    fn queries_that_cannot_run_are_refused_when_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _, _) = SearchIndex::open(dir.path()).unwrap();
+        for q in [
+            "nofield:*",
+            "text:*",
+            "delivery:*",
+            "a AND (b OR nofield:*)",
+        ] {
+            assert!(
+                matches!(index.parse(q), Err(SearchError::BadQuery(_))),
+                "{q}"
+            );
+        }
+        assert!(index.parse("event:*").is_ok());
+    }
+
+    /// Found while fuzzing the search path: 3,000 nested parentheses overflowed the
+    /// stack of the thread parsing them and aborted the whole process.
+    #[test]
+    fn deeply_nested_and_overlong_queries_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _, _) = SearchIndex::open(dir.path()).unwrap();
+        let nested = |n: usize| format!("{}x{}", "(".repeat(n), ")".repeat(n));
+        assert!(index.parse(&nested(MAX_QUERY_PARENS)).is_ok());
+        for q in [
+            nested(5_000),
+            format!("\"{}\" x", "(".repeat(MAX_QUERY_PARENS + 1)),
+            "NOT ".repeat(MAX_QUERY_BYTES / 4) + "x",
+        ] {
+            assert!(matches!(index.parse(&q), Err(SearchError::BadQuery(_))));
+        }
     }
 }

@@ -8,6 +8,7 @@ mod disk_full;
 mod durability;
 mod events;
 mod fixtures;
+mod fuzz;
 mod guard;
 mod helpers;
 mod limits;

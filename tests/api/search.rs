@@ -282,7 +282,25 @@ async fn date_ranges_and_new_deliveries() {
     );
     assert_eq!(
         hit_ids(&app, "q=ref:main&repository=octo/zoo").await,
-        BTreeSet::from([late_id])
+        BTreeSet::from([late_id.clone()])
+    );
+
+    // Dates outside tantivy's range (years 1677 to 2262) bound like any other.
+    let mut every_push = all_early;
+    every_push.insert(late_id);
+    assert_eq!(
+        hit_ids(&app, "q=event:push&startDate=0001-01-01&endDate=9999-12-31").await,
+        every_push
+    );
+    assert!(
+        hit_ids(&app, "q=event:push&startDate=2263-01-01")
+            .await
+            .is_empty()
+    );
+    assert!(
+        hit_ids(&app, "q=event:push&endDate=1600-01-01")
+            .await
+            .is_empty()
     );
 }
 
