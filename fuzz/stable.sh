@@ -8,7 +8,7 @@ target="$1"
 shift
 host="$(rustc -vV | sed -n 's/^host: //p')"
 # --target keeps these flags off build scripts and proc macros.
-RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Coverflow-checks \
+RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \
 -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
 -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares" \
     cargo build --release --target "$host" --bin "$target"
