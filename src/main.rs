@@ -149,8 +149,14 @@ fn import(config: Config, args: ImportArgs) -> ExitCode {
     }
 }
 
+/// Threads for blocking work (store reads, large-body verification, search). tokio's
+/// default of 512 let a burst of reads grow hundreds of threads, each with its own
+/// stack and allocator caches, on a machine with two cores to run them.
+const BLOCKING_THREADS: usize = 32;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .expect("tokio runtime")
