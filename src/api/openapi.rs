@@ -7,6 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -93,21 +94,27 @@ pub(crate) use one_of_schema;
 /// The security scheme every protected operation names.
 const BEARER: &str = "bearer";
 
+/// Every operation of one path, whatever its method.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Marks every operation of `api` as needing the API token. Called on the routes that
 /// the access middleware wraps, so the description follows the route table.
 pub fn require_token(api: &mut utoipa::openapi::OpenApi) {
     for item in api.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ];
-        for operation in operations.into_iter().flatten() {
+        for operation in operations(item) {
             operation.security = Some(vec![SecurityRequirement::new(BEARER, [""; 0])]);
         }
     }
@@ -138,17 +145,7 @@ pub fn rate_limited(api: &mut utoipa::openapi::OpenApi, unlimited_paths: &[&str]
         if unlimited_paths.contains(&path.as_str()) {
             continue;
         }
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ];
-        for operation in operations.into_iter().flatten() {
+        for operation in operations(item) {
             operation
                 .responses
                 .responses

@@ -167,7 +167,9 @@ impl Writer {
         let now = Instant::now();
         // A batch of rejected-log entries only is not worth an fsync of its own (a
         // flood of bad requests must not cost a disk flush each): it rides on the
-        // next durable commit, or one a second later at most.
+        // next durable commit. During a flood, the first such batch a second or more
+        // after the last durable commit is made durable itself; the last entries of a
+        // flood wait for the next commit or the flush at shutdown.
         let durable = !batch.iter().all(|r| matches!(r, WriteRequest::Reject(_)))
             || now.duration_since(self.last_durable) >= Duration::from_secs(1);
         let durability = if durable {
