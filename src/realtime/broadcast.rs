@@ -25,32 +25,41 @@ impl Stage for Broadcast {
         let Some(namespace) = self.io.of("/") else {
             return;
         };
+        let record = &event.record;
+        let alerted = if is_security_alert(&record.event) {
+            namespace.clone().sockets()
+        } else {
+            Vec::new()
+        };
+        let rooms: Vec<String> = [
+            record.repository.as_ref().map(|r| format!("repo:{r}")),
+            record.organization.as_ref().map(|o| format!("org:{o}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let subscribed = if rooms.is_empty() {
+            Vec::new()
+        } else {
+            namespace.to(rooms).sockets()
+        };
+        // Nobody listening is the common case under load: then no message is built.
+        if alerted.is_empty() && subscribed.is_empty() {
+            return;
+        }
         // Serialized once, sent to every socket as is.
         let Ok(data) =
-            RawValue::from_string(message(event.seq, &event.record, &event.payload).to_string())
+            RawValue::from_string(message(event.seq, record, &event.payload).to_string())
         else {
             return;
         };
-        let record = &event.record;
-        if is_security_alert(&record.event) {
-            for socket in namespace.clone().sockets() {
-                send(&self.hub, &socket, "security-alert", &data);
-            }
+        for socket in &alerted {
+            send(&self.hub, socket, "security-alert", &data);
         }
-        let mut rooms = Vec::new();
-        if let Some(repository) = &record.repository {
-            rooms.push(format!("repo:{repository}"));
-        }
-        if let Some(organization) = &record.organization {
-            rooms.push(format!("org:{organization}"));
-        }
-        if rooms.is_empty() {
-            return;
-        }
-        for socket in namespace.to(rooms).sockets() {
-            send(&self.hub, &socket, "webhook-event", &data);
+        for socket in &subscribed {
+            send(&self.hub, socket, "webhook-event", &data);
             if let Some(name) = channel(&record.event) {
-                send(&self.hub, &socket, name, &data);
+                send(&self.hub, socket, name, &data);
             }
         }
     }

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, Table};
+use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::{EventRecord, Fact, Status, StoreError};
+use super::{EventRecord, Fact, Status, StoreError, tables};
 
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -134,11 +134,18 @@ pub fn contributions(record: &EventRecord) -> Vec<(Counter, i64)> {
 }
 
 pub struct CounterTables<'txn> {
-    pub hourly: Table<'txn, (i64, &'static str, &'static str), i64>,
-    pub histogram: Table<'txn, (i64, u8), i64>,
-    pub repo_hourly: Table<'txn, (i64, &'static str), i64>,
-    pub repo: Table<'txn, (&'static str, &'static str), i64>,
-    pub jobs: Table<'txn, (&'static str, &'static str, &'static str, &'static str), i64>,
+    hourly: Table<'txn, (i64, &'static str, &'static str), i64>,
+    histogram: Table<'txn, (i64, u8), i64>,
+    repo_hourly: Table<'txn, (i64, &'static str), i64>,
+    repo: Table<'txn, (&'static str, &'static str), i64>,
+    jobs: Table<'txn, (&'static str, &'static str, &'static str, &'static str), i64>,
+    /// This transaction's deltas, written once per cell by [`Self::flush`]: a group
+    /// commit adds to the same few cells many times over, and a status change takes
+    /// back most of what the event added, so most deltas cancel or merge before
+    /// they cost a read and a write of the table.
+    pending: BTreeMap<Counter, i64>,
+    /// Earliest and latest event time per repository seen in this transaction.
+    seen: BTreeMap<String, (i64, i64)>,
 }
 
 /// Adds `delta` to a counter cell; a cell that reaches zero is removed, so the
@@ -155,8 +162,69 @@ macro_rules! add_to {
     }};
 }
 
-impl CounterTables<'_> {
-    pub fn add(&mut self, counter: &Counter, delta: i64) -> Result<(), StoreError> {
+impl<'txn> CounterTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            hourly: txn.open_table(tables::HOURLY)?,
+            histogram: txn.open_table(tables::HISTOGRAM)?,
+            repo_hourly: txn.open_table(tables::REPO_HOURLY)?,
+            repo: txn.open_table(tables::REPO_STATS)?,
+            jobs: txn.open_table(tables::JOB_METRICS)?,
+            pending: BTreeMap::new(),
+            seen: BTreeMap::new(),
+        })
+    }
+
+    pub fn add(&mut self, counter: Counter, delta: i64) {
+        *self.pending.entry(counter).or_default() += delta;
+    }
+
+    /// Applies the contributions of `record`, multiplied by `sign` (+1 to add, -1 to
+    /// take back).
+    pub fn apply(&mut self, record: &EventRecord, sign: i64) {
+        for (counter, delta) in contributions(record) {
+            self.add(counter, delta * sign);
+        }
+    }
+
+    /// Keeps the repository's first-seen and last-event times.
+    pub fn touch_repository(&mut self, repo: &str, at_ms: i64) {
+        match self.seen.get_mut(repo) {
+            Some((first, last)) => {
+                *first = (*first).min(at_ms);
+                *last = (*last).max(at_ms);
+            }
+            None => {
+                self.seen.insert(repo.to_owned(), (at_ms, at_ms));
+            }
+        }
+    }
+
+    /// Writes the transaction's deltas; call before the commit.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        for (counter, delta) in std::mem::take(&mut self.pending) {
+            self.write(&counter, delta)?;
+        }
+        for (repo, (first_ms, last_ms)) in std::mem::take(&mut self.seen) {
+            let first = self
+                .repo
+                .get((repo.as_str(), FIRST_SEEN_MS))?
+                .map(|v| v.value());
+            if first.is_none_or(|first| first_ms < first) {
+                self.repo.insert((repo.as_str(), FIRST_SEEN_MS), first_ms)?;
+            }
+            let last = self
+                .repo
+                .get((repo.as_str(), LAST_EVENT_MS))?
+                .map(|v| v.value());
+            if last.is_none_or(|last| last_ms > last) {
+                self.repo.insert((repo.as_str(), LAST_EVENT_MS), last_ms)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, counter: &Counter, delta: i64) -> Result<(), StoreError> {
         if delta == 0 {
             return Ok(());
         }
@@ -188,28 +256,6 @@ impl CounterTables<'_> {
                 ),
                 delta
             ),
-        }
-        Ok(())
-    }
-
-    /// Applies the contributions of `record`, multiplied by `sign` (+1 to add, -1 to
-    /// take back).
-    pub fn apply(&mut self, record: &EventRecord, sign: i64) -> Result<(), StoreError> {
-        for (counter, delta) in contributions(record) {
-            self.add(&counter, delta * sign)?;
-        }
-        Ok(())
-    }
-
-    /// Keeps the repository's first-seen and last-event times.
-    pub fn touch_repository(&mut self, repo: &str, at_ms: i64) -> Result<(), StoreError> {
-        let first = self.repo.get((repo, FIRST_SEEN_MS))?.map(|v| v.value());
-        if first.is_none_or(|first| at_ms < first) {
-            self.repo.insert((repo, FIRST_SEEN_MS), at_ms)?;
-        }
-        let last = self.repo.get((repo, LAST_EVENT_MS))?.map(|v| v.value());
-        if last.is_none_or(|last| at_ms > last) {
-            self.repo.insert((repo, LAST_EVENT_MS), at_ms)?;
         }
         Ok(())
     }

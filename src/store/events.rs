@@ -6,7 +6,7 @@ use redb::ReadableTable;
 
 use super::counters::{hour_of, metric};
 use super::index;
-use super::tables::{WriteTables, meta};
+use super::tables::WriteTables;
 use super::writer::PreparedEvent;
 use super::{EventRecord, Fact, Status, StoreError, codec};
 use crate::domain::timestamp;
@@ -32,13 +32,13 @@ pub fn insert(t: &mut WriteTables, seq: u64, event: &PreparedEvent) -> Result<()
     let record = &event.record;
     t.events.insert(seq, codec::encode(record).as_slice())?;
     t.payloads.insert(seq, event.compressed_body.as_slice())?;
-    add_payload_bytes(t, event.compressed_body.len() as i64)?;
+    t.payload_bytes += event.compressed_body.len() as i64;
     t.headers.insert(seq, event.encoded_headers.as_slice())?;
     t.deliveries.insert(record.delivery_id.as_str(), seq)?;
     t.index.add_all(record, seq)?;
-    t.counters.apply(record, 1)?;
+    t.counters.apply(record, 1);
     if let Some(repo) = &record.repository {
-        t.counters.touch_repository(repo, record.received_at_ms)?;
+        t.counters.touch_repository(repo, record.received_at_ms);
     }
     Ok(())
 }
@@ -59,7 +59,7 @@ pub fn insert_content_duplicate(
             event: original.event,
             metric: metric::DUPLICATES.to_owned(),
         };
-        t.counters.add(&key, 1)?;
+        t.counters.add(key, 1);
     }
     Ok(())
 }
@@ -106,8 +106,8 @@ pub fn update_status(
     if let Some(due) = new.next_attempt_ms {
         t.retry_queue.insert((due, update.seq), ())?;
     }
-    t.counters.apply(&old, -1)?;
-    t.counters.apply(&new, 1)?;
+    t.counters.apply(&old, -1);
+    t.counters.apply(&new, 1);
     Ok(Some(new))
 }
 
@@ -124,7 +124,7 @@ pub fn retire(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
         .payloads
         .remove(seq)?
         .map_or(0, |p| p.value().len() as i64);
-    add_payload_bytes(t, -freed)?;
+    t.payload_bytes -= freed;
     t.headers.remove(seq)?;
     t.index.remove_all(&record, seq)?;
     if let Some(due) = record.next_attempt_ms {
@@ -132,11 +132,4 @@ pub fn retire(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
     }
     t.retired.insert(seq, codec::encode(&record).as_slice())?;
     Ok(true)
-}
-
-fn add_payload_bytes(t: &mut WriteTables, delta: i64) -> Result<(), StoreError> {
-    let current = t.meta.get(meta::PAYLOAD_BYTES)?.map_or(0, |v| v.value());
-    t.meta
-        .insert(meta::PAYLOAD_BYTES, current.saturating_add_signed(delta))?;
-    Ok(())
 }

@@ -1,9 +1,11 @@
 //! The secondary indexes: which `(field, value)` entries an event has in
 //! `EVENT_INDEX`, and how they are added and removed together with their counts.
 
-use redb::{ReadableTable, Table};
+use std::collections::BTreeMap;
 
-use super::{EventRecord, StoreError};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::{EventRecord, StoreError, tables};
 
 pub const ALL: &str = "all";
 pub const REPOSITORY: &str = "repository";
@@ -29,21 +31,56 @@ pub fn entries(record: &EventRecord) -> Vec<(&'static str, &str)> {
 }
 
 pub struct IndexTables<'txn> {
-    pub index: Table<'txn, (&'static str, &'static str, i64, u64), ()>,
-    pub counts: Table<'txn, (&'static str, &'static str), u64>,
+    index: Table<'txn, (&'static str, &'static str, i64, u64), ()>,
+    counts: Table<'txn, (&'static str, &'static str), u64>,
+    /// This transaction's changes to the entry counts, written once per
+    /// `(field, value)` by [`Self::flush`].
+    pending: BTreeMap<(&'static str, String), i64>,
 }
 
-impl IndexTables<'_> {
+impl<'txn> IndexTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            index: txn.open_table(tables::EVENT_INDEX)?,
+            counts: txn.open_table(tables::INDEX_COUNTS)?,
+            pending: BTreeMap::new(),
+        })
+    }
+
+    fn count(&mut self, field: &'static str, value: &str, delta: i64) {
+        *self.pending.entry((field, value.to_owned())).or_default() += delta;
+    }
+
+    /// Writes the transaction's count changes; call before the commit.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        for ((field, value), delta) in std::mem::take(&mut self.pending) {
+            if delta == 0 {
+                continue;
+            }
+            let key = (field, value.as_str());
+            let count = self.counts.get(key)?.map_or(0, |c| c.value());
+            match count.checked_add_signed(delta).filter(|&n| n > 0) {
+                Some(n) => self.counts.insert(key, n)?,
+                None => self.counts.remove(key)?,
+            };
+        }
+        Ok(())
+    }
+
     pub fn add(
         &mut self,
-        field: &str,
+        field: &'static str,
         value: &str,
         received_at_ms: i64,
         seq: u64,
     ) -> Result<(), StoreError> {
-        self.index.insert((field, value, received_at_ms, seq), ())?;
-        let count = self.counts.get((field, value))?.map_or(0, |c| c.value());
-        self.counts.insert((field, value), count + 1)?;
+        if self
+            .index
+            .insert((field, value, received_at_ms, seq), ())?
+            .is_none()
+        {
+            self.count(field, value, 1);
+        }
         Ok(())
     }
 
@@ -65,7 +102,7 @@ impl IndexTables<'_> {
 
     pub fn remove(
         &mut self,
-        field: &str,
+        field: &'static str,
         value: &str,
         received_at_ms: i64,
         seq: u64,
@@ -75,12 +112,7 @@ impl IndexTables<'_> {
             .remove((field, value, received_at_ms, seq))?
             .is_some()
         {
-            let count = self.counts.get((field, value))?.map_or(0, |c| c.value());
-            if count <= 1 {
-                self.counts.remove((field, value))?;
-            } else {
-                self.counts.insert((field, value), count - 1)?;
-            }
+            self.count(field, value, -1);
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Every redb table, in one place. Names carry a version: a change of key or value
 //! layout gets a new name (and a migration), never a silent reinterpretation.
 
-use redb::{TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::StoreError;
 use super::counters::CounterTables;
@@ -86,6 +86,8 @@ pub struct WriteTables<'txn> {
     pub rejected: redb::Table<'txn, u64, &'static [u8]>,
     pub index: IndexTables<'txn>,
     pub counters: CounterTables<'txn>,
+    /// Change of the stored payload bytes in this transaction (meta `payload_bytes`).
+    pub payload_bytes: i64,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -101,17 +103,25 @@ impl<'txn> WriteTables<'txn> {
             changes: txn.open_table(CHANGES)?,
             retired: txn.open_table(RETIRED)?,
             rejected: txn.open_table(REJECTED)?,
-            index: IndexTables {
-                index: txn.open_table(EVENT_INDEX)?,
-                counts: txn.open_table(INDEX_COUNTS)?,
-            },
-            counters: CounterTables {
-                hourly: txn.open_table(HOURLY)?,
-                histogram: txn.open_table(HISTOGRAM)?,
-                repo_hourly: txn.open_table(REPO_HOURLY)?,
-                repo: txn.open_table(REPO_STATS)?,
-                jobs: txn.open_table(JOB_METRICS)?,
-            },
+            index: IndexTables::open(txn)?,
+            counters: CounterTables::open(txn)?,
+            payload_bytes: 0,
         })
+    }
+
+    /// Writes what the transaction accumulated (counters, index counts, payload
+    /// bytes); call once, before the commit.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.counters.flush()?;
+        self.index.flush()?;
+        if self.payload_bytes != 0 {
+            let current = self.meta.get(meta::PAYLOAD_BYTES)?.map_or(0, |v| v.value());
+            self.meta.insert(
+                meta::PAYLOAD_BYTES,
+                current.saturating_add_signed(self.payload_bytes),
+            )?;
+            self.payload_bytes = 0;
+        }
+        Ok(())
     }
 }

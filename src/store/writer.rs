@@ -346,6 +346,7 @@ impl Writer {
             outcomes.push(Outcome::Ingest(IngestOutcome::Stored { seq }));
         }
 
+        t.flush()?;
         t.meta.insert(meta::NEXT_SEQ, next_seq)?;
         t.meta.insert(meta::NEXT_CHANGE, next_change)?;
         for (key, added) in [
