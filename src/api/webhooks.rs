@@ -15,7 +15,7 @@ use super::{ApiError, AppState, envelope, rejected};
 use crate::config::MAX_BODY_BYTES;
 use crate::guard::ClientIp;
 use crate::ingest::{self, DeliveryHeaders};
-use crate::store::IngestOutcome;
+use crate::store::{IngestOutcome, Store};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Bodies above this are verified and parsed on the blocking pool, so one 25 MiB
@@ -105,10 +105,10 @@ async fn verify_and_store(
             .retry_after(Duration::from_secs(1))
         })?;
 
-    let delivery = if body.len() > OFFLOAD_ABOVE_BYTES {
+    let (delivery, payload) = if body.len() > OFFLOAD_ABOVE_BYTES {
         let headers = headers.clone();
         let secrets = state.config.secrets.clone();
-        tokio::task::spawn_blocking(move || ingest::verify(parsed, &headers, body, &secrets))
+        tokio::task::spawn_blocking(move || ingest::verify_parsed(parsed, &headers, body, &secrets))
             .await
             .map_err(|error| {
                 tracing::error!(%error, "verification task failed");
@@ -119,14 +119,22 @@ async fn verify_and_store(
                 )
             })??
     } else {
-        ingest::verify(parsed, headers, body, &state.config.secrets)?
+        ingest::verify_parsed(parsed, headers, body, &state.config.secrets)?
     };
 
     let delivery_id = delivery.id.to_string();
     let event = delivery.event.to_string();
-    let outcome = state.store.ingest(delivery).await?;
+    let mut prepared = Store::prepare(delivery)?;
+    state
+        .processor
+        .first_attempt(&mut prepared.record, &payload);
+    let record = prepared.record.clone();
+    let outcome = state.store.ingest_prepared(prepared).await?;
     let (id, status) = match outcome {
-        IngestOutcome::Stored { seq } => (seq, "stored"),
+        IngestOutcome::Stored { seq } => {
+            state.processor.announce(seq, record, payload);
+            (seq, "stored")
+        }
         IngestOutcome::Duplicate { seq, reason } => {
             tracing::debug!(%delivery_id, %event, ?reason, original = seq, "duplicate delivery");
             (seq, "duplicate")

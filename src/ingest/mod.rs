@@ -77,6 +77,17 @@ pub fn verify(
     body: Bytes,
     secrets: &[Secret],
 ) -> Result<Delivery, IngestError> {
+    verify_parsed(parsed, headers, body, secrets).map(|(delivery, _)| delivery)
+}
+
+/// [`verify`], also giving back the parsed payload, so processing need not parse
+/// the body again.
+pub fn verify_parsed(
+    parsed: DeliveryHeaders,
+    headers: &HeaderMap,
+    body: Bytes,
+    secrets: &[Secret],
+) -> Result<(Delivery, Value), IngestError> {
     let signature = headers
         .get("X-Hub-Signature-256")
         .ok_or(IngestError::SignatureMissing)?
@@ -92,7 +103,7 @@ pub fn verify(
     let payload = decode_payload(encoding, &body)?;
     let fields = EventFields::extract(&payload);
     let content_key = ContentKey::derive(&parsed.event, &fields, &payload);
-    Ok(Delivery {
+    let delivery = Delivery {
         id: parsed.id,
         event: parsed.event,
         hook_id: parsed.hook_id,
@@ -103,7 +114,8 @@ pub fn verify(
         content_key,
         received_at_ms: timestamp::now_ms(),
         test: false,
-    })
+    };
+    Ok((delivery, payload))
 }
 
 fn content_encoding(headers: &HeaderMap) -> Result<PayloadEncoding, IngestError> {

@@ -8,8 +8,7 @@ use super::counters::{hour_of, metric};
 use super::index;
 use super::tables::WriteTables;
 use super::writer::PreparedEvent;
-use super::{EventRecord, Fact, Status, StoreError, codec};
-use crate::domain::timestamp;
+use super::{EventRecord, Fact, StoreError, codec};
 
 /// The result of processing one event, to be recorded.
 #[derive(Debug, Clone)]
@@ -36,6 +35,9 @@ pub fn insert(t: &mut WriteTables, seq: u64, event: &PreparedEvent) -> Result<()
     t.headers.insert(seq, event.encoded_headers.as_slice())?;
     t.deliveries.insert(record.delivery_id.as_str(), seq)?;
     t.index.add_all(record, seq)?;
+    if let Some(due) = record.next_attempt_ms {
+        t.retry_queue.insert((due, seq), ())?; // processed before it was stored, and failed
+    }
     t.counters.apply(record, 1);
     if let Some(repo) = &record.repository {
         t.counters.touch_repository(repo, record.received_at_ms);
@@ -74,22 +76,11 @@ pub fn update_status(
         return Ok(None); // deleted meanwhile (retention): nothing to record
     };
     let mut new = old.clone();
-    new.attempts += 1;
-    new.processing_time_us = Some(update.processing_time_us);
-    new.processed_at_ms = Some(timestamp::now_ms());
-    match &update.outcome {
-        Ok(facts) => {
-            new.status = Status::Processed;
-            new.last_error = None;
-            new.facts = facts.clone();
-            new.next_attempt_ms = None;
-        }
-        Err(error) => {
-            new.status = Status::Failed;
-            new.last_error = Some(error.clone());
-            new.next_attempt_ms = update.retry_at_ms;
-        }
-    }
+    new.record_attempt(
+        update.outcome.clone(),
+        update.processing_time_us,
+        update.retry_at_ms,
+    );
 
     t.events
         .insert(update.seq, codec::encode(&new).as_slice())?;

@@ -38,13 +38,13 @@ pub use record::{EventRecord, Fact, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use verify::Difference;
-pub use writer::{DuplicateReason, IngestOutcome};
+pub use writer::{DuplicateReason, IngestOutcome, PreparedEvent};
 
 use crate::domain::{ContentKey, Delivery, timestamp};
 use dedup::ContentWindow;
 use slot::DbSlot;
 use tables::meta;
-use writer::{PreparedEvent, WriteRequest, Writer};
+use writer::{WriteRequest, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "hookvault.redb";
@@ -123,7 +123,20 @@ impl Store {
     /// Stores a delivery durably, or recognizes it as a duplicate. Resolves only after
     /// the commit holding it is on disk.
     pub async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
-        let event = Box::new(prepare(delivery)?);
+        self.ingest_prepared(Self::prepare(delivery)?).await
+    }
+
+    /// Encodes and compresses a delivery for [`Store::ingest_prepared`]: CPU work
+    /// done by the caller, so it runs in parallel, not on the writer. The record is
+    /// `pending`; a caller that processes the event first records the outcome in it
+    /// with [`EventRecord::record_attempt`].
+    pub fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
+        prepare(delivery)
+    }
+
+    /// [`Store::ingest`] of a prepared event.
+    pub async fn ingest_prepared(&self, event: PreparedEvent) -> Result<IngestOutcome, StoreError> {
+        let event = Box::new(event);
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Ingest { event, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?

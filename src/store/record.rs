@@ -77,3 +77,31 @@ pub struct EventRecord {
     /// the status is `processed`.
     pub facts: Vec<Fact>,
 }
+
+impl EventRecord {
+    /// Records one processing attempt: its outcome (the facts, or the error), how
+    /// long it took, and when to retry a failure (`None`: no more automatic retries).
+    pub fn record_attempt(
+        &mut self,
+        outcome: Result<Vec<Fact>, String>,
+        processing_time_us: u64,
+        retry_at_ms: Option<i64>,
+    ) {
+        self.attempts += 1;
+        self.processing_time_us = Some(processing_time_us);
+        self.processed_at_ms = Some(crate::domain::timestamp::now_ms());
+        match outcome {
+            Ok(facts) => {
+                self.status = Status::Processed;
+                self.last_error = None;
+                self.facts = facts;
+                self.next_attempt_ms = None;
+            }
+            Err(error) => {
+                self.status = Status::Failed;
+                self.last_error = Some(error);
+                self.next_attempt_ms = retry_at_ms;
+            }
+        }
+    }
+}

@@ -37,6 +37,33 @@ fn is_final(event: &Value) -> bool {
 }
 
 #[tokio::test]
+async fn a_delivery_is_stored_already_processed_or_failed_with_its_retry_due() {
+    let app = TestApp::spawn_with(|c| c.max_retries = 1).await;
+    // The first attempt is committed with the delivery: the ack means processed.
+    let fine = fixture("workflow_job", 0);
+    let id = new_id();
+    let (status, _) = app.post_signed("workflow_job", &id, &fine.bytes).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, event) = app.get_json(&format!("/api/webhooks/events/{id}")).await;
+    assert_eq!(event["data"]["status"], "processed", "{event}");
+    assert_eq!(event["data"]["attempts"], 1);
+    assert!(event["data"]["processingTimeMs"].is_number(), "{event}");
+
+    // A failed first attempt is stored failed with its retry scheduled, and retried.
+    let broken = new_id();
+    let body = br#"{"action":"completed","repository":{"full_name":"octo/app"}}"#;
+    app.post_signed("workflow_job", &broken, body).await;
+    let (_, event) = app
+        .get_json(&format!("/api/webhooks/events/{broken}"))
+        .await;
+    assert_eq!(event["data"]["status"], "failed", "{event}");
+    assert_eq!(event["data"]["attempts"], 1);
+    assert!(event["data"]["nextAttemptAt"].is_string(), "{event}");
+    let event = app.wait_for(&broken, |e| e["attempts"] == 2).await;
+    assert!(event["nextAttemptAt"].is_null(), "no retries left: {event}");
+}
+
+#[tokio::test]
 async fn a_payload_failing_its_structure_check_is_kept_retried_then_failed() {
     let app = TestApp::spawn_with(|c| c.max_retries = 2).await;
     let id = new_id();

@@ -20,7 +20,7 @@ if (mode === "webhooks") {
   socket.on("connect", () => {
     socket.emit("subscribe:webhook-events", JSON.parse(arg || "{}"), () => report("ready", socket.id));
   });
-  socket.on("event", (e) => report("event", { id: e.id, deliveryId: e.deliveryId, event: e.event, repository: e.repository, action: e.action }));
+  socket.on("event", (e) => report("event", { id: e.id, deliveryId: e.deliveryId, event: e.event, repository: e.repository, action: e.action, status: e.status }));
   socket.on("event-updated", (e) => report("event-updated", { id: e.id, status: e.status }));
 } else if (mode === "resume") {
   const dropAfter = Number(arg || 20);
