@@ -8,6 +8,7 @@ mod document;
 mod indexer;
 mod query;
 mod schema;
+mod term_counts;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -4,17 +4,18 @@
 
 use std::ops::Bound;
 
-use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
 };
-use tantivy::schema::{Facet, IndexRecordOption, Value};
+use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::SearchIndex;
 use super::document::text_of;
 use super::schema::received_date;
+use super::term_counts::TermCounts;
 use crate::ingest;
 use crate::store::{EventRecord, Store};
 
@@ -160,9 +161,10 @@ impl SearchIndex {
         };
 
         let searcher = self.inner.reader.searcher();
-        let mut facets = FacetCollector::for_field("facet");
-        facets.add_facet("/event");
-        facets.add_facet("/repository");
+        let facets = (
+            TermCounts::for_field("event"),
+            TermCounts::for_field("repository"),
+        );
         let window = request.limit + request.offset;
         let sort_by_time = request.sort != SortOrder::Relevance || text_query.is_none();
         let (addresses, total, facet_counts): (Vec<(Option<f32>, DocAddress)>, usize, _) =
@@ -229,18 +231,9 @@ impl SearchIndex {
             });
         }
 
-        let facet_list = |root: &str| -> Vec<(String, u64)> {
-            let mut list: Vec<(String, u64)> = facet_counts
-                .get(root)
-                .map(|(facet, count): (&Facet, u64)| {
-                    let name = facet
-                        .to_path()
-                        .last()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default();
-                    (name, count)
-                })
-                .collect();
+        let (event_counts, repository_counts) = facet_counts;
+        let facet_list = |counts: std::collections::HashMap<String, u64>| {
+            let mut list: Vec<(String, u64)> = counts.into_iter().collect();
             list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             list.truncate(FACET_LIMIT);
             list
@@ -249,8 +242,8 @@ impl SearchIndex {
             hits,
             total,
             facets: Facets {
-                event: facet_list("/event"),
-                repository: facet_list("/repository"),
+                event: facet_list(event_counts),
+                repository: facet_list(repository_counts),
             },
         })
     }
