@@ -4,11 +4,14 @@
 //! ```text
 //! cargo bench --bench loadgen -- --url http://127.0.0.1:3000 --secret S \
 //!     [--concurrency 32] [--seconds 10] [--rate 1000] [--ledger acked.txt] [--size 8192]
+//!     [--max-requests N]
 //! ```
 //! Closed loop by default (`--concurrency` requests in flight); `--rate` switches to an
 //! open loop at that many deliveries per second. Prints requests/s, status counts and
 //! latency percentiles from an HDR histogram; `--ledger` writes every acknowledged
-//! delivery id, one a line.
+//! delivery id, one a line. Deliveries are built before the clock starts (60,000 per
+//! second of the run unless `--max-requests` caps them); a closed-loop run that uses
+//! them all up ends early and reports its real duration.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -30,6 +33,7 @@ struct Args {
     rate: Option<u64>,
     ledger: Option<String>,
     size: usize,
+    max_requests: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +45,7 @@ fn parse_args() -> Args {
         rate: None,
         ledger: None,
         size: 8192,
+        max_requests: None,
     };
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(flag) = it.next() {
@@ -53,6 +58,7 @@ fn parse_args() -> Args {
             "--rate" => args.rate = Some(value().parse().expect("--rate")),
             "--ledger" => args.ledger = Some(value()),
             "--size" => args.size = value().parse().expect("--size"),
+            "--max-requests" => args.max_requests = Some(value().parse().expect("--max-requests")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -185,12 +191,8 @@ async fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let deliveries = Arc::new(prepare(
-        &templates,
-        &args.secret,
-        expected.min(2_000_000),
-        run,
-    ));
+    let count = expected.min(args.max_requests.unwrap_or(2_000_000));
+    let deliveries = Arc::new(prepare(&templates, &args.secret, count, run));
     let mean_size = deliveries.iter().map(|d| d.body.len()).sum::<usize>() / deliveries.len();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency.max(64))

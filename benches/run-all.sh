@@ -47,7 +47,7 @@ target/release/hookvault --data-dir "$WORK/scale" --listen 127.0.0.1:3904 --secr
 wait_healthy 3904 >/dev/null
 stored=0
 while [ "$stored" -lt "$EVENTS" ]; do
-  $LOADGEN --url http://127.0.0.1:3904 --secret bench --seconds 30 | grep -E "rate=" || true
+  $LOADGEN --url http://127.0.0.1:3904 --secret bench --seconds 30 --max-requests 300000 | grep -E "rate=" || true
   stored=$(curl -s "http://127.0.0.1:3904/api/webhooks/events?limit=1" | sed -E 's/.*"total":([0-9]+).*/\1/')
   echo "stored: $stored; resident memory: $(rss_mb $HV)"
 done
