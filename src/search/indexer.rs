@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
+use super::background::Background;
 use super::{Checkpoint, SearchIndex, document, schema};
 use crate::ingest;
 use crate::store::Store;
@@ -27,6 +28,8 @@ pub struct Indexer {
     store: Store,
     index: SearchIndex,
     writer: Option<IndexWriter>,
+    /// Where the index's CPU work runs, at low priority.
+    background: Background,
     /// Last change id applied to the writer (committed or not).
     applied: u64,
     uncommitted: usize,
@@ -38,16 +41,17 @@ pub struct Indexer {
 
 impl Indexer {
     pub fn new(store: Store, index: SearchIndex, checkpoint: Option<u64>) -> anyhow::Result<Self> {
-        let writer = index
-            .inner
-            .index
-            .writer_with_num_threads(1, WRITER_MEMORY)?;
+        let background = Background::start()?;
+        let tantivy_index = index.inner.index.clone();
+        let writer = background
+            .run_blocking(move || tantivy_index.writer_with_num_threads(1, WRITER_MEMORY))??;
         let rebuild = checkpoint.is_none().then(|| (1, store.last_change()));
         Ok(Self {
             applied: checkpoint.unwrap_or(0),
             store,
             index,
             writer: Some(writer),
+            background,
             uncommitted: 0,
             dirty_since: None,
             rebuild,
@@ -71,11 +75,13 @@ impl Indexer {
             applied: self.applied,
             rebuild: self.rebuild,
         };
-        let (writer, step) = tokio::task::spawn_blocking(move || {
-            let step = apply_step(&store, &writer, &fields, position);
-            (writer, step)
-        })
-        .await?;
+        let (writer, step) = self
+            .background
+            .run(move || {
+                let step = apply_step(&store, &writer, &fields, position);
+                (writer, step)
+            })
+            .await?;
         self.writer = Some(writer);
         let (count, Position { applied, rebuild }) = step?;
         if count > 0 || applied != self.applied {
@@ -108,24 +114,26 @@ impl Indexer {
         // Mid-rebuild, the checkpoint stays "none" so a crash restarts the rebuild.
         let checkpoint = self.rebuild.is_none().then_some(self.applied);
         let mut writer = self.writer.take().expect("the writer is always returned");
-        let (writer, result) = tokio::task::spawn_blocking(move || {
-            let result = (|| -> tantivy::Result<()> {
-                let mut prepared = writer.prepare_commit()?;
-                if let Some(change) = checkpoint {
-                    let payload = Checkpoint {
-                        schema: schema::SCHEMA_VERSION,
-                        change,
-                    };
-                    prepared.set_payload(
-                        &serde_json::to_string(&payload).expect("checkpoints serialize"),
-                    );
-                }
-                prepared.commit()?;
-                Ok(())
-            })();
-            (writer, result)
-        })
-        .await?;
+        let (writer, result) = self
+            .background
+            .run(move || {
+                let result = (|| -> tantivy::Result<()> {
+                    let mut prepared = writer.prepare_commit()?;
+                    if let Some(change) = checkpoint {
+                        let payload = Checkpoint {
+                            schema: schema::SCHEMA_VERSION,
+                            change,
+                        };
+                        prepared.set_payload(
+                            &serde_json::to_string(&payload).expect("checkpoints serialize"),
+                        );
+                    }
+                    prepared.commit()?;
+                    Ok(())
+                })();
+                (writer, result)
+            })
+            .await?;
         self.writer = Some(writer);
         result?;
         self.index.inner.reader.reload()?;

@@ -4,6 +4,7 @@
 //! there. A missing or unreadable index is rebuilt from the store in the background.
 //! The ingest path never touches tantivy.
 
+mod background;
 mod document;
 mod indexer;
 mod query;
