@@ -86,7 +86,9 @@ fn templates(target: usize) -> Vec<(String, Value)> {
     all
 }
 
-/// Gives every object's `id` and the push `after` a unique value.
+/// Gives every top-level object's `id`, `number`, `node_id`, `ghsa_id` and
+/// `head_sha` and `commit`, and the payload's `after`, `sha`, `ref`, `starred_at`
+/// and first page a unique value.
 fn make_unique(payload: &mut Value, n: u64) {
     if let Value::Object(map) = payload {
         for value in map.values_mut() {
@@ -96,6 +98,18 @@ fn make_unique(payload: &mut Value, n: u64) {
             if let Some(number) = value.get_mut("number").filter(|v| v.is_u64()) {
                 *number = Value::from(n);
             }
+            // Entities named by a string (review threads, sponsorships, advisories,
+            // merge groups).
+            for (key, prefix) in [
+                ("node_id", "N_"),
+                ("ghsa_id", "GHSA-"),
+                ("head_sha", ""),
+                ("commit", ""),
+            ] {
+                if let Some(text) = value.get_mut(key).filter(|v| v.is_string()) {
+                    *text = Value::from(format!("{prefix}{n:040x}"));
+                }
+            }
         }
         // Events named by a ref or a commit rather than an id (create, delete, status,
         // gollum) get their own too, or the content key would fold them together.
@@ -103,6 +117,9 @@ fn make_unique(payload: &mut Value, n: u64) {
             if map.contains_key(key) {
                 map.insert(key.into(), Value::from(format!("{n:040x}")));
             }
+        }
+        if let Some(Value::String(at)) = map.get_mut("starred_at") {
+            *at = format!("2020-01-01T00:00:00.{n}Z");
         }
         if let Some(Value::String(name)) = map.get_mut("ref") {
             name.push_str(&format!("-{n}"));
@@ -125,7 +142,12 @@ fn prepare(templates: &[(String, Value)], secret: &str, count: usize, run: u128)
         .map(|n| {
             let (event, template) = &templates[n % templates.len()];
             let mut payload = template.clone();
-            make_unique(&mut payload, n as u64);
+            // Unique across runs too: a second run against the same store must not
+            // be folded into the first by the content key.
+            make_unique(
+                &mut payload,
+                (run % 100_000_000) as u64 * 10_000_000 + n as u64,
+            );
             let body = serde_json::to_vec(&payload).unwrap();
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
             mac.update(&body);
@@ -160,16 +182,22 @@ async fn send(client: &reqwest::Client, url: &str, delivery: &Prepared, tally: &
         .await;
     let status = match result {
         Ok(response) => {
-            let status = response.status();
-            let _ = response.bytes().await;
-            status.as_u16().to_string()
+            let status = response.status().as_u16().to_string();
+            let body = response.bytes().await.unwrap_or_default();
+            // Acknowledged but folded into an earlier delivery: not a new event.
+            const DUPLICATE: &[u8] = br#""status":"duplicate""#;
+            if body.windows(DUPLICATE.len()).any(|w| w == DUPLICATE) {
+                format!("{status} duplicate")
+            } else {
+                status
+            }
         }
         Err(e) if e.is_timeout() => "timeout".into(),
         Err(_) => "error".into(),
     };
     let micros = started.elapsed().as_micros() as u64;
     let mut tally = tally.lock().await;
-    if status == "200" {
+    if status.starts_with("200") {
         tally.acked.push(delivery.id.clone());
     }
     *tally.statuses.entry(status).or_default() += 1;
