@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every figure of the README's benchmark table, in one run on one
 # machine, so the ratios compare like with like. Prints each section's raw output;
-# the table is copied from it. Takes about 25 minutes on 2 cores.
+# the table is copied from it. Takes about 30 minutes on 2 cores.
 #
 #   benches/run-all.sh [EVENTS]     # EVENTS for the scale figures, default 1000000
 #
