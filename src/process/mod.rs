@@ -233,18 +233,7 @@ impl Processor {
         let Some(record) = self.store.record_processing(update).await? else {
             return Ok(None);
         };
-        if let Some(error) = &record.last_error {
-            tracing::warn!(delivery_id = %record.delivery_id, event = %record.event, attempts = record.attempts, %error, "processing failed");
-        }
-        let processed = ProcessedEvent {
-            seq,
-            record,
-            payload: Arc::new(payload),
-        };
-        for stage in self.stages.iter() {
-            stage.committed(&processed);
-        }
-        Ok(Some(processed.record))
+        Ok(Some(self.announce(seq, record, payload)))
     }
 
     /// Processes a delivery before it is stored: its first attempt, recorded in its
@@ -265,9 +254,10 @@ impl Processor {
         record.record_attempt(outcome, elapsed_us, retry_at_ms);
     }
 
-    /// Runs the after-commit stages (broadcast, metrics) for an event stored by its
-    /// first attempt ([`Processor::first_attempt`]).
-    pub fn announce(&self, seq: u64, record: EventRecord, payload: Value) {
+    /// Runs the after-commit stages (broadcast, metrics) once an attempt's outcome is
+    /// committed: here, or by the ingest path after [`Processor::first_attempt`].
+    /// Gives the record back.
+    pub fn announce(&self, seq: u64, record: EventRecord, payload: Value) -> EventRecord {
         if let Some(error) = &record.last_error {
             tracing::warn!(delivery_id = %record.delivery_id, event = %record.event, attempts = record.attempts, %error, "processing failed");
         }
@@ -279,6 +269,7 @@ impl Processor {
         for stage in self.stages.iter() {
             stage.committed(&processed);
         }
+        processed.record
     }
 }
 
