@@ -157,10 +157,17 @@ async fn statistics(
 /// - failures: up to 40, in proportion to the failed share of the last hour's events;
 /// - backlog: up to 20, one point per 50 pending events;
 /// - processing lag: 10 when the oldest pending event waits over 10 s, 20 over 60 s;
-/// - store: 40 when a commit failed in the last 5 minutes.
+/// - store: 40 when a commit failed in the last 5 minutes;
+/// - search index: 10 when indexing failed in the last 5 minutes (the index is
+///   derived and catches up by itself; only search results lag).
 ///
 /// `healthy` at 80 and above, `degraded` from 50, `unhealthy` below.
-pub fn health_score(facts: &HealthFacts, hour: &EventStats, now_ms: i64) -> (u32, Vec<String>) {
+pub fn health_score(
+    facts: &HealthFacts,
+    hour: &EventStats,
+    index_failure_ms: Option<i64>,
+    now_ms: i64,
+) -> (u32, Vec<String>) {
     let mut score: i64 = 100;
     let mut reasons = Vec::new();
     if hour.total > 0 && hour.failed > 0 {
@@ -191,11 +198,15 @@ pub fn health_score(facts: &HealthFacts, hour: &EventStats, now_ms: i64) -> (u32
         score -= 40;
         reasons.push("a write to the store failed in the last 5 minutes".into());
     }
+    if index_failure_ms.is_some_and(|at| now_ms - at < 300_000) {
+        score -= 10;
+        reasons.push("the search index failed to write in the last 5 minutes; search results lag until it catches up".into());
+    }
     (score.clamp(0, 100) as u32, reasons)
 }
 
 #[utoipa::path(get, path = "/api/webhooks/health", tag = "statistics",
-    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, tokenRequired", body = Envelope)))]
+    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, search{indexLag, rebuilding, lastFailureTime}, tokenRequired", body = Envelope)))]
 async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = timestamp::now_ms();
     let facts = match state.store.health_facts(now - 5 * 60_000).await {
@@ -212,7 +223,8 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         Err(error) => return Err(error.into()),
     };
     let hour = state.store.statistics(now, 1).await?.summary;
-    let (score, reasons) = health_score(&facts, &hour, now);
+    let index_failure_ms = state.search.last_failure_ms();
+    let (score, reasons) = health_score(&facts, &hour, index_failure_ms, now);
     let status = match score {
         80.. => "healthy",
         50.. => "degraded",
@@ -228,6 +240,11 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "totalEvents": facts.total_events,
         "tokenRequired": state.config.api_token.is_some(),
         "reasons": reasons,
+        "search": {
+            "indexLag": state.store.last_change().saturating_sub(state.search.indexed_change()),
+            "rebuilding": state.search.rebuilding(),
+            "lastFailureTime": index_failure_ms.map(timestamp::to_rfc3339),
+        },
         "metrics": {"hourly": {
             "total": hour.total,
             "failed": hour.failed,
@@ -255,7 +272,10 @@ mod tests {
     fn health_penalties_add_up() {
         let now = 1_000_000_000;
         let quiet = HealthFacts::default();
-        assert_eq!(health_score(&quiet, &EventStats::default(), now).0, 100);
+        assert_eq!(
+            health_score(&quiet, &EventStats::default(), None, now).0,
+            100
+        );
         let hour = EventStats {
             total: 10,
             failed: 5,
@@ -268,6 +288,14 @@ mod tests {
             ..Default::default()
         };
         // 100 - 20 (failures) - 2 (backlog) - 20 (lag) - 40 (store)
-        assert_eq!(health_score(&facts, &hour, now).0, 18);
+        assert_eq!(health_score(&facts, &hour, None, now).0, 18);
+        // - 10 (search index), which counts for 5 minutes
+        let (score, reasons) = health_score(&facts, &hour, Some(now - 299_000), now);
+        assert_eq!(score, 8);
+        assert!(
+            reasons.last().unwrap().contains("search index"),
+            "{reasons:?}"
+        );
+        assert_eq!(health_score(&facts, &hour, Some(now - 301_000), now).0, 18);
     }
 }

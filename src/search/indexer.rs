@@ -2,7 +2,8 @@
 //! change log in order (each change re-indexes its event from the store, so applying
 //! one twice is harmless), commits about every half second or every 10,000 documents
 //! with the last applied change id as the commit payload, and rebuilds from the
-//! events table when it starts without a checkpoint.
+//! events table when it starts without a checkpoint. A failed step or commit (a full
+//! disk) rolls back to the last commit and goes on from there.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -13,6 +14,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::background::Background;
 use super::{Checkpoint, SearchIndex, document, schema};
+use crate::domain::timestamp;
 use crate::ingest;
 use crate::store::Store;
 
@@ -27,16 +29,16 @@ const WRITER_MEMORY: usize = 32 * 1024 * 1024;
 pub struct Indexer {
     store: Store,
     index: SearchIndex,
+    /// `None` after a failure: made anew before the next step.
     writer: Option<IndexWriter>,
     /// Where the index's CPU work runs, at low priority.
     background: Background,
-    /// Last change id applied to the writer (committed or not).
-    applied: u64,
+    /// What the writer holds, committed or not.
+    position: Position,
+    /// What the last commit holds: where a failure rolls back to.
+    committed: Position,
     uncommitted: usize,
     dirty_since: Option<Instant>,
-    /// Set while rebuilding: the next seq to index from the events table, and the
-    /// change id the rebuild catches up to.
-    rebuild: Option<(u64, u64)>,
 }
 
 impl Indexer {
@@ -45,16 +47,19 @@ impl Indexer {
         let tantivy_index = index.inner.index.clone();
         let writer = background
             .run_blocking(move || tantivy_index.writer_with_num_threads(1, WRITER_MEMORY))??;
-        let rebuild = checkpoint.is_none().then(|| (1, store.last_change()));
-        Ok(Self {
+        let position = Position {
             applied: checkpoint.unwrap_or(0),
+            rebuild: checkpoint.is_none().then(|| (1, store.last_change())),
+        };
+        Ok(Self {
             store,
             index,
             writer: Some(writer),
             background,
+            position,
+            committed: position,
             uncommitted: 0,
             dirty_since: None,
-            rebuild,
         })
     }
 
@@ -65,16 +70,25 @@ impl Indexer {
             .saturating_sub(self.index.indexed_change())
     }
 
+    fn rebuilding(&self) -> bool {
+        self.position.rebuild.is_some()
+    }
+
     /// Indexes the next step of work (rebuild or changes); returns how many events
     /// it (re)indexed. Commits when the batch is due.
     pub async fn run_once(&mut self) -> anyhow::Result<usize> {
+        let step = self.step().await;
+        if step.is_err() {
+            self.roll_back().await;
+        }
+        step
+    }
+
+    async fn step(&mut self) -> anyhow::Result<usize> {
         let store = self.store.clone();
         let fields = self.index.inner.fields;
-        let writer = self.writer.take().expect("the writer is always returned");
-        let position = Position {
-            applied: self.applied,
-            rebuild: self.rebuild,
-        };
+        let writer = self.take_writer().await?;
+        let position = self.position;
         let (writer, step) = self
             .background
             .run(move || {
@@ -83,22 +97,52 @@ impl Indexer {
             })
             .await?;
         self.writer = Some(writer);
-        let (count, Position { applied, rebuild }) = step?;
-        if count > 0 || applied != self.applied {
+        let (count, next) = step?;
+        if count > 0 || next != self.position {
             self.dirty_since.get_or_insert_with(Instant::now);
         }
         self.uncommitted += count;
-        self.applied = applied;
-        let finished_rebuild = self.rebuild.is_some() && rebuild.is_none();
-        self.rebuild = rebuild;
+        let finished_rebuild = self.rebuilding() && next.rebuild.is_none();
+        self.position = next;
         if finished_rebuild || self.uncommitted >= COMMIT_DOCS || self.commit_due() {
-            self.commit().await?;
-        }
-        if finished_rebuild {
-            self.index.inner.rebuilding.store(false, Ordering::Release);
-            tracing::info!(docs = self.index.num_docs(), "search index rebuilt");
+            self.try_commit().await?;
         }
         Ok(count)
+    }
+
+    /// The writer, made anew if a failure dropped it.
+    async fn take_writer(&mut self) -> anyhow::Result<IndexWriter> {
+        if let Some(writer) = self.writer.take() {
+            return Ok(writer);
+        }
+        let index = self.index.inner.index.clone();
+        let writer = self
+            .background
+            .run(move || index.writer_with_num_threads(1, WRITER_MEMORY))
+            .await??;
+        tracing::info!(
+            change = self.position.applied,
+            "search index writer recreated; indexing resumes from the last commit"
+        );
+        Ok(writer)
+    }
+
+    /// After a failed step or commit. tantivy's indexing worker stops at its first
+    /// I/O error (a full disk) and what it held is gone, so the writer is dropped
+    /// and the position goes back to the last commit: those changes are applied
+    /// again (applying a change twice is harmless) and nothing is skipped.
+    async fn roll_back(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            // Dropping joins tantivy's threads: not on the executor.
+            let _ = self.background.run(move || drop(writer)).await;
+        }
+        self.position = self.committed;
+        self.uncommitted = 0;
+        self.dirty_since = None;
+        self.index
+            .inner
+            .last_failure_ms
+            .store(timestamp::now_ms(), Ordering::Relaxed);
     }
 
     fn commit_due(&self) -> bool {
@@ -108,12 +152,22 @@ impl Indexer {
 
     /// Commits what was applied, with the checkpoint, and makes it searchable.
     pub async fn commit(&mut self) -> anyhow::Result<()> {
+        let committed = self.try_commit().await;
+        if committed.is_err() {
+            self.roll_back().await;
+        }
+        committed
+    }
+
+    async fn try_commit(&mut self) -> anyhow::Result<()> {
         if self.dirty_since.is_none() {
             return Ok(());
         }
         // Mid-rebuild, the checkpoint stays "none" so a crash restarts the rebuild.
-        let checkpoint = self.rebuild.is_none().then_some(self.applied);
-        let mut writer = self.writer.take().expect("the writer is always returned");
+        let checkpoint = (!self.rebuilding()).then_some(self.position.applied);
+        let Some(mut writer) = self.writer.take() else {
+            anyhow::bail!("no search index writer to commit with");
+        };
         let (writer, result) = self
             .background
             .run(move || {
@@ -136,15 +190,19 @@ impl Indexer {
             .await?;
         self.writer = Some(writer);
         result?;
+        self.committed = self.position;
+        self.uncommitted = 0;
+        self.dirty_since = None;
         self.index.inner.reader.reload()?;
         if let Some(change) = checkpoint {
             self.index
                 .inner
                 .indexed_change
                 .store(change, Ordering::Release);
+            if self.index.inner.rebuilding.swap(false, Ordering::AcqRel) {
+                tracing::info!(docs = self.index.num_docs(), "search index rebuilt");
+            }
         }
-        self.uncommitted = 0;
-        self.dirty_since = None;
         Ok(())
     }
 
@@ -155,7 +213,7 @@ impl Indexer {
         loop {
             feed.borrow_and_update();
             match self.run_once().await {
-                Ok(n) if n > 0 || self.rebuild.is_some() => continue,
+                Ok(n) if n > 0 || self.rebuilding() => continue,
                 Ok(_) => {}
                 Err(error) => {
                     tracing::error!(%error, "search indexing step failed; retrying in a second");
@@ -183,7 +241,7 @@ impl Indexer {
         // Everything committed before the stop goes into the final commit.
         loop {
             match self.run_once().await {
-                Ok(n) if n > 0 || self.rebuild.is_some() => {}
+                Ok(n) if n > 0 || self.rebuilding() => {}
                 Ok(_) => break,
                 Err(error) => {
                     tracing::error!(%error, "search indexing failed while stopping");
@@ -200,7 +258,7 @@ impl Indexer {
     /// reporting progress.
     pub async fn catch_up(&mut self, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<()> {
         let target = self.store.last_change();
-        while self.rebuild.is_some() || self.applied < target {
+        while self.rebuilding() || self.position.applied < target {
             let n = self.run_once().await?;
             progress(self.index.num_docs() + self.uncommitted as u64, n as u64);
         }
@@ -209,7 +267,7 @@ impl Indexer {
 }
 
 /// Where the indexer is: the last applied change, and the rebuild cursor if any.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Position {
     applied: u64,
     rebuild: Option<(u64, u64)>,

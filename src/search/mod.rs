@@ -13,7 +13,7 @@ mod term_counts;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tantivy::{Index, IndexReader, ReloadPolicy};
@@ -48,6 +48,8 @@ struct Inner {
     /// Last change id whose effect is searchable.
     indexed_change: AtomicU64,
     rebuilding: AtomicBool,
+    /// When indexing last failed (ms since the epoch; 0: never).
+    last_failure_ms: AtomicI64,
 }
 
 /// Why an index was (re)created instead of opened.
@@ -65,21 +67,22 @@ impl SearchIndex {
     pub fn open(data_dir: &Path) -> anyhow::Result<(SearchIndex, Option<u64>, Opened)> {
         let dir = data_dir.join(INDEX_DIR);
         let (schema, fields) = schema::build();
-        let opened = if dir.exists() {
+        std::fs::create_dir_all(&dir)?;
+        // An empty directory is a new index (it may be a mount point for another disk).
+        let opened = if std::fs::read_dir(&dir)?.next().is_none() {
+            Opened::Created
+        } else {
             match open_existing(&dir) {
                 Ok((index, checkpoint)) => {
                     return Self::wrap(index, fields, checkpoint, Opened::Existing);
                 }
                 Err(problem) => {
                     tracing::warn!(%problem, "search index unreadable; rebuilding it from the store");
-                    std::fs::remove_dir_all(&dir)?;
+                    empty_dir(&dir)?;
                     Opened::Rebuilt(problem)
                 }
             }
-        } else {
-            Opened::Created
         };
-        std::fs::create_dir_all(&dir)?;
         let index = Index::create_in_dir(&dir, schema)?;
         Self::wrap(index, fields, None, opened)
     }
@@ -100,6 +103,7 @@ impl SearchIndex {
             fields,
             indexed_change: AtomicU64::new(checkpoint.unwrap_or(0)),
             rebuilding: AtomicBool::new(checkpoint.is_none()),
+            last_failure_ms: AtomicI64::new(0),
         };
         Ok((
             SearchIndex {
@@ -120,6 +124,11 @@ impl SearchIndex {
         self.inner.rebuilding.load(Ordering::Acquire)
     }
 
+    /// When indexing last failed and rolled back (a full disk), if ever.
+    pub fn last_failure_ms(&self) -> Option<i64> {
+        Some(self.inner.last_failure_ms.load(Ordering::Relaxed)).filter(|&at| at > 0)
+    }
+
     pub fn num_docs(&self) -> u64 {
         self.inner.reader.searcher().num_docs()
     }
@@ -127,6 +136,19 @@ impl SearchIndex {
     pub fn dir(data_dir: &Path) -> PathBuf {
         data_dir.join(INDEX_DIR)
     }
+}
+
+/// Removes what is in `dir`, keeping `dir` itself (removing a mount point fails).
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 fn open_existing(dir: &Path) -> Result<(Index, Option<u64>), String> {

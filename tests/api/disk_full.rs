@@ -1,7 +1,9 @@
 //! A full disk (issue #7 §5), on a real size-capped filesystem: a tmpfs mounted for
 //! the test (root only; without it the test says so and passes as skipped). While
 //! writes fail, ingest answers 503 and never 2xx, health says why; nothing stored
-//! before is damaged; once space is freed, ingest resumes on its own.
+//! before is damaged; once space is freed, ingest resumes on its own. When only the
+//! search index's disk is full, deliveries are stored as usual and the index loses
+//! none of them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,10 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(size_mb: u32) -> Option<Self> {
         let dir = std::env::temp_dir().join(format!("hookvault-disk-full-{}", new_id()));
+        Self::mount_at(dir, size_mb)
+    }
+
+    fn mount_at(dir: PathBuf, size_mb: u32) -> Option<Self> {
         std::fs::create_dir_all(&dir).ok()?;
         let mounted = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
@@ -173,5 +179,88 @@ async fn a_full_disk_gets_503_and_ingest_resumes_when_space_is_freed() {
     drop(store);
     writer.join();
     drop(data_dir);
+    drop(mount);
+}
+
+/// Waits until search finds `count` deliveries with nothing left to index.
+async fn wait_until_searchable(app: &TestApp, count: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, found) = app
+            .get_json("/api/webhooks/search?q=logically&limit=1")
+            .await;
+        let data = &found["data"];
+        if data["total"] == count && data["indexLag"] == 0 && data["rebuilding"] == false {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "index stuck at {found}, expected {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_index_disk_stores_every_delivery_and_search_catches_up() {
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    let index_dir = hookvault::search::SearchIndex::dir(data_dir.path());
+    let Some(mount) = Tmpfs::mount_at(index_dir, 16) else {
+        return;
+    };
+    let app = TestApp::spawn_in(
+        data_dir.clone(),
+        |c| c.dedup_ttl = Duration::ZERO,
+        Vec::new(),
+    )
+    .await;
+    let deliver = |size| {
+        let app = &app;
+        async move {
+            let (status, answer) = app
+                .post(Delivery::new("ping", &new_id(), &bulky(size)))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+    };
+    for _ in 0..3 {
+        deliver(2_000).await;
+    }
+    wait_until_searchable(&app, 3).await;
+
+    let filler = fill(&mount.0);
+    // The store is on another disk: deliveries are acknowledged as usual.
+    for _ in 0..20 {
+        deliver(20_000).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let (_, health) = app.get_json("/api/webhooks/health").await;
+        if health["data"]["search"]["lastFailureTime"].is_string() {
+            break health;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the index never reported its failure: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        health["data"]["reasons"]
+            .to_string()
+            .contains("search index"),
+        "{health}"
+    );
+    assert!(
+        health["data"]["search"]["indexLag"].as_u64() > Some(0),
+        "{health}"
+    );
+
+    // Space comes back: what the index held when its writes failed is indexed again.
+    std::fs::remove_file(&filler).unwrap();
+    deliver(2_000).await;
+    wait_until_searchable(&app, 24).await;
+    let mut app = app;
+    app.stop().await;
     drop(mount);
 }
