@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
-use super::background::{Background, Lane};
+use super::background::Background;
 use super::{Checkpoint, SearchIndex, document, schema};
 use crate::domain::timestamp;
 use crate::ingest;
@@ -23,9 +23,6 @@ const COMMIT_EVERY: Duration = Duration::from_millis(500);
 const COMMIT_DOCS: usize = 10_000;
 /// Changes read from the store per step.
 const STEP: usize = 1_024;
-/// How long the index may be behind the store before its work moves to the
-/// normal-priority thread (see `background`).
-const CATCH_UP_AFTER: Duration = Duration::from_secs(5);
 /// tantivy's indexing memory budget (its minimum is 15 MB per thread; one thread).
 const WRITER_MEMORY: usize = 32 * 1024 * 1024;
 
@@ -34,7 +31,7 @@ pub struct Indexer {
     index: SearchIndex,
     /// `None` after a failure: made anew before the next step.
     writer: Option<IndexWriter>,
-    /// Where the index's CPU work runs, at low priority.
+    /// Where the index's blocking work runs.
     background: Background,
     /// What the writer holds, committed or not.
     position: Position,
@@ -42,8 +39,6 @@ pub struct Indexer {
     committed: Position,
     uncommitted: usize,
     dirty_since: Option<Instant>,
-    /// Since when the searchable state has been behind the store, if it is.
-    behind_since: Option<Instant>,
 }
 
 impl Indexer {
@@ -65,7 +60,6 @@ impl Indexer {
             committed: position,
             uncommitted: 0,
             dirty_since: None,
-            behind_since: None,
         })
     }
 
@@ -90,29 +84,14 @@ impl Indexer {
         step
     }
 
-    /// The low-priority thread, unless the index has been behind for long.
-    fn lane(&mut self) -> Lane {
-        if self.store.last_change() <= self.index.indexed_change() {
-            self.behind_since = None;
-            return Lane::Low;
-        }
-        let since = *self.behind_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= CATCH_UP_AFTER {
-            Lane::Normal
-        } else {
-            Lane::Low
-        }
-    }
-
     async fn step(&mut self) -> anyhow::Result<usize> {
         let store = self.store.clone();
         let fields = self.index.inner.fields;
         let writer = self.take_writer().await?;
         let position = self.position;
-        let lane = self.lane();
         let (writer, step) = self
             .background
-            .run(lane, move || {
+            .run(move || {
                 let step = apply_step(&store, &writer, &fields, position);
                 (writer, step)
             })
@@ -139,9 +118,7 @@ impl Indexer {
         let index = self.index.inner.index.clone();
         let writer = self
             .background
-            .run(Lane::Low, move || {
-                index.writer_with_num_threads(1, WRITER_MEMORY)
-            })
+            .run(move || index.writer_with_num_threads(1, WRITER_MEMORY))
             .await??;
         tracing::info!(
             change = self.position.applied,
@@ -157,7 +134,7 @@ impl Indexer {
     async fn roll_back(&mut self) {
         if let Some(writer) = self.writer.take() {
             // Dropping joins tantivy's threads: not on the executor.
-            let _ = self.background.run(Lane::Low, move || drop(writer)).await;
+            let _ = self.background.run(move || drop(writer)).await;
         }
         self.position = self.committed;
         self.uncommitted = 0;
@@ -191,10 +168,9 @@ impl Indexer {
         let Some(mut writer) = self.writer.take() else {
             anyhow::bail!("no search index writer to commit with");
         };
-        let lane = self.lane();
         let (writer, result) = self
             .background
-            .run(lane, move || {
+            .run(move || {
                 let result = (|| -> tantivy::Result<()> {
                     let mut prepared = writer.prepare_commit()?;
                     if let Some(change) = checkpoint {
