@@ -2,8 +2,10 @@
 //! for a rare term, a broad term, a phrase and a filtered query, snippets included.
 //!
 //! ```text
-//! cargo bench --bench search [-- --events 1000000]
+//! cargo bench --bench search [-- --events 1000000] [--data-dir DIR]
 //! ```
+//! With `--data-dir`, the store and index are kept there and a later run with the
+//! same directory only queries (to compare two builds on the same index).
 //! Also measures what a JSON field over the whole payload would cost on disk.
 
 #[path = "common/mod.rs"]
@@ -58,17 +60,25 @@ async fn main() {
         .position(|a| a == "--events")
         .and_then(|i| args.get(i + 1))
         .map_or(1_000_000, |v| v.parse().unwrap());
-    let dir = tempfile::tempdir().unwrap();
+    let kept = args
+        .iter()
+        .position(|a| a == "--data-dir")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = kept.as_deref().unwrap_or(temp.path());
     let options = StoreOptions {
         cache_bytes: 64 << 20,
         dedup_ttl: Duration::ZERO,
         on_commit: None,
     };
-    let (store, writer) = Store::open(dir.path(), &options).unwrap();
+    let (store, writer) = Store::open(dir, &options).unwrap();
     let corpus = Arc::new(common::corpus());
     let now_ms = timestamp::now_ms();
     let started = Instant::now();
-    common::fill(&store, &corpus, 0, events, now_ms).await;
+    if store.last_change() == 0 {
+        common::fill(&store, &corpus, 0, events, now_ms).await;
+    }
     let stored_in = started.elapsed().as_secs_f64();
     let raw_bytes: u64 = (0..events.min(20_000))
         .map(|n| common::delivery(&corpus, n, 0).body.len() as u64)
@@ -76,13 +86,13 @@ async fn main() {
         * events
         / events.min(20_000);
 
-    let (index, checkpoint, _) = SearchIndex::open(dir.path()).unwrap();
+    let (index, checkpoint, _) = SearchIndex::open(dir).unwrap();
     let mut indexer = Indexer::new(store.clone(), index.clone(), checkpoint).unwrap();
     let started = Instant::now();
     indexer.catch_up(|_, _| {}).await.unwrap();
     let indexed_in = started.elapsed().as_secs_f64();
-    let index_bytes = common::dir_size(&SearchIndex::dir(dir.path()));
-    let store_bytes = common::dir_size(dir.path()) - index_bytes;
+    let index_bytes = common::dir_size(&SearchIndex::dir(dir));
+    let store_bytes = common::dir_size(dir) - index_bytes;
 
     println!(
         "events: {events}; raw JSON {:.0} B/event",
@@ -124,10 +134,12 @@ async fn main() {
     })
     .await
     .unwrap();
-    println!(
-        "a JSON field over the whole payload alone would take {:.0} B/event (20,000 events)",
-        json_field_cost(&corpus, events.min(20_000))
-    );
+    if kept.is_none() {
+        println!(
+            "a JSON field over the whole payload alone would take {:.0} B/event (20,000 events)",
+            json_field_cost(&corpus, events.min(20_000))
+        );
+    }
     drop((indexer, index, store));
     writer.join();
 }

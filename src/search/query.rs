@@ -4,7 +4,7 @@
 
 use std::ops::Bound;
 
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Collector, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
 };
@@ -15,10 +15,12 @@ use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 use super::SearchIndex;
 use super::document::text_of;
 use super::schema::received_date;
-use super::term_counts::TermCounts;
+use super::term_counts::{Counted, TermCounts};
 use crate::ingest;
 use crate::store::{EventRecord, Store};
 
+/// The exact fields counted per value, in the order of `Facets`.
+const FACET_FIELDS: &[&str] = &["event", "repository"];
 /// Most facet values reported per facet.
 const FACET_LIMIT: usize = 20;
 const SNIPPET_CHARS: usize = 200;
@@ -161,36 +163,27 @@ impl SearchIndex {
         };
 
         let searcher = self.inner.reader.searcher();
-        let facets = (
-            TermCounts::for_field("event"),
-            TermCounts::for_field("repository"),
-        );
         let window = request.limit + request.offset;
         let sort_by_time = request.sort != SortOrder::Relevance || text_query.is_none();
-        let (addresses, total, facet_counts): (Vec<(Option<f32>, DocAddress)>, usize, _) =
-            if sort_by_time {
-                let order = if request.sort == SortOrder::Oldest {
-                    Order::Asc
-                } else {
-                    Order::Desc
-                };
-                let top = TopDocs::with_limit(window.max(1))
-                    .order_by_fast_field::<DateTime>("received", order);
-                let (top, total, counts) = searcher.search(&query, &(top, Count, facets))?;
-                (
-                    top.into_iter().map(|(_, a)| (None, a)).collect(),
-                    total,
-                    counts,
-                )
+        let split = only_terms(query.as_ref());
+        let (addresses, counted): (Vec<(Option<f32>, DocAddress)>, _) = if sort_by_time {
+            let order = if request.sort == SortOrder::Oldest {
+                Order::Asc
             } else {
-                let top = TopDocs::with_limit(window.max(1)).order_by_score();
-                let (top, total, counts) = searcher.search(&query, &(top, Count, facets))?;
-                (
-                    top.into_iter().map(|(score, a)| (Some(score), a)).collect(),
-                    total,
-                    counts,
-                )
+                Order::Desc
             };
+            let top = TopDocs::with_limit(window.max(1))
+                .order_by_fast_field::<DateTime>("received", order);
+            let (top, counted) = top_and_counts(&searcher, query.as_ref(), top, split)?;
+            (top.into_iter().map(|(_, a)| (None, a)).collect(), counted)
+        } else {
+            let top = TopDocs::with_limit(window.max(1)).order_by_score();
+            let (top, counted) = top_and_counts(&searcher, query.as_ref(), top, split)?;
+            (
+                top.into_iter().map(|(score, a)| (Some(score), a)).collect(),
+                counted,
+            )
+        };
 
         let snippets = match &text_query {
             Some(q) => Some(SnippetGenerator::create(
@@ -231,8 +224,9 @@ impl SearchIndex {
             });
         }
 
-        let (event_counts, repository_counts) = facet_counts;
-        let facet_list = |counts: std::collections::HashMap<String, u64>| {
+        let mut per_field = counted.per_field.into_iter();
+        let mut facet_list = || {
+            let counts = per_field.next().expect("one count per facet field");
             let mut list: Vec<(String, u64)> = counts.into_iter().collect();
             list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             list.truncate(FACET_LIMIT);
@@ -240,13 +234,46 @@ impl SearchIndex {
         };
         Ok(SearchResults {
             hits,
-            total,
+            total: counted.total,
             facets: Facets {
-                event: facet_list(event_counts),
-                repository: facet_list(repository_counts),
+                event: facet_list(),
+                repository: facet_list(),
             },
         })
     }
+}
+
+/// The top hits and the counts (total, facets). Queries of terms alone are cheap to
+/// match twice, so they take two passes: the top hits alone, where scoring skips
+/// blocks of postings that cannot make the top (block-max WAND), then every hit
+/// unscored, in blocks. Anything costlier to match (phrases, fuzzy or regex terms)
+/// takes one pass with both collectors.
+fn top_and_counts<C: Collector>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    top: C,
+    split: bool,
+) -> tantivy::Result<(C::Fruit, Counted)> {
+    let counts = TermCounts::for_fields(FACET_FIELDS);
+    if split {
+        Ok((
+            searcher.search(query, &top)?,
+            searcher.search(query, &counts)?,
+        ))
+    } else {
+        searcher.search(query, &(top, counts))
+    }
+}
+
+/// True for term, range and match-all queries and booleans of them.
+fn only_terms(query: &dyn Query) -> bool {
+    if let Some(boolean) = query.downcast_ref::<BooleanQuery>() {
+        return boolean
+            .clauses()
+            .iter()
+            .all(|(_, q)| only_terms(q.as_ref()));
+    }
+    query.is::<TermQuery>() || query.is::<RangeQuery>() || query.is::<AllQuery>()
 }
 
 fn seq_of(
@@ -316,6 +343,19 @@ mod tests {
             Err(SearchError::BadQuery(_))
         ));
         assert!(parsed("a OR b").contains("minimum_number_should_match: 1"));
+    }
+
+    #[test]
+    fn only_queries_of_terms_take_two_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _, _) = SearchIndex::open(dir.path()).unwrap();
+        let parsed = |q: &str| index.parse(q).unwrap().unwrap();
+        for q in ["readme", "a AND b", "a OR (b -c)", "event:push AND flux"] {
+            assert!(only_terms(parsed(q).as_ref()), "{q}");
+        }
+        for q in ["\"update the readme\"", "a AND \"b c\"", "readm~1"] {
+            assert!(!only_terms(parsed(q).as_ref()), "{q}");
+        }
     }
 
     /// Found by the search fuzz target: these parsed, then failed in the search as

@@ -1,32 +1,48 @@
-//! Facet counts from an exact field's column: per segment, one counter per term
-//! ordinal, named only at the end. A broad query hits a quarter of all events, and
-//! this costs an array increment per hit where tantivy's `FacetCollector` reads and
-//! maps facet paths.
+//! The total and the facet counts of a search, in one pass without scoring: per
+//! segment, one counter per term ordinal of each exact field's column, named only at
+//! the end. A broad query hits a quarter of all events, so the pass reads the
+//! matches in blocks (tantivy's no-score path) and looks the columns up a block at
+//! a time; the top hits are found apart, where scoring can skip what cannot rank.
 
 use std::collections::HashMap;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
-use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::query::Weight;
+use tantivy::{COLLECT_BLOCK_BUFFER_LEN, DocId, Score, SegmentOrdinal, SegmentReader};
 
-/// Counts the hits per value of a `FAST` string field.
+/// Counts the hits, and the hits per value of each of some single-valued `FAST`
+/// string fields.
 pub struct TermCounts {
-    field: &'static str,
+    fields: &'static [&'static str],
 }
 
 impl TermCounts {
-    pub fn for_field(field: &'static str) -> Self {
-        Self { field }
+    pub fn for_fields(fields: &'static [&'static str]) -> Self {
+        Self { fields }
     }
 }
 
+/// What a pass found: the hit count, and per field (in the order given) each value's.
+#[derive(Debug, Default)]
+pub struct Counted {
+    pub total: usize,
+    pub per_field: Vec<HashMap<String, u64>>,
+}
+
 pub struct SegmentTermCounts {
+    hits: usize,
+    columns: Vec<ColumnCounts>,
+    ords: [Option<u64>; COLLECT_BLOCK_BUFFER_LEN],
+}
+
+struct ColumnCounts {
     column: Option<StrColumn>,
     counts: Vec<u64>,
 }
 
 impl Collector for TermCounts {
-    type Fruit = HashMap<String, u64>;
+    type Fruit = Counted;
     type Child = SegmentTermCounts;
 
     fn for_segment(
@@ -34,11 +50,22 @@ impl Collector for TermCounts {
         _segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentTermCounts> {
-        let column = reader.fast_fields().str(self.field)?;
-        let terms = column.as_ref().map_or(0, |c| c.num_terms());
+        let columns = self
+            .fields
+            .iter()
+            .map(|field| {
+                let column = reader.fast_fields().str(field)?;
+                let terms = column.as_ref().map_or(0, |c| c.num_terms());
+                Ok(ColumnCounts {
+                    column,
+                    counts: vec![0; terms],
+                })
+            })
+            .collect::<tantivy::Result<_>>()?;
         Ok(SegmentTermCounts {
-            column,
-            counts: vec![0; terms],
+            hits: 0,
+            columns,
+            ords: [None; COLLECT_BLOCK_BUFFER_LEN],
         })
     }
 
@@ -46,42 +73,96 @@ impl Collector for TermCounts {
         false
     }
 
-    fn merge_fruits(
+    /// tantivy hands out blocks only for segments without deletions; status changes
+    /// re-index events, so most segments have some. Live documents are gathered into
+    /// blocks here either way.
+    fn collect_segment(
         &self,
-        segments: Vec<HashMap<String, u64>>,
-    ) -> tantivy::Result<HashMap<String, u64>> {
-        let mut total = HashMap::new();
-        for counts in segments {
-            for (term, count) in counts {
-                *total.entry(term).or_default() += count;
+        weight: &dyn Weight,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Counted> {
+        let mut counts = self.for_segment(segment, reader)?;
+        match reader.alive_bitset() {
+            None => weight.for_each_no_score(reader, &mut |docs| counts.collect_block(docs))?,
+            Some(alive) => {
+                let mut live = [0; COLLECT_BLOCK_BUFFER_LEN];
+                weight.for_each_no_score(reader, &mut |docs| {
+                    let mut n = 0;
+                    for &doc in docs.iter().filter(|&&doc| alive.is_alive(doc)) {
+                        live[n] = doc;
+                        n += 1;
+                    }
+                    counts.collect_block(&live[..n]);
+                })?;
             }
         }
-        Ok(total)
+        Ok(counts.harvest())
+    }
+
+    fn merge_fruits(&self, segments: Vec<Counted>) -> tantivy::Result<Counted> {
+        let mut merged = Counted {
+            total: 0,
+            per_field: vec![HashMap::new(); self.fields.len()],
+        };
+        for segment in segments {
+            merged.total += segment.total;
+            for (into, from) in merged.per_field.iter_mut().zip(segment.per_field) {
+                for (term, count) in from {
+                    *into.entry(term).or_default() += count;
+                }
+            }
+        }
+        Ok(merged)
     }
 }
 
 impl SegmentCollector for SegmentTermCounts {
-    type Fruit = HashMap<String, u64>;
+    type Fruit = Counted;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        if let Some(column) = &self.column {
-            for ord in column.term_ords(doc) {
-                self.counts[ord as usize] += 1;
+        self.collect_block(&[doc]);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        self.hits += docs.len();
+        // Blocks are at most COLLECT_BLOCK_BUFFER_LEN long; longer slices go in parts.
+        for docs in docs.chunks(COLLECT_BLOCK_BUFFER_LEN) {
+            let ords = &mut self.ords[..docs.len()];
+            for column in &mut self.columns {
+                let Some(values) = &column.column else {
+                    continue;
+                };
+                ords.fill(None);
+                values.ords().first_vals(docs, ords);
+                for ord in ords.iter().flatten() {
+                    column.counts[*ord as usize] += 1;
+                }
             }
         }
     }
 
-    fn harvest(self) -> HashMap<String, u64> {
-        let Some(column) = self.column else {
-            return HashMap::new();
-        };
-        let mut named = HashMap::new();
-        for (ord, &count) in self.counts.iter().enumerate() {
-            let mut term = String::new();
-            if count > 0 && column.ord_to_str(ord as u64, &mut term).unwrap_or(false) {
-                named.insert(term, count);
-            }
+    fn harvest(self) -> Counted {
+        let per_field = self
+            .columns
+            .into_iter()
+            .map(|ColumnCounts { column, counts }| {
+                let mut named = HashMap::new();
+                let Some(column) = column else {
+                    return named;
+                };
+                for (ord, &count) in counts.iter().enumerate() {
+                    let mut term = String::new();
+                    if count > 0 && column.ord_to_str(ord as u64, &mut term).unwrap_or(false) {
+                        named.insert(term, count);
+                    }
+                }
+                named
+            })
+            .collect();
+        Counted {
+            total: self.hits,
+            per_field,
         }
-        named
     }
 }
