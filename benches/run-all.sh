@@ -59,7 +59,7 @@ while [ "$stored" -lt "$EVENTS" ]; do
   echo "stored: $stored; resident memory: $(rss_mb $HV)"
 done
 sleep 5
-echo "resident memory right after the load: $(rss_mb $HV)"
+echo "resident memory right after the load: $(rss_mb $HV) ($(awk '/RssAnon|RssFile/ {printf "%s %.1f MB ", $1, $2/1024}' /proc/$HV/status))"
 du -sh "$WORK/scale" | awk '{print "data dir: " $1}'
 kill -TERM $HV; wait $HV || true
 target/release/hookvault --data-dir "$WORK/scale" --listen 127.0.0.1:3904 --secret bench 2>/dev/null & HV=$!
