@@ -88,14 +88,11 @@ impl SearchIndex {
     }
 
     fn wrap(
-        mut index: Index,
+        index: Index,
         fields: Fields,
         checkpoint: Option<u64>,
         opened: Opened,
     ) -> anyhow::Result<(SearchIndex, Option<u64>, Opened)> {
-        // A query's segments are searched in parallel, one thread per core: a broad
-        // query on an idle host answers in about half the time.
-        index.set_default_multithread_executor()?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
