@@ -156,20 +156,7 @@ async fn a_full_disk_gets_503_and_ingest_resumes_when_space_is_freed() {
         );
     }
     // The search index, whose writes failed too, catches up to the same count.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, found) = app
-            .get_json("/api/webhooks/search?q=logically&limit=1")
-            .await;
-        if found["data"]["total"] == stored.len() && found["data"]["indexLag"] == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "index stuck at {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_searchable(&app, stored.len()).await;
     let mut app = app;
     app.stop().await;
 
