@@ -151,10 +151,7 @@ async fn search(
             .map(|(value, count)| json!({"value": value, "count": count}))
             .collect()
     };
-    let lag = state
-        .store
-        .last_change()
-        .saturating_sub(state.search.indexed_change());
+    let lag = state.search.lag(&state.store);
     let data = json!({
         "hits": hits,
         "total": results.total,

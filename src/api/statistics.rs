@@ -200,7 +200,10 @@ pub fn health_score(
     }
     if index_failure_ms.is_some_and(|at| now_ms - at < 300_000) {
         score -= 10;
-        reasons.push("the search index failed to write in the last 5 minutes; search results lag until it catches up".into());
+        reasons.push(
+            "search indexing failed in the last 5 minutes; search results lag until it catches up"
+                .into(),
+        );
     }
     (score.clamp(0, 100) as u32, reasons)
 }
@@ -241,7 +244,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "tokenRequired": state.config.api_token.is_some(),
         "reasons": reasons,
         "search": {
-            "indexLag": state.store.last_change().saturating_sub(state.search.indexed_change()),
+            "indexLag": state.search.lag(&state.store),
             "rebuilding": state.search.rebuilding(),
             "lastFailureTime": index_failure_ms.map(timestamp::to_rfc3339),
         },

@@ -55,7 +55,7 @@ async fn snapshot(
         "avgProcessingTimeMs": (avg * 1000.0).round() / 1000.0,
         "pending": facts.pending,
         "failed": facts.failed,
-        "indexLag": store.last_change().saturating_sub(search.indexed_change()),
+        "indexLag": search.lag(store),
         "connectedClients": clients,
         "webhookSubscribers": hub.feed.subscribers(),
         "droppedClients": hub.dropped.load(Ordering::Relaxed),

@@ -45,8 +45,7 @@ impl Indexer {
     pub fn new(store: Store, index: SearchIndex, checkpoint: Option<u64>) -> anyhow::Result<Self> {
         let background = Background::start()?;
         let tantivy_index = index.inner.index.clone();
-        let writer = background
-            .run_blocking(move || tantivy_index.writer_with_num_threads(1, WRITER_MEMORY))??;
+        let writer = background.run_blocking(move || new_writer(&tantivy_index))??;
         let position = Position {
             applied: checkpoint.unwrap_or(0),
             rebuild: checkpoint.is_none().then(|| (1, store.last_change())),
@@ -61,13 +60,6 @@ impl Indexer {
             uncommitted: 0,
             dirty_since: None,
         })
-    }
-
-    /// Change ids not yet searchable.
-    pub fn lag(&self) -> u64 {
-        self.store
-            .last_change()
-            .saturating_sub(self.index.indexed_change())
     }
 
     fn rebuilding(&self) -> bool {
@@ -116,10 +108,7 @@ impl Indexer {
             return Ok(writer);
         }
         let index = self.index.inner.index.clone();
-        let writer = self
-            .background
-            .run(move || index.writer_with_num_threads(1, WRITER_MEMORY))
-            .await??;
+        let writer = self.background.run(move || new_writer(&index)).await??;
         tracing::info!(
             change = self.position.applied,
             "search index writer recreated; indexing resumes from the last commit"
@@ -264,6 +253,10 @@ impl Indexer {
         }
         self.commit().await
     }
+}
+
+fn new_writer(index: &tantivy::Index) -> tantivy::Result<IndexWriter> {
+    index.writer_with_num_threads(1, WRITER_MEMORY)
 }
 
 /// Where the indexer is: the last applied change, and the rebuild cursor if any.

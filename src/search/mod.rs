@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tantivy::{Index, IndexReader, ReloadPolicy};
 
+use crate::store::Store;
+
 pub use document::text_of;
 pub use indexer::Indexer;
 pub use query::{Facets, Hit, SearchError, SearchRequest, SearchResults, SortOrder};
@@ -122,6 +124,11 @@ impl SearchIndex {
     /// True while a full rebuild from the store is running.
     pub fn rebuilding(&self) -> bool {
         self.inner.rebuilding.load(Ordering::Acquire)
+    }
+
+    /// Changes committed to the store that are not searchable yet.
+    pub fn lag(&self, store: &Store) -> u64 {
+        store.last_change().saturating_sub(self.indexed_change())
     }
 
     /// When indexing last failed and rolled back (a full disk), if ever.
