@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{EventFields, EventType};
+use super::{EventFields, EventType, json};
 
 /// Payload values that identify the entity an event is about, and the change to it.
 /// Each is used when present. The main object's `updated_at`, the head commit and the
@@ -74,7 +74,7 @@ impl ContentKey {
         part(fields.repository.as_deref().unwrap_or("").as_bytes());
         let mut found = 0;
         for pointer in ENTITY_POINTERS {
-            let value = match payload.pointer(pointer) {
+            let value = match json::at(payload, pointer) {
                 None | Some(Value::Null) => continue,
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),

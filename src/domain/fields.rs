@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use super::json;
+
 /// Facts extracted from a payload (and the delivery's headers).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFields {
@@ -19,8 +21,7 @@ pub struct EventFields {
 impl EventFields {
     pub fn extract(payload: &Value) -> Self {
         let text = |pointer: &str| {
-            payload
-                .pointer(pointer)
+            json::at(payload, pointer)
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
@@ -30,7 +31,7 @@ impl EventFields {
             repository: text("/repository/full_name"),
             organization: text("/organization/login").or_else(|| text("/repository/owner/login")),
             sender: text("/sender/login"),
-            installation_id: payload.pointer("/installation/id").and_then(Value::as_u64),
+            installation_id: json::at(payload, "/installation/id").and_then(Value::as_u64),
         }
     }
 }

@@ -10,6 +10,8 @@ pub use body::read_body;
 pub use error::IngestError;
 pub use signature::Signature;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::Value;
@@ -136,21 +138,23 @@ fn content_encoding(headers: &HeaderMap) -> Result<PayloadEncoding, IngestError>
 /// The JSON payload of a stored or incoming body. Stored bodies passed this once, so
 /// for them an error means corruption.
 pub fn decode_payload(encoding: PayloadEncoding, body: &[u8]) -> Result<Value, IngestError> {
-    let value: Value = match encoding {
-        PayloadEncoding::Json => serde_json::from_slice(body),
-        PayloadEncoding::Form => {
-            let payload = form_urlencoded::parse(body)
-                .find(|(key, _)| key == "payload")
-                .map(|(_, value)| value)
-                .ok_or(IngestError::FormWithoutPayload)?;
-            serde_json::from_str(&payload)
-        }
-    }
-    .map_err(|e| IngestError::InvalidJson(e.to_string()))?;
+    let value: Value = serde_json::from_slice(&payload_text(encoding, body)?)
+        .map_err(|e| IngestError::InvalidJson(e.to_string()))?;
     if value.is_object() {
         Ok(value)
     } else {
         Err(IngestError::NotAnObject)
+    }
+}
+
+/// The JSON text of a body: itself, or a form's `payload` field.
+pub fn payload_text(encoding: PayloadEncoding, body: &[u8]) -> Result<Cow<'_, [u8]>, IngestError> {
+    match encoding {
+        PayloadEncoding::Json => Ok(Cow::Borrowed(body)),
+        PayloadEncoding::Form => form_urlencoded::parse(body)
+            .find(|(key, _)| key == "payload")
+            .map(|(_, value)| Cow::Owned(value.into_owned().into_bytes()))
+            .ok_or(IngestError::FormWithoutPayload),
     }
 }
 

@@ -2,11 +2,16 @@
 //! of its type (titles, bodies, comments, commit messages, release notes, workflow,
 //! job and check names, alert descriptions, wiki page titles…).
 
+use std::sync::LazyLock;
+
 use serde_json::Value;
 use tantivy::TantivyDocument;
 use tantivy::schema::Facet;
 
 use super::schema::{Fields, received_date};
+use crate::domain::PayloadEncoding;
+use crate::domain::json::{self, Paths};
+use crate::ingest;
 use crate::store::EventRecord;
 
 /// Payload strings that are human text, wherever the event type puts them.
@@ -66,17 +71,69 @@ const TEXT_ARRAYS: &[(&str, &[&str])] = &[
     ("/pull_request/labels", &["name"]),
 ];
 
+/// Where the branch or tag is, by event type.
+const REFERENCE_POINTERS: &[&str] = &[
+    "/ref",
+    "/pull_request/head/ref",
+    "/workflow_run/head_branch",
+    "/workflow_job/head_branch",
+    "/check_suite/head_branch",
+    "/check_run/check_suite/head_branch",
+];
+
+const CONCLUSION_POINTERS: &[&str] = &[
+    "/workflow_job/conclusion",
+    "/workflow_run/conclusion",
+    "/check_run/conclusion",
+    "/check_suite/conclusion",
+];
+
+/// Arrays of label objects, and the one label of `labeled` events.
+const LABEL_ARRAYS: &[&str] = &[
+    "/issue/labels",
+    "/pull_request/labels",
+    "/discussion/labels",
+];
+const LABEL_POINTER: &str = "/label/name";
+
+/// Every part of a payload a document reads.
+static DOCUMENT_PATHS: LazyLock<Paths> = LazyLock::new(|| {
+    let array_keys = TEXT_ARRAYS
+        .iter()
+        .flat_map(|(array, keys)| keys.iter().map(move |key| format!("{array}/{key}")));
+    let label_names = LABEL_ARRAYS.iter().map(|array| format!("{array}/name"));
+    let nested: Vec<String> = array_keys.chain(label_names).collect();
+    Paths::new(
+        TEXT_POINTERS
+            .iter()
+            .chain(REFERENCE_POINTERS)
+            .chain(CONCLUSION_POINTERS)
+            .chain([&LABEL_POINTER])
+            .copied()
+            .chain(nested.iter().map(String::as_str)),
+    )
+});
+
+/// The parts of a stored payload its document reads, parsed without building the
+/// rest (most of a payload is URLs, ids and nested objects nothing here reads). A
+/// payload that does not decode (corruption) gives an empty document.
+pub fn payload_of(encoding: PayloadEncoding, body: &[u8]) -> Value {
+    ingest::payload_text(encoding, body)
+        .ok()
+        .and_then(|text| json::parse_only(&text, &DOCUMENT_PATHS).ok())
+        .unwrap_or_default()
+}
+
 /// The human text of a payload, one piece a line.
 pub fn text_of(payload: &Value) -> String {
     let mut pieces: Vec<&str> = Vec::new();
     for pointer in TEXT_POINTERS {
-        if let Some(text) = payload.pointer(pointer).and_then(Value::as_str) {
+        if let Some(text) = json::at(payload, pointer).and_then(Value::as_str) {
             pieces.push(text);
         }
     }
     for (array, keys) in TEXT_ARRAYS {
-        for item in payload
-            .pointer(array)
+        for item in json::at(payload, array)
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -90,46 +147,30 @@ pub fn text_of(payload: &Value) -> String {
 
 /// Branch or tag the event is about, without `refs/heads/` or `refs/tags/`.
 fn reference(payload: &Value) -> Option<String> {
-    [
-        "/ref",
-        "/pull_request/head/ref",
-        "/workflow_run/head_branch",
-        "/workflow_job/head_branch",
-        "/check_suite/head_branch",
-        "/check_run/check_suite/head_branch",
-    ]
-    .iter()
-    .find_map(|p| payload.pointer(p).and_then(Value::as_str))
-    .map(|r| {
-        r.trim_start_matches("refs/heads/")
-            .trim_start_matches("refs/tags/")
-            .to_owned()
-    })
+    REFERENCE_POINTERS
+        .iter()
+        .find_map(|p| json::at(payload, p).and_then(Value::as_str))
+        .map(|r| {
+            r.trim_start_matches("refs/heads/")
+                .trim_start_matches("refs/tags/")
+                .to_owned()
+        })
 }
 
 fn conclusion(payload: &Value) -> Option<&str> {
-    [
-        "/workflow_job/conclusion",
-        "/workflow_run/conclusion",
-        "/check_run/conclusion",
-        "/check_suite/conclusion",
-    ]
-    .iter()
-    .find_map(|p| payload.pointer(p).and_then(Value::as_str))
+    CONCLUSION_POINTERS
+        .iter()
+        .find_map(|p| json::at(payload, p).and_then(Value::as_str))
 }
 
 fn labels(payload: &Value) -> Vec<&str> {
-    let mut labels: Vec<&str> = [
-        "/issue/labels",
-        "/pull_request/labels",
-        "/discussion/labels",
-    ]
-    .iter()
-    .filter_map(|p| payload.pointer(p).and_then(Value::as_array))
-    .flatten()
-    .filter_map(|l| l["name"].as_str())
-    .collect();
-    labels.extend(payload.pointer("/label/name").and_then(Value::as_str));
+    let mut labels: Vec<&str> = LABEL_ARRAYS
+        .iter()
+        .filter_map(|p| json::at(payload, p).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    labels.extend(json::at(payload, LABEL_POINTER).and_then(Value::as_str));
     labels
 }
 
@@ -194,6 +235,28 @@ mod tests {
             assert!(text.contains(piece), "{piece} in {text:?}");
         }
         assert_eq!(labels(&payload), vec!["bug"]);
+    }
+
+    /// The index reads a pruned parse; every document must come out as it would
+    /// from the whole payload.
+    #[test]
+    fn documents_from_the_pruned_payload_equal_those_from_the_whole() {
+        for (text, whole) in crate::domain::json::tests::every_fixture() {
+            let part = payload_of(PayloadEncoding::Json, &text);
+            assert_eq!(text_of(&part), text_of(&whole));
+            assert_eq!(reference(&part), reference(&whole));
+            assert_eq!(conclusion(&part), conclusion(&whole));
+            assert_eq!(labels(&part), labels(&whole));
+        }
+        let form = b"payload=%7B%22zen%22%3A%22Keep+it+simple%22%2C%22hook_id%22%3A1%7D";
+        assert_eq!(
+            text_of(&payload_of(PayloadEncoding::Form, form)),
+            "Keep it simple"
+        );
+        assert_eq!(
+            payload_of(PayloadEncoding::Json, b"{\"zen\": "),
+            Value::Null
+        );
     }
 
     #[test]

@@ -15,7 +15,6 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 use super::background::Background;
 use super::{Checkpoint, SearchIndex, document, schema};
 use crate::domain::timestamp;
-use crate::ingest;
 use crate::store::Store;
 
 /// Longest a change waits to become searchable when changes keep coming.
@@ -319,6 +318,6 @@ fn build_document(
     let Some(stored) = store.get_seq_blocking(seq)? else {
         return Ok(None); // deleted since (retention): its document stays deleted
     };
-    let payload = ingest::decode_payload(stored.record.encoding, &stored.body).unwrap_or_default();
+    let payload = document::payload_of(stored.record.encoding, &stored.body);
     Ok(Some(document::build(fields, seq, &stored.record, &payload)))
 }

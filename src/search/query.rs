@@ -13,10 +13,9 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::SearchIndex;
-use super::document::text_of;
+use super::document::{payload_of, text_of};
 use super::schema::received_date;
 use super::term_counts::{Counted, TermCounts};
-use crate::ingest;
 use crate::store::{EventRecord, Store};
 
 /// The exact fields counted per value, in the order of `Facets`.
@@ -205,9 +204,7 @@ impl SearchIndex {
             let Some(stored) = store.get_seq_blocking(seq)? else {
                 continue;
             };
-            let payload =
-                ingest::decode_payload(stored.record.encoding, &stored.body).unwrap_or_default();
-            let text = text_of(&payload);
+            let text = text_of(&payload_of(stored.record.encoding, &stored.body));
             let snippet = match &snippets {
                 Some(generator) => {
                     let mut generator_snippet = generator.snippet(&text);

@@ -7,6 +7,8 @@ mod kinds;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::json;
+
 /// The seed's grouping of event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,7 +71,7 @@ impl EventKind {
     /// The first structure problem of a payload, if any.
     pub fn check(&self, payload: &Value) -> Result<(), String> {
         for pointer in self.required {
-            match payload.pointer(pointer) {
+            match json::at(payload, pointer) {
                 None | Some(Value::Null) => {
                     return Err(format!(
                         "{} payload has no {}",
