@@ -20,7 +20,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy};
 
 use crate::store::Store;
 
-pub use document::text_of;
+pub use document::{payload_of, text_of};
 pub use indexer::Indexer;
 pub use query::{Facets, Hit, SearchError, SearchRequest, SearchResults, SortOrder};
 pub use schema::EXACT_FIELDS;
