@@ -83,6 +83,9 @@ BENCH_DIR="$WORK" "$(bench commit_modes)" --commits 3000 --events 100000
 echo; echo "== payload dictionary"
 "$(bench train_dictionary)"
 
+echo; echo "== payload CPU per event (whole parse, fixed lookups, the index's pruned parse)"
+"$(bench payload)"
+
 if [ -d tests/clients/js/node_modules/socket.io-client ]; then
   echo; echo "== Socket.IO: ingest with 1,000 subscribers, and fan-out latency"
   benches/realtime/run.sh
