@@ -31,10 +31,12 @@ pub fn at<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
         })
 }
 
-/// The parts of a document some code reads, as a tree of object keys: a leaf keeps
-/// the whole value under it; an array is walked with the same node for each item.
+/// The parts of a document some code reads, as a tree of object keys: where a
+/// pointer ends, the whole value under it is kept; an array is walked with the same
+/// node for each item.
 #[derive(Debug, Default)]
 pub struct Paths {
+    whole: bool,
     children: BTreeMap<String, Paths>,
 }
 
@@ -51,7 +53,9 @@ impl Paths {
             for token in pointer.trim_start_matches('/').split('/') {
                 node = node.children.entry(token.to_owned()).or_default();
             }
+            node.whole = true;
         }
+        root.whole |= root.children.is_empty();
         root
     }
 }
@@ -73,7 +77,7 @@ impl<'de> DeserializeSeed<'de> for Pruned<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        if self.0.children.is_empty() {
+        if self.0.whole {
             serde::Deserialize::deserialize(deserializer)
         } else {
             deserializer.deserialize_any(self)
@@ -236,7 +240,7 @@ pub(crate) mod tests {
 
     /// `value` cut down to `paths` the slow way: whole subtrees, then pruned.
     fn pruned(value: &Value, paths: &Paths) -> Value {
-        if paths.children.is_empty() {
+        if paths.whole {
             return value.clone();
         }
         match value {
@@ -259,6 +263,7 @@ pub(crate) mod tests {
             "/commits/message",
             "/commits/author/name",
             "/issue",
+            "/issue/title",
             "/sender/id",
         ]);
         for (text, value) in every_fixture() {
@@ -291,6 +296,11 @@ pub(crate) mod tests {
         assert_eq!(
             parse_only(escaped_key, &paths).unwrap(),
             json!({"a": {"b": "x"}})
+        );
+        let whole_and_part = Paths::new(["/a", "/a/b"]);
+        assert_eq!(
+            parse_only(escaped_key, &whole_and_part).unwrap(),
+            json!({"a": {"b": "x", "c": 2}})
         );
     }
 
