@@ -61,6 +61,9 @@ const ENTITY_POINTERS: &[&str] = &[
 pub struct ContentKey(pub [u8; 32]);
 
 impl ContentKey {
+    /// Every pointer [`ContentKey::derive`] reads.
+    pub(crate) const POINTERS: &[&str] = ENTITY_POINTERS;
+
     /// `None` when the payload names no entity: then there is nothing to tell two
     /// deliveries apart by, and both are kept rather than risk dropping a real event.
     pub fn derive(event: &EventType, fields: &EventFields, payload: &Value) -> Option<Self> {

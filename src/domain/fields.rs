@@ -19,6 +19,16 @@ pub struct EventFields {
 }
 
 impl EventFields {
+    /// Every pointer [`EventFields::extract`] reads.
+    pub(crate) const POINTERS: &[&str] = &[
+        "/action",
+        "/repository/full_name",
+        "/organization/login",
+        "/repository/owner/login",
+        "/sender/login",
+        "/installation/id",
+    ];
+
     pub fn extract(payload: &Value) -> Self {
         let text = |pointer: &str| {
             json::at(payload, pointer)

@@ -4,10 +4,12 @@
 
 mod body;
 mod error;
+mod payload;
 mod signature;
 
 pub use body::read_body;
 pub use error::IngestError;
+pub use payload::Payload;
 pub use signature::Signature;
 
 use std::borrow::Cow;
@@ -82,14 +84,14 @@ pub fn verify(
     verify_parsed(parsed, headers, body, secrets).map(|(delivery, _)| delivery)
 }
 
-/// [`verify`], also giving back the parsed payload, so processing need not parse
-/// the body again.
+/// [`verify`], also giving back the payload, so processing need not parse the body
+/// again.
 pub fn verify_parsed(
     parsed: DeliveryHeaders,
     headers: &HeaderMap,
     body: Bytes,
     secrets: &[Secret],
-) -> Result<(Delivery, Value), IngestError> {
+) -> Result<(Delivery, Payload), IngestError> {
     let signature = headers
         .get("X-Hub-Signature-256")
         .ok_or(IngestError::SignatureMissing)?
@@ -102,9 +104,9 @@ pub fn verify_parsed(
     }
 
     let encoding = content_encoding(headers)?;
-    let payload = decode_payload(encoding, &body)?;
-    let fields = EventFields::extract(&payload);
-    let content_key = ContentKey::derive(&parsed.event, &fields, &payload);
+    let payload = Payload::parse(encoding, body.clone())?;
+    let fields = EventFields::extract(payload.read_parts());
+    let content_key = ContentKey::derive(&parsed.event, &fields, payload.read_parts());
     let delivery = Delivery {
         id: parsed.id,
         event: parsed.event,

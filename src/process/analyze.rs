@@ -26,6 +26,20 @@ pub mod counter {
     pub const CONCLUSION_PREFIX: &str = "conclusion:";
 }
 
+/// Every pointer the facts read (the structure check reads its type's `required`).
+pub(crate) const FACT_POINTERS: &[&str] = &[
+    "/commits",
+    "/pull_request/merged",
+    "/workflow_job/workflow_name",
+    "/workflow_job/name",
+    "/workflow_job/conclusion",
+    "/workflow_job/created_at",
+    "/workflow_job/started_at",
+    "/workflow_job/completed_at",
+    "/workflow_run/name",
+    "/workflow_run/conclusion",
+];
+
 /// Checks the payload's structure and derives its facts. An unknown event type has
 /// no structure to check and no facts.
 pub fn analyze(event: &str, action: Option<&str>, payload: &Value) -> Result<Vec<Fact>, String> {

@@ -11,12 +11,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+pub(crate) use analyze::FACT_POINTERS;
 pub use analyze::{analyze, counter};
 
 use crate::domain::timestamp;
-use crate::ingest;
+use crate::ingest::Payload;
 use crate::store::{EventRecord, Fact, StatusUpdate, Store, StoreError, StoredEvent};
 
 /// Events processed per step; their outcomes are committed together.
@@ -26,14 +25,15 @@ const BATCH: usize = 256;
 pub struct ProcessedEvent {
     pub seq: u64,
     pub record: EventRecord,
-    pub payload: Arc<Value>,
+    pub payload: Arc<Payload>,
 }
 
 /// A later stage of processing.
 pub trait Stage: Send + Sync + 'static {
     /// Runs before the outcome is recorded; an error fails the event (and it is
     /// retried like any other failure).
-    fn process(&self, _record: &EventRecord, _payload: &Value) -> Result<(), String> {
+    /// `payload.whole()` builds the whole tree on first use.
+    fn process(&self, _record: &EventRecord, _payload: &Payload) -> Result<(), String> {
         Ok(())
     }
 
@@ -198,7 +198,7 @@ impl Processor {
 
     async fn process_stored(
         &self,
-        stored: StoredEvent,
+        mut stored: StoredEvent,
         auto_retry: bool,
     ) -> Result<Option<EventRecord>, StoreError> {
         let seq = stored.seq;
@@ -206,12 +206,13 @@ impl Processor {
         let stages = self.stages.clone();
         let (outcome, payload, elapsed) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
+            let body = std::mem::take(&mut stored.body).into();
             let record = &stored.record;
-            let (outcome, payload) = match ingest::decode_payload(record.encoding, &stored.body) {
+            let (outcome, payload) = match Payload::parse(record.encoding, body) {
                 Ok(payload) => (attempt(&stages, record, &payload), payload),
                 Err(e) => (
                     Err(format!("stored payload does not decode: {e}")),
-                    Value::Null,
+                    Payload::unreadable(),
                 ),
             };
             (outcome, payload, started.elapsed())
@@ -241,7 +242,7 @@ impl Processor {
     /// due) in the same durable commit. That spares a second write of the record,
     /// its status index entry and its counters, and a second parse of the payload;
     /// analysis is microseconds. Call [`Processor::announce`] once it is stored.
-    pub fn first_attempt(&self, record: &mut EventRecord, payload: &Value) {
+    pub fn first_attempt(&self, record: &mut EventRecord, payload: &Payload) {
         let started = Instant::now();
         let outcome = attempt(&self.stages, record, payload);
         let elapsed_us = started.elapsed().as_micros().max(1) as u64;
@@ -257,7 +258,7 @@ impl Processor {
     /// Runs the after-commit stages (broadcast, metrics) once an attempt's outcome is
     /// committed: here, or by the ingest path after [`Processor::first_attempt`].
     /// Gives the record back.
-    pub fn announce(&self, seq: u64, record: EventRecord, payload: Value) -> EventRecord {
+    pub fn announce(&self, seq: u64, record: EventRecord, payload: Payload) -> EventRecord {
         if let Some(error) = &record.last_error {
             tracing::warn!(delivery_id = %record.delivery_id, event = %record.event, attempts = record.attempts, %error, "processing failed");
         }
@@ -278,9 +279,13 @@ impl Processor {
 fn attempt(
     stages: &[Arc<dyn Stage>],
     record: &EventRecord,
-    payload: &Value,
+    payload: &Payload,
 ) -> Result<Vec<Fact>, String> {
-    let facts = analyze(&record.event, record.action.as_deref(), payload)?;
+    let facts = analyze(
+        &record.event,
+        record.action.as_deref(),
+        payload.read_parts(),
+    )?;
     stages
         .iter()
         .try_for_each(|stage| stage.process(record, payload))?;

@@ -49,7 +49,7 @@ impl Stage for Broadcast {
         }
         // Serialized once, sent to every socket as is.
         let Ok(data) =
-            RawValue::from_string(message(event.seq, record, &event.payload).to_string())
+            RawValue::from_string(message(event.seq, record, event.payload.whole()).to_string())
         else {
             return;
         };

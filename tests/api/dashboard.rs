@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hookvault::ingest::Payload;
 use hookvault::process::Stage;
 use hookvault::store::EventRecord;
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::helpers::{SECRET, TestApp};
 
@@ -18,8 +18,8 @@ use crate::helpers::{SECRET, TestApp};
 struct DownOnce;
 
 impl Stage for DownOnce {
-    fn process(&self, record: &EventRecord, payload: &Value) -> Result<(), String> {
-        if payload["fail_until_replay"] == true && record.attempts == 0 {
+    fn process(&self, record: &EventRecord, payload: &Payload) -> Result<(), String> {
+        if payload.whole()["fail_until_replay"] == true && record.attempts == 0 {
             return Err("forwarding target unreachable".into());
         }
         Ok(())

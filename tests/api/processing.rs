@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use hookvault::ingest::Payload;
 use hookvault::process::Stage;
 use hookvault::store::EventRecord;
 use reqwest::StatusCode;
@@ -22,7 +23,7 @@ struct FlakyStage {
 }
 
 impl Stage for FlakyStage {
-    fn process(&self, _record: &EventRecord, _payload: &Value) -> Result<(), String> {
+    fn process(&self, _record: &EventRecord, _payload: &Payload) -> Result<(), String> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         if self.broken.load(Ordering::SeqCst) || call < self.fail_first.load(Ordering::SeqCst) {
             return Err("forwarding target unreachable".into());
@@ -250,7 +251,7 @@ async fn the_test_endpoint_runs_a_synthesized_event_through_the_pipeline() {
 async fn events_left_pending_are_processed_after_a_restart() {
     struct Down;
     impl Stage for Down {
-        fn process(&self, _: &EventRecord, _: &Value) -> Result<(), String> {
+        fn process(&self, _: &EventRecord, _: &Payload) -> Result<(), String> {
             Err("not now".into())
         }
     }

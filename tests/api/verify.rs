@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use hookvault::ingest::Payload;
 use hookvault::process::{Processor, RetryPolicy, Stage};
 use hookvault::store::{EventRecord, Store, StoreOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 
 use crate::helpers::{delivery, fixtures};
 use crate::process::command;
@@ -18,7 +18,7 @@ use crate::process::command;
 struct Switch(AtomicBool);
 
 impl Stage for Switch {
-    fn process(&self, _: &EventRecord, _: &Value) -> Result<(), String> {
+    fn process(&self, _: &EventRecord, _: &Payload) -> Result<(), String> {
         if self.0.load(Ordering::SeqCst) {
             Err("target down".into())
         } else {

@@ -1,0 +1,173 @@
+//! A verified payload, built in two depths. The parts hookvault's own code reads
+//! (fields, content key, structure check, facts) are built at once; the whole tree
+//! only when something asks for it: a processing stage, or a Socket.IO message for a
+//! subscriber. Under load usually nothing does, and building the whole tree of a
+//! ~10 KB payload was the largest single cost of a request after the HMAC (README
+//! "What bounds ingest here").
+
+use std::sync::{LazyLock, OnceLock};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{IngestError, payload_text};
+use crate::domain::json::{self, Paths};
+use crate::domain::{ContentKey, EventFields, PayloadEncoding, catalog};
+use crate::process::FACT_POINTERS;
+
+/// Everything ingest and processing read of a payload, whatever its type.
+static READ_PATHS: LazyLock<Paths> = LazyLock::new(|| {
+    let required = catalog::all().iter().flat_map(|kind| kind.required.iter());
+    Paths::new(
+        EventFields::POINTERS
+            .iter()
+            .chain(ContentKey::POINTERS)
+            .chain(required)
+            .chain(FACT_POINTERS)
+            .copied(),
+    )
+});
+
+pub struct Payload {
+    encoding: PayloadEncoding,
+    body: Bytes,
+    read: Value,
+    whole: OnceLock<Value>,
+}
+
+impl Payload {
+    /// Checks that `body` carries a JSON object (refusing what serde_json refuses) and
+    /// builds the parts that are read.
+    pub fn parse(encoding: PayloadEncoding, body: Bytes) -> Result<Self, IngestError> {
+        let read = json::parse_only(&payload_text(encoding, &body)?, &READ_PATHS)
+            .map_err(|e| IngestError::InvalidJson(e.to_string()))?;
+        if !read.is_object() {
+            return Err(IngestError::NotAnObject);
+        }
+        Ok(Self {
+            encoding,
+            body,
+            read,
+            whole: OnceLock::new(),
+        })
+    }
+
+    /// Stands in for a stored body that no longer decodes: `null` at every depth.
+    pub fn unreadable() -> Self {
+        Self {
+            encoding: PayloadEncoding::Json,
+            body: Bytes::new(),
+            read: Value::Null,
+            whole: OnceLock::from(Value::Null),
+        }
+    }
+
+    /// The parts read by fields, content key, structure check and facts; the rest of
+    /// the payload is left out.
+    pub fn read_parts(&self) -> &Value {
+        &self.read
+    }
+
+    /// The whole payload, built on first use.
+    pub fn whole(&self) -> &Value {
+        self.whole.get_or_init(|| {
+            // The text was parsed once already, so this does not fail; if it did, the
+            // parts read are the most there is.
+            payload_text(self.encoding, &self.body)
+                .ok()
+                .and_then(|text| serde_json::from_slice(&text).ok())
+                .unwrap_or_else(|| self.read.clone())
+        })
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payload")
+            .field("encoding", &self.encoding)
+            .field("bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventType;
+    use crate::domain::json::tests::every_fixture;
+    use crate::process::analyze;
+
+    /// Fields, content key, structure check and facts read the same from the parts
+    /// as from the whole payload, for every example of every event type.
+    #[test]
+    fn the_parts_read_give_what_the_whole_gives() {
+        let mut checked = 0;
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        for dir in std::fs::read_dir(fixtures).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
+            for example in std::fs::read_dir(&dir).unwrap() {
+                let text = std::fs::read(example.unwrap().path()).unwrap();
+                let whole: Value = serde_json::from_slice(&text).unwrap();
+                let payload = Payload::parse(PayloadEncoding::Json, text.into()).unwrap();
+                let parts = payload.read_parts();
+                let event = EventType::parse(&name).unwrap();
+                let fields = EventFields::extract(&whole);
+                assert_eq!(EventFields::extract(parts), fields, "{name}");
+                assert_eq!(
+                    ContentKey::derive(&event, &fields, parts),
+                    ContentKey::derive(&event, &fields, &whole),
+                    "{name}"
+                );
+                let action = fields.action.as_deref();
+                assert_eq!(
+                    analyze(&name, action, parts),
+                    analyze(&name, action, &whole),
+                    "{name}"
+                );
+                assert_eq!(payload.whole(), &whole);
+                checked += 1;
+            }
+        }
+        assert!(checked > 300, "only {checked} fixtures checked");
+    }
+
+    /// Each part read is there; the rest is not built.
+    #[test]
+    fn the_parts_leave_the_rest_out() {
+        let (text, whole) = every_fixture()
+            .into_iter()
+            .find(|(_, v)| v["pull_request"]["merged"].is_boolean())
+            .unwrap();
+        let payload = Payload::parse(PayloadEncoding::Json, text.into()).unwrap();
+        let parts = payload.read_parts();
+        assert_eq!(
+            parts["pull_request"]["merged"],
+            whole["pull_request"]["merged"]
+        );
+        assert_eq!(parts["sender"]["login"], whole["sender"]["login"]);
+        assert!(whole["pull_request"]["user"].is_object());
+        assert!(parts["pull_request"]["user"].is_null());
+        assert!(whole["repository"]["owner"]["id"].is_number());
+        assert!(parts["repository"]["owner"]["id"].is_null());
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_json_object() {
+        let parse = |body: &'static [u8]| Payload::parse(PayloadEncoding::Json, body.into());
+        assert!(matches!(parse(b"[1, 2]"), Err(IngestError::NotAnObject)));
+        assert!(matches!(
+            parse(b"{\"a\":"),
+            Err(IngestError::InvalidJson(_))
+        ));
+        let form = Payload::parse(
+            PayloadEncoding::Form,
+            Bytes::from_static(b"payload=%7B%22zen%22%3A%22Keep+it+simple%22%7D"),
+        )
+        .unwrap();
+        assert_eq!(form.whole()["zen"], "Keep it simple");
+    }
+}
