@@ -169,6 +169,15 @@ async fn payloads_that_are_not_json_objects_are_400() {
     let app = TestApp::spawn().await;
     let bad = StatusCode::BAD_REQUEST;
     assert_rejected(&app, valid().body(b"{\"zen\": "), bad, "invalid_json").await;
+    assert_rejected(&app, valid().body(b"{\"zen\": 1} {}"), bad, "invalid_json").await;
+    // Nested deeper than serde_json parses, under a key no check reads (ingest skips
+    // such parts without building them, and must still refuse what cannot be read).
+    let deep = format!(
+        "{{\"zen\": 1, \"x\": {}{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert_rejected(&app, valid().body(deep.as_bytes()), bad, "invalid_json").await;
     assert_rejected(&app, valid().body(b"[1, 2, 3]"), bad, "payload_not_object").await;
     assert_rejected(
         &app,
