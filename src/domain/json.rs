@@ -269,6 +269,14 @@ pub(crate) mod tests {
 
     /// Every example payload in `fixtures/`: (its JSON text, parsed).
     pub(crate) fn every_fixture() -> Vec<(Vec<u8>, Value)> {
+        every_fixture_by_event()
+            .into_iter()
+            .map(|(_, text, value)| (text, value))
+            .collect()
+    }
+
+    /// Every example payload in `fixtures/`: (its event type's folder, JSON text, parsed).
+    pub(crate) fn every_fixture_by_event() -> Vec<(String, Vec<u8>, Value)> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
         let mut payloads = Vec::new();
         for event in std::fs::read_dir(root).unwrap() {
@@ -276,10 +284,11 @@ pub(crate) mod tests {
             if !event.is_dir() {
                 continue;
             }
-            for example in std::fs::read_dir(event).unwrap() {
+            let name = event.file_name().unwrap().to_str().unwrap().to_owned();
+            for example in std::fs::read_dir(&event).unwrap() {
                 let text = std::fs::read(example.unwrap().path()).unwrap();
                 let value = serde_json::from_slice(&text).unwrap();
-                payloads.push((text, value));
+                payloads.push((name.clone(), text, value));
             }
         }
         assert!(payloads.len() > 300, "fixtures missing");
@@ -347,7 +356,7 @@ pub(crate) mod tests {
             );
         }
         let deepest = format!(
-            "{{\"a\": {{\"b\": \"[{{\"}}, \"d\": {}{}}}",
+            "{{\"a\": {{\"b\": \"\\\"[{{\"}}, \"d\": {}{}}}",
             "[".repeat(126),
             "]".repeat(126)
         );
