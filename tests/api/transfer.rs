@@ -56,7 +56,9 @@ async fn search_ids(app: &TestApp, q: &str) -> BTreeSet<String> {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "index never caught up"
+            "index never caught up: lag {} rebuilding {}",
+            body["data"]["indexLag"],
+            body["data"]["rebuilding"]
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
