@@ -157,7 +157,8 @@ async fn statistics(
 /// - failures: up to 40, in proportion to the failed share of the last hour's events;
 /// - backlog: up to 20, one point per 50 pending events;
 /// - processing lag: 10 when the oldest pending event waits over 10 s, 20 over 60 s;
-/// - store: 40 when a commit failed in the last 5 minutes;
+/// - store: 60 while commits fail (none has succeeded since the last failure), so
+///   the status is `unhealthy`; 40 when one failed in the last 5 minutes;
 /// - search index: 10 when indexing failed in the last 5 minutes (the index is
 ///   derived and catches up by itself; only search results lag).
 ///
@@ -191,7 +192,11 @@ pub fn health_score(
             reasons.push(format!("oldest pending event has waited {} s", lag / 1000));
         }
     }
-    if facts
+    if facts.writes_failing {
+        score -= 60;
+        reasons
+            .push("writes to the store are failing; deliveries get 503 until one succeeds".into());
+    } else if facts
         .last_write_failure_ms
         .is_some_and(|at| now_ms - at < 300_000)
     {
@@ -300,5 +305,14 @@ mod tests {
             "{reasons:?}"
         );
         assert_eq!(health_score(&facts, &hour, Some(now - 301_000), now).0, 18);
+        // A store that still cannot write is unhealthy on its own.
+        let failing = HealthFacts {
+            last_write_failure_ms: Some(now - 1_000),
+            writes_failing: true,
+            ..Default::default()
+        };
+        let (score, reasons) = health_score(&failing, &EventStats::default(), None, now);
+        assert_eq!(score, 40);
+        assert!(reasons[0].contains("failing"), "{reasons:?}");
     }
 }

@@ -22,7 +22,6 @@ mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -44,7 +43,7 @@ use crate::domain::{ContentKey, Delivery, timestamp};
 use dedup::ContentWindow;
 use slot::DbSlot;
 use tables::meta;
-use writer::{WriteRequest, Writer};
+use writer::{WriteHealth, WriteRequest, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "hookvault.redb";
@@ -69,7 +68,7 @@ pub struct Store {
     db: Arc<DbSlot>,
     queue: mpsc::Sender<WriteRequest>,
     committed: watch::Receiver<u64>,
-    last_failure_ms: Arc<AtomicI64>,
+    write_health: Arc<WriteHealth>,
 }
 
 /// Owns the writer thread. [`WriterHandle::join`] returns once every [`Store`] clone
@@ -98,12 +97,12 @@ impl Store {
 
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (committed_tx, committed) = watch::channel(last_change);
-        let last_failure_ms = Arc::new(AtomicI64::new(0));
+        let write_health = Arc::new(WriteHealth::default());
         let writer = Writer {
             db: db.clone(),
             window,
             committed: committed_tx,
-            last_failure_ms: last_failure_ms.clone(),
+            health: write_health.clone(),
             on_commit: options.on_commit.clone(),
             last_durable: Instant::now(),
             last_commit: Instant::now(),
@@ -115,7 +114,7 @@ impl Store {
             db,
             queue,
             committed,
-            last_failure_ms,
+            write_health,
         };
         Ok((store, WriterHandle(thread)))
     }

@@ -1,8 +1,6 @@
 //! Point reads: one event with its payload, the work queues of the processor, and
 //! the facts health is computed from.
 
-use std::sync::atomic::Ordering;
-
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::tables;
@@ -33,6 +31,8 @@ pub struct HealthFacts {
     pub events_since: u64,
     /// Time of the last failed commit, if any.
     pub last_write_failure_ms: Option<i64>,
+    /// No commit has succeeded since the last one failed.
+    pub writes_failing: bool,
 }
 
 fn seq_of(txn: &ReadTransaction, delivery_id: &str) -> Result<Option<u64>, StoreError> {
@@ -227,7 +227,8 @@ impl Store {
     }
 
     pub async fn health_facts(&self, since_ms: i64) -> Result<HealthFacts, StoreError> {
-        let last_failure = self.last_failure_ms.load(Ordering::Relaxed);
+        let last_failure = self.write_health.last_failure_ms();
+        let writes_failing = self.write_health.failing();
         self.read(move |db| {
             let txn = db.begin_read()?;
             let counts = txn.open_table(tables::INDEX_COUNTS)?;
@@ -260,7 +261,8 @@ impl Store {
                 oldest_pending_ms: oldest_pending,
                 last_event_ms: last_event,
                 events_since,
-                last_write_failure_ms: (last_failure > 0).then_some(last_failure),
+                last_write_failure_ms: last_failure,
+                writes_failing,
             })
         })
         .await

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use redb::{Durability, ReadableTable, WriteTransaction};
@@ -83,13 +83,44 @@ enum Outcome {
     Rejected,
 }
 
+/// How the writer's commits have been going, for health.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    /// Time of the last failed commit (0: none).
+    last_failure_ms: AtomicI64,
+    /// From a failed commit until the next one succeeds: the store cannot write
+    /// (even once the file is reopened, a disk that is still full refuses again).
+    failing: AtomicBool,
+}
+
+impl WriteHealth {
+    fn failed(&self) {
+        self.last_failure_ms
+            .store(timestamp::now_ms(), Ordering::Relaxed);
+        self.failing.store(true, Ordering::Relaxed);
+    }
+
+    fn succeeded(&self) {
+        self.failing.store(false, Ordering::Relaxed);
+    }
+
+    /// When a commit last failed, if ever.
+    pub fn last_failure_ms(&self) -> Option<i64> {
+        Some(self.last_failure_ms.load(Ordering::Relaxed)).filter(|&at| at > 0)
+    }
+
+    /// True while no commit has succeeded since the last one failed.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+}
+
 pub struct Writer {
     pub db: Arc<DbSlot>,
     pub window: ContentWindow,
     /// The highest committed change id: the change feed later stages follow.
     pub committed: watch::Sender<u64>,
-    /// Time of the last failed commit (0: none), for health.
-    pub last_failure_ms: Arc<AtomicI64>,
+    pub health: Arc<WriteHealth>,
     pub on_commit: Option<super::CommitObserver>,
     /// When the last commit that waited for the disk finished.
     pub last_durable: Instant,
@@ -179,6 +210,7 @@ impl Writer {
         };
         match self.write(&batch, now, durability) {
             Ok((outcomes, last_change)) => {
+                self.health.succeeded();
                 self.last_commit = Instant::now();
                 if durable {
                     self.last_durable = self.last_commit;
@@ -214,8 +246,7 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, batch = batch.len(), "group commit failed; requests answered with an error");
-                self.last_failure_ms
-                    .store(timestamp::now_ms(), Ordering::Relaxed);
+                self.health.failed();
                 // A failed commit is the disk's or the file's doing, not the caller's.
                 let answer = match &error {
                     StoreError::Database(reason) => StoreError::Unavailable(reason.clone()),

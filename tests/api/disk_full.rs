@@ -109,6 +109,9 @@ async fn a_full_disk_gets_503_and_ingest_resumes_when_space_is_freed() {
     }
     let refused = refused.expect("the full disk never refused a write");
 
+    // Past the writer's reopen interval: the file may be open again by now (opening
+    // needs no free space), but the disk is still full, so health must still say so.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (status, health) = app.get_json("/api/webhooks/health").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["data"]["status"], "unhealthy", "{health}");
