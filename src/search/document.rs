@@ -6,7 +6,6 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 use tantivy::TantivyDocument;
-use tantivy::schema::Facet;
 
 use super::schema::{Fields, received_date};
 use crate::domain::PayloadEncoding;
@@ -180,10 +179,6 @@ pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -
     doc.add_text(fields.delivery, &record.delivery_id);
     doc.add_text(fields.event, &record.event);
     doc.add_text(fields.status, record.status.as_str());
-    doc.add_facet(
-        fields.facet,
-        Facet::from_path(["event", record.event.as_str()]),
-    );
     let optional = [
         (fields.action, record.action.as_deref()),
         (fields.repository, record.repository.as_deref()),
@@ -195,12 +190,6 @@ pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -
         if let Some(value) = value {
             doc.add_text(field, value);
         }
-    }
-    if let Some(repository) = &record.repository {
-        doc.add_facet(
-            fields.facet,
-            Facet::from_path(["repository", repository.as_str()]),
-        );
     }
     if let Some(reference) = reference(payload) {
         doc.add_text(fields.reference, &reference);

@@ -4,12 +4,14 @@
 
 use tantivy::DateTime;
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, FAST, FacetOptions, Field, INDEXED, IndexRecordOption, STORED,
-    STRING, Schema, TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING,
+    Schema, TextFieldIndexing, TextOptions,
 };
 
 /// Bumped whenever fields change: an index with another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: the `facet` field is gone (facets are counted from the `event` and
+/// `repository` columns).
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Copy)]
 pub struct Fields {
@@ -26,7 +28,6 @@ pub struct Fields {
     pub label: Field,
     pub received: Field,
     pub text: Field,
-    pub facet: Field,
 }
 
 /// Names usable in queries (`event:push`, `repository:"octo/app"`, …).
@@ -78,7 +79,6 @@ pub fn build() -> (Schema, Fields) {
             DateOptions::from(INDEXED | FAST).set_precision(DateTimePrecision::Milliseconds),
         ),
         text: builder.add_text_field("text", text),
-        facet: builder.add_facet_field("facet", FacetOptions::default()),
     };
     (builder.build(), fields)
 }

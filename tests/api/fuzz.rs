@@ -381,7 +381,6 @@ fn query() -> impl Strategy<Value = String> {
         "text",
         "seq",
         "received",
-        "facet",
         "nofield",
     ];
     const VALUES: &[&str] = &[
