@@ -185,3 +185,47 @@ fn open_existing(dir: &Path) -> Result<(Index, Option<u64>), String> {
     }
     Ok((index, change))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index committed by a build with another schema (say, one that still wrote
+    /// a field this one dropped) is emptied and rebuilt from the store, not read.
+    #[test]
+    fn an_index_of_another_schema_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, checkpoint, opened) = SearchIndex::open(dir.path()).unwrap();
+        assert_eq!((checkpoint, opened), (None, Opened::Created));
+        let older = Checkpoint {
+            schema: schema::SCHEMA_VERSION - 1,
+            change: 7,
+        };
+        let mut writer: tantivy::IndexWriter = index.inner.index.writer(15_000_000).unwrap();
+        let mut prepared = writer.prepare_commit().unwrap();
+        prepared.set_payload(&serde_json::to_string(&older).unwrap());
+        prepared.commit().unwrap();
+        drop((writer, index));
+
+        let (index, checkpoint, opened) = SearchIndex::open(dir.path()).unwrap();
+        assert_eq!(checkpoint, None, "rebuilt from the store");
+        assert!(
+            matches!(&opened, Opened::Rebuilt(why) if why.contains("schema")),
+            "{opened:?}"
+        );
+        assert!(index.rebuilding());
+
+        // Once rebuilt with this schema, it opens as it is.
+        let current = Checkpoint {
+            schema: schema::SCHEMA_VERSION,
+            change: 7,
+        };
+        let mut writer: tantivy::IndexWriter = index.inner.index.writer(15_000_000).unwrap();
+        let mut prepared = writer.prepare_commit().unwrap();
+        prepared.set_payload(&serde_json::to_string(&current).unwrap());
+        prepared.commit().unwrap();
+        drop((writer, index));
+        let (_, checkpoint, opened) = SearchIndex::open(dir.path()).unwrap();
+        assert_eq!((checkpoint, opened), (Some(7), Opened::Existing));
+    }
+}
