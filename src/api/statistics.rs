@@ -157,7 +157,7 @@ async fn statistics(
 /// - failures: up to 40, in proportion to the failed share of the last hour's events;
 /// - backlog: up to 20, one point per 50 pending events;
 /// - processing lag: 10 when the oldest pending event waits over 10 s, 20 over 60 s;
-/// - store: 60 while commits fail (none has succeeded since the last failure), so
+/// - store: 60 while commits fail (none reached the disk since the last failure), so
 ///   the status is `unhealthy`; 40 when one failed in the last 5 minutes;
 /// - search index: 10 when indexing failed in the last 5 minutes (the index is
 ///   derived and catches up by itself; only search results lag).

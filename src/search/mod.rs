@@ -190,6 +190,14 @@ fn open_existing(dir: &Path) -> Result<(Index, Option<u64>), String> {
 mod tests {
     use super::*;
 
+    /// Commits the index as a build of `schema` would, with its checkpoint.
+    fn commit_checkpoint(index: SearchIndex, schema: u32, change: u64) {
+        let mut writer: tantivy::IndexWriter = index.inner.index.writer(15_000_000).unwrap();
+        let mut prepared = writer.prepare_commit().unwrap();
+        prepared.set_payload(&serde_json::to_string(&Checkpoint { schema, change }).unwrap());
+        prepared.commit().unwrap();
+    }
+
     /// An index committed by a build with another schema (say, one that still wrote
     /// a field this one dropped) is emptied and rebuilt from the store, not read.
     #[test]
@@ -197,15 +205,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (index, checkpoint, opened) = SearchIndex::open(dir.path()).unwrap();
         assert_eq!((checkpoint, opened), (None, Opened::Created));
-        let older = Checkpoint {
-            schema: schema::SCHEMA_VERSION - 1,
-            change: 7,
-        };
-        let mut writer: tantivy::IndexWriter = index.inner.index.writer(15_000_000).unwrap();
-        let mut prepared = writer.prepare_commit().unwrap();
-        prepared.set_payload(&serde_json::to_string(&older).unwrap());
-        prepared.commit().unwrap();
-        drop((writer, index));
+        commit_checkpoint(index, schema::SCHEMA_VERSION - 1, 7);
 
         let (index, checkpoint, opened) = SearchIndex::open(dir.path()).unwrap();
         assert_eq!(checkpoint, None, "rebuilt from the store");
@@ -216,15 +216,7 @@ mod tests {
         assert!(index.rebuilding());
 
         // Once rebuilt with this schema, it opens as it is.
-        let current = Checkpoint {
-            schema: schema::SCHEMA_VERSION,
-            change: 7,
-        };
-        let mut writer: tantivy::IndexWriter = index.inner.index.writer(15_000_000).unwrap();
-        let mut prepared = writer.prepare_commit().unwrap();
-        prepared.set_payload(&serde_json::to_string(&current).unwrap());
-        prepared.commit().unwrap();
-        drop((writer, index));
+        commit_checkpoint(index, schema::SCHEMA_VERSION, 7);
         let (_, checkpoint, opened) = SearchIndex::open(dir.path()).unwrap();
         assert_eq!((checkpoint, opened), (Some(7), Opened::Existing));
     }

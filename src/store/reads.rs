@@ -31,7 +31,7 @@ pub struct HealthFacts {
     pub events_since: u64,
     /// Time of the last failed commit, if any.
     pub last_write_failure_ms: Option<i64>,
-    /// No commit has succeeded since the last one failed.
+    /// No durable commit has succeeded since a commit failed.
     pub writes_failing: bool,
 }
 

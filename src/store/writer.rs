@@ -109,7 +109,7 @@ impl WriteHealth {
         Some(self.last_failure_ms.load(Ordering::Relaxed)).filter(|&at| at > 0)
     }
 
-    /// True while no commit has succeeded since the last one failed.
+    /// True while no durable commit has succeeded since a commit failed.
     pub fn failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
     }
@@ -210,10 +210,12 @@ impl Writer {
         };
         match self.write(&batch, now, durability) {
             Ok((outcomes, last_change)) => {
-                self.health.succeeded();
                 self.last_commit = Instant::now();
                 if durable {
                     self.last_durable = self.last_commit;
+                    // Only a commit that reached the disk shows the disk takes writes
+                    // again; a non-durable one (rejected-log entries) may not have.
+                    self.health.succeeded();
                 }
                 for (request, outcome) in batch.iter().zip(&outcomes) {
                     if let (
