@@ -2,7 +2,7 @@
 //! for a rare term, a broad term, a phrase and a filtered query, snippets included.
 //!
 //! ```text
-//! cargo bench --bench search [-- --events 1000000] [--data-dir DIR]
+//! cargo bench --bench search [-- --events 1000000] [--data-dir DIR] [--queries 100]
 //! ```
 //! With `--data-dir`, the store and index are kept there and a later run with the
 //! same directory only queries (to compare two builds on the same index).
@@ -18,10 +18,15 @@ use hookvault::domain::timestamp;
 use hookvault::search::{Indexer, SearchIndex, SearchRequest, SortOrder};
 use hookvault::store::{Store, StoreOptions};
 
-fn time_query(index: &SearchIndex, store: &Store, request: &SearchRequest) -> (f64, f64, usize) {
+fn time_query(
+    index: &SearchIndex,
+    store: &Store,
+    request: &SearchRequest,
+    runs: usize,
+) -> (f64, f64, usize) {
     let mut samples = Vec::new();
     let mut total = 0;
-    for _ in 0..100 {
+    for _ in 0..runs {
         let started = Instant::now();
         let results = index.search_blocking(store, request).unwrap();
         samples.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -60,6 +65,13 @@ async fn main() {
         .position(|a| a == "--events")
         .and_then(|i| args.get(i + 1))
         .map_or(1_000_000, |v| v.parse().unwrap());
+    // Fewer runs make a run under callgrind (instruction counts, which a shared
+    // machine's noise does not move) take minutes, not hours.
+    let runs: usize = args
+        .iter()
+        .position(|a| a == "--queries")
+        .and_then(|i| args.get(i + 1))
+        .map_or(100, |v| v.parse().unwrap());
     let kept = args
         .iter()
         .position(|a| a == "--data-dir")
@@ -93,24 +105,27 @@ async fn main() {
     let started = Instant::now();
     indexer.catch_up(|_, _| {}).await.unwrap();
     let indexed_in = started.elapsed().as_secs_f64();
+    let reindexed = checkpoint.is_none_or(|applied| applied < store.last_change());
     let index_bytes = common::dir_size(&SearchIndex::dir(dir));
     let store_bytes = common::dir_size(dir) - index_bytes;
 
-    if fresh {
-        println!(
-            "events: {events}; raw JSON {:.0} B/event",
-            raw_bytes as f64 / events as f64
-        );
-        println!(
-            "store: {:.0} B/event ({:.0} events/s stored); index: {:.0} B/event ({:.0} events/s indexed); \
-             store+index = {:.2} x raw",
-            store_bytes as f64 / events as f64,
-            events as f64 / stored_in,
-            index_bytes as f64 / events as f64,
-            events as f64 / indexed_in,
-            (store_bytes + index_bytes) as f64 / raw_bytes as f64,
-        );
-    }
+    println!(
+        "events: {events}; raw JSON {:.0} B/event",
+        raw_bytes as f64 / events as f64
+    );
+    let rate = |done: bool, seconds: f64| match done {
+        true => format!("{:.0} events/s", events as f64 / seconds),
+        false => "kept".to_owned(),
+    };
+    println!(
+        "store: {:.0} B/event ({} stored); index: {:.0} B/event ({} indexed); \
+         store+index = {:.2} x raw",
+        store_bytes as f64 / events as f64,
+        rate(fresh, stored_in),
+        index_bytes as f64 / events as f64,
+        rate(reindexed, indexed_in),
+        (store_bytes + index_bytes) as f64 / raw_bytes as f64,
+    );
     let queries = [
         ("rare term", "capacitor AND quota", None),
         ("broad term", "readme", None),
@@ -129,7 +144,7 @@ async fn main() {
                 sort: SortOrder::Relevance,
                 ..Default::default()
             };
-            let (p50, p99, total) = time_query(&index2, &store2, &request);
+            let (p50, p99, total) = time_query(&index2, &store2, &request, runs);
             println!(
                 "| {name} | `{q}`{} | {total} | {p50:.2} ms | {p99:.2} ms |",
                 event.map_or(String::new(), |e| format!(" + event={e}"))

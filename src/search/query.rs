@@ -5,12 +5,13 @@
 use std::ops::Bound;
 
 use tantivy::collector::{Collector, TopDocs};
+use tantivy::columnar::Column;
 use tantivy::query::{
     AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
 };
-use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::schema::IndexRecordOption;
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
+use tantivy::{DateTime, DocAddress, Order, Searcher, Term};
 
 use super::SearchIndex;
 use super::document::{payload_of, text_of};
@@ -192,13 +193,14 @@ impl SearchIndex {
             )?),
             None => None,
         };
+        let mut seqs = SeqColumns::new(&searcher);
         let mut hits = Vec::new();
         for (score, address) in addresses
             .into_iter()
             .skip(request.offset)
             .take(request.limit)
         {
-            let Some(seq) = seq_of(&searcher, address, fields.seq)? else {
+            let Some(seq) = seqs.seq_of(address)? else {
                 continue;
             };
             let Some(stored) = store.get_seq_blocking(seq)? else {
@@ -273,13 +275,32 @@ fn only_terms(query: &dyn Query) -> bool {
     query.is::<TermQuery>() || query.is::<RangeQuery>() || query.is::<AllQuery>()
 }
 
-fn seq_of(
-    searcher: &Searcher,
-    address: DocAddress,
-    field: tantivy::schema::Field,
-) -> Result<Option<u64>, SearchError> {
-    let doc: TantivyDocument = searcher.doc(address)?;
-    Ok(doc.get_first(field).and_then(|v| v.as_u64()))
+/// The event of each hit, read from the `seq` column (the index stores no documents,
+/// so a hit costs no decompression of a document-store block). Each segment's column
+/// is opened once: opening looks its name up in the segment's column dictionary.
+struct SeqColumns<'a> {
+    searcher: &'a Searcher,
+    opened: Vec<Option<Column<u64>>>,
+}
+
+impl<'a> SeqColumns<'a> {
+    fn new(searcher: &'a Searcher) -> Self {
+        Self {
+            searcher,
+            opened: vec![None; searcher.segment_readers().len()],
+        }
+    }
+
+    fn seq_of(&mut self, address: DocAddress) -> Result<Option<u64>, SearchError> {
+        let slot = &mut self.opened[address.segment_ord as usize];
+        if slot.is_none() {
+            let reader = self.searcher.segment_reader(address.segment_ord);
+            *slot = Some(reader.fast_fields().u64("seq")?);
+        }
+        Ok(slot
+            .as_ref()
+            .and_then(|column| column.first(address.doc_id)))
+    }
 }
 
 fn html_escape(text: &str) -> String {

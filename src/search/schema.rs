@@ -4,14 +4,15 @@
 
 use tantivy::DateTime;
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING,
-    Schema, TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, Schema,
+    TextFieldIndexing, TextOptions,
 };
 
 /// Bumped whenever fields change: an index with another version is rebuilt.
 /// 2: the `facet` field is gone (facets are counted from the `event` and
-/// `repository` columns).
-pub const SCHEMA_VERSION: u32 = 2;
+/// `repository` columns). 3: `seq` is no longer stored (hits read its column), so
+/// the index keeps no document store; only `text` keeps field norms.
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Clone, Copy)]
 pub struct Fields {
@@ -54,15 +55,23 @@ pub fn received_date(ms: i64) -> DateTime {
 
 pub fn build() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let exact = STRING | FAST;
+    // No field norms outside `text`: a norm is a byte per document and field, read
+    // only to weigh a word by the length of its field, and an exact field holds one
+    // term (every match scores alike). Twelve such fields were a fifth of the index.
+    let exact_indexing = TextFieldIndexing::default()
+        .set_tokenizer("raw")
+        .set_index_option(IndexRecordOption::Basic)
+        .set_fieldnorms(false);
+    let exact_index_only = TextOptions::default().set_indexing_options(exact_indexing);
+    let exact = exact_index_only.clone() | FAST;
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer("default")
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let fields = Fields {
-        seq: builder.add_u64_field("seq", INDEXED | STORED | FAST),
-        delivery: builder.add_text_field("delivery", STRING),
+        seq: builder.add_u64_field("seq", NumericOptions::default().set_indexed().set_fast()),
+        delivery: builder.add_text_field("delivery", exact_index_only),
         event: builder.add_text_field("event", exact.clone()),
         action: builder.add_text_field("action", exact.clone()),
         repository: builder.add_text_field("repository", exact.clone()),
@@ -76,7 +85,10 @@ pub fn build() -> (Schema, Fields) {
         // and time ordering within a second.
         received: builder.add_date_field(
             "received",
-            DateOptions::from(INDEXED | FAST).set_precision(DateTimePrecision::Milliseconds),
+            DateOptions::default()
+                .set_indexed()
+                .set_fast()
+                .set_precision(DateTimePrecision::Milliseconds),
         ),
         text: builder.add_text_field("text", text),
     };
@@ -86,6 +98,24 @@ pub fn build() -> (Schema, Fields) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The index keeps a byte per document for each field with norms and a document
+    /// store for each stored one: only `text` needs norms (scoring words), nothing
+    /// needs storing (hits read `seq` from its column, the rest is in the store).
+    #[test]
+    fn only_text_has_norms_and_nothing_is_stored() {
+        let (schema, fields) = build();
+        for (field, entry) in schema.fields() {
+            assert_eq!(
+                entry.has_fieldnorms(),
+                field == fields.text,
+                "{}",
+                entry.name()
+            );
+            assert!(!entry.is_stored(), "{}", entry.name());
+        }
+        assert!(schema.get_field_entry(fields.seq).is_fast());
+    }
 
     #[test]
     fn received_dates_beyond_tantivys_range_are_clamped() {
