@@ -137,28 +137,48 @@ struct Prepared {
     signature: String,
 }
 
+/// Builds and signs `count` deliveries, split over every core: a closed-loop run at
+/// tens of thousands per second needs hundreds of thousands of them.
 fn prepare(templates: &[(String, Value)], secret: &str, count: usize, run: u128) -> Vec<Prepared> {
-    (0..count)
-        .map(|n| {
-            let (event, template) = &templates[n % templates.len()];
-            let mut payload = template.clone();
-            // Unique across runs too: a second run against the same store must not
-            // be folded into the first by the content key.
-            make_unique(
-                &mut payload,
-                (run % 100_000_000) as u64 * 10_000_000 + n as u64,
-            );
-            let body = serde_json::to_vec(&payload).unwrap();
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-            mac.update(&body);
-            Prepared {
-                event: event.clone(),
-                id: format!("bench-{run:x}-{n}"),
-                signature: format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
-                body: body.into(),
-            }
-        })
-        .collect()
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = count.div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = (0..count)
+            .step_by(per_thread)
+            .map(|start| {
+                let end = (start + per_thread).min(count);
+                scope.spawn(move || {
+                    (start..end)
+                        .map(|n| prepare_one(templates, secret, n, run))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().unwrap())
+            .collect()
+    })
+}
+
+fn prepare_one(templates: &[(String, Value)], secret: &str, n: usize, run: u128) -> Prepared {
+    let (event, template) = &templates[n % templates.len()];
+    let mut payload = template.clone();
+    // Unique across runs too: a second run against the same store must not be
+    // folded into the first by the content key.
+    make_unique(
+        &mut payload,
+        (run % 100_000_000) as u64 * 10_000_000 + n as u64,
+    );
+    let body = serde_json::to_vec(&payload).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&body);
+    Prepared {
+        event: event.clone(),
+        id: format!("bench-{run:x}-{n}"),
+        signature: format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        body: body.into(),
+    }
 }
 
 #[derive(Default)]
