@@ -106,6 +106,16 @@ impl Client {
         }
     }
 
+    /// Every line that arrives within `period`. For periodic messages (`/monitoring`
+    /// updates), where waiting for a quiet moment as `drain` does may never end.
+    async fn read_for(&mut self, period: Duration) -> Vec<String> {
+        let until = tokio::time::Instant::now() + period;
+        while let Ok(Some(line)) = tokio::time::timeout_at(until, self.lines.recv()).await {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
     /// Lines until none arrives for `idle`.
     async fn drain(&mut self, idle: Duration) -> Vec<String> {
         while let Ok(Some(line)) = tokio::time::timeout(idle, self.lines.recv()).await {
@@ -302,15 +312,20 @@ async fn a_resuming_subscriber_loses_nothing_and_gets_nothing_twice() {
 #[tokio::test]
 async fn monitoring_sends_updates_on_connect_and_on_a_timer() {
     let app = TestApp::spawn_with(|c| c.monitor_interval = Duration::from_millis(200)).await;
-    app.post_signed("ping", &new_id(), &fixture("ping", 0).bytes)
-        .await;
-    app.settle().await;
     let Some(mut client) = node(&app, "client.mjs", &["monitoring"]) else {
         return;
     };
     client.expect("\"update\"").await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    client.drain(Duration::from_millis(300)).await;
+    let on_connect = client.reports("update")[0].clone();
+    assert_eq!(on_connect["totals"]["events"], 0, "{on_connect}");
+    // Posted once the client is connected: the timer's updates must show it, and
+    // "per minute" is a wall-clock window, which a paused VM can jump past (a CI
+    // run saw ~60 s) if the client takes long to start after the post.
+    app.post_signed("ping", &new_id(), &fixture("ping", 0).bytes)
+        .await;
+    app.settle().await;
+    // Timed, not "until quiet": updates come every 200 ms, so a quiet moment may not.
+    client.read_for(Duration::from_millis(1000)).await;
     let updates = client.reports("update");
     assert!(
         updates.len() >= 3,
@@ -469,7 +484,7 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        monitor.drain(Duration::from_millis(300)).await;
+        monitor.read_for(Duration::from_millis(300)).await;
         let dropped = monitor
             .reports("update")
             .last()
