@@ -113,9 +113,12 @@ async fn main() {
         "events: {events}; raw JSON {:.0} B/event",
         raw_bytes as f64 / events as f64
     );
-    let rate = |done: bool, seconds: f64| match done {
-        true => format!("{:.0} events/s", events as f64 / seconds),
-        false => "kept".to_owned(),
+    let rate = |done: bool, seconds: f64| {
+        if done {
+            format!("{:.0} events/s", events as f64 / seconds)
+        } else {
+            "kept".to_owned()
+        }
     };
     println!(
         "store: {:.0} B/event ({} stored); index: {:.0} B/event ({} indexed); \

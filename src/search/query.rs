@@ -292,14 +292,14 @@ impl<'a> SeqColumns<'a> {
     }
 
     fn seq_of(&mut self, address: DocAddress) -> Result<Option<u64>, SearchError> {
-        let slot = &mut self.opened[address.segment_ord as usize];
-        if slot.is_none() {
-            let reader = self.searcher.segment_reader(address.segment_ord);
-            *slot = Some(reader.fast_fields().u64("seq")?);
-        }
-        Ok(slot
-            .as_ref()
-            .and_then(|column| column.first(address.doc_id)))
+        let column = match &mut self.opened[address.segment_ord as usize] {
+            Some(column) => column,
+            slot => {
+                let reader = self.searcher.segment_reader(address.segment_ord);
+                slot.insert(reader.fast_fields().u64("seq")?)
+            }
+        };
+        Ok(column.first(address.doc_id))
     }
 }
 
