@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -452,8 +453,6 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
     let app = TestApp::spawn_with(|c| {
         c.dedup_ttl = Duration::ZERO;
         c.monitor_interval = Duration::from_millis(200);
-        // 2,500 at once, all to be acknowledged: above the default ingest cap.
-        c.max_concurrent_ingest = 4096;
     })
     .await;
     let Some(mut stuck) = node(&app, "seed.mjs", &[]) else {
@@ -469,10 +468,13 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
 
     let body = retargeted("push", 4, "myorg/myrepo");
     let app_ref = &app;
-    let statuses = futures::future::join_all(
-        (0..2500).map(|_| async { app_ref.post_signed("push", &new_id(), &body).await.0 }),
-    )
-    .await;
+    // 64 connections at a time: 2,500 connects at once overflow the listen backlog,
+    // and the kernel's SYN-cookie fallback may then reset a few of them (seen in CI).
+    let statuses: Vec<StatusCode> = futures::stream::iter(0..2500)
+        .map(|_| async { app_ref.post_signed("push", &new_id(), &body).await.0 })
+        .buffer_unordered(64)
+        .collect()
+        .await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::OK),
         "every delivery acknowledged"
