@@ -5,6 +5,7 @@
 //! The ingest path never touches tantivy.
 
 mod background;
+mod common_grams;
 mod document;
 mod indexer;
 mod query;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
+use tantivy::tokenizer::TokenizerManager;
 use tantivy::{Index, IndexReader, ReloadPolicy};
 
 use crate::store::Store;
@@ -47,6 +49,10 @@ struct Inner {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// The analyzers a query's `text` words go through: exact phrases look for
+    /// common-word pairs, loose ones (slop, prefix) for words alone.
+    exact_phrases: TokenizerManager,
+    loose_phrases: TokenizerManager,
     /// Last change id whose effect is searchable.
     indexed_change: AtomicU64,
     rebuilding: AtomicBool,
@@ -95,6 +101,15 @@ impl SearchIndex {
         checkpoint: Option<u64>,
         opened: Opened,
     ) -> anyhow::Result<(SearchIndex, Option<u64>, Opened)> {
+        // tantivy keeps no analyzers in the index: each open registers them again.
+        index
+            .tokenizers()
+            .register(schema::TEXT_TOKENIZER, common_grams::index_analyzer());
+        let with_text = |analyzer| {
+            let tokenizers = TokenizerManager::default();
+            tokenizers.register(schema::TEXT_TOKENIZER, analyzer);
+            tokenizers
+        };
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -103,6 +118,8 @@ impl SearchIndex {
             index,
             reader,
             fields,
+            exact_phrases: with_text(common_grams::phrase_analyzer()),
+            loose_phrases: with_text(common_grams::words_analyzer()),
             indexed_change: AtomicU64::new(checkpoint.unwrap_or(0)),
             rebuilding: AtomicBool::new(checkpoint.is_none()),
             last_failure_ms: AtomicI64::new(0),

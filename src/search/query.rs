@@ -9,6 +9,7 @@ use tantivy::columnar::Column;
 use tantivy::query::{
     AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
 };
+use tantivy::query_grammar::{self, UserInputAst, UserInputLeaf};
 use tantivy::schema::IndexRecordOption;
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DateTime, DocAddress, Order, Searcher, Term};
@@ -101,7 +102,16 @@ impl SearchIndex {
             )));
         }
         let fields = &self.inner.fields;
-        let mut parser = QueryParser::for_index(&self.inner.index, vec![fields.text]);
+        let tokenizers = if has_loose_phrase(q) {
+            &self.inner.loose_phrases
+        } else {
+            &self.inner.exact_phrases
+        };
+        let mut parser = QueryParser::new(
+            self.inner.index.schema(),
+            vec![fields.text],
+            tokenizers.clone(),
+        );
         parser.set_conjunction_by_default();
         let query = parser
             .parse_query(q)
@@ -303,6 +313,22 @@ impl<'a> SeqColumns<'a> {
     }
 }
 
+/// Whether a phrase in `q` allows other words between its own (`"a b"~2`) or ends
+/// in a prefix (`"a b"*`): such phrases cannot use common-word pairs. (A query that
+/// does not parse gets the parser's message either way.)
+fn has_loose_phrase(q: &str) -> bool {
+    fn walk(ast: &UserInputAst) -> bool {
+        match ast {
+            UserInputAst::Clause(clauses) => clauses.iter().any(|(_, sub)| walk(sub)),
+            UserInputAst::Boost(sub, _) => walk(sub),
+            UserInputAst::Leaf(leaf) => {
+                matches!(leaf.as_ref(), UserInputLeaf::Literal(l) if l.slop > 0 || l.prefix)
+            }
+        }
+    }
+    query_grammar::parse_query(q).is_ok_and(|ast| walk(&ast))
+}
+
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -373,6 +399,27 @@ mod tests {
         }
         for q in ["\"update the readme\"", "a AND \"b c\"", "readm~1"] {
             assert!(!only_terms(parsed(q).as_ref()), "{q}");
+        }
+    }
+
+    #[test]
+    fn phrases_with_slop_or_a_prefix_are_loose() {
+        for q in [
+            "\"a b\"~2",
+            "x AND \"fix the\"*",
+            "(y OR \"the bug\"~1)^2",
+            "text:\"a b\"~1",
+        ] {
+            assert!(has_loose_phrase(q), "{q}");
+        }
+        for q in [
+            "\"fix the bug\"",
+            "readme",
+            "event:push",
+            "(a",
+            "\"the\" AND x",
+        ] {
+            assert!(!has_loose_phrase(q), "{q}");
         }
     }
 

@@ -11,8 +11,12 @@ use tantivy::schema::{
 /// Bumped whenever fields change: an index with another version is rebuilt.
 /// 2: the `facet` field is gone (facets are counted from the `event` and
 /// `repository` columns). 3: `seq` is no longer stored (hits read its column), so
-/// the index keeps no document store; only `text` keeps field norms.
-pub const SCHEMA_VERSION: u32 = 3;
+/// the index keeps no document store; only `text` keeps field norms. 4: `text` also
+/// holds common-word pairs (`common_grams`).
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// The analyzer `text` is indexed with (registered when the index is opened).
+pub const TEXT_TOKENIZER: &str = "words_and_common_pairs";
 
 #[derive(Clone, Copy)]
 pub struct Fields {
@@ -66,7 +70,7 @@ pub fn build() -> (Schema, Fields) {
     let exact = exact_index_only.clone() | FAST;
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
-            .set_tokenizer("default")
+            .set_tokenizer(TEXT_TOKENIZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let fields = Fields {

@@ -102,6 +102,18 @@ async fn searches_return_exactly_the_matching_deliveries() {
         hit_ids(&app, "q=%22Spelling%20error%20in%20the%20README%20file%22").await,
         want
     );
+    // Loose phrases: a word may stand between (`~1`), or the last word is a prefix.
+    // Common-word pairs ("in the", "the readme") serve exact phrases only.
+    assert_eq!(hit_ids(&app, "q=%22error%20the%20README%22~1").await, want);
+    assert_eq!(
+        hit_ids(&app, "q=%22Spelling%20error%20in%20the%20READ%22*").await,
+        want
+    );
+    assert!(
+        hit_ids(&app, "q=%22error%20the%20README%22")
+            .await
+            .is_empty()
+    );
 
     // A word: a job name.
     let want = expected(&ids, &corpus, |f| {
