@@ -340,7 +340,16 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 64,
+            // Beside the integration tests' seeds, not in a folder at the top.
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "tests/proptest-regressions/common_grams.txt",
+                ),
+            )),
+            ..Default::default()
+        })]
         /// Pairs change how a phrase is found, never what is found.
         #[test]
         fn pairs_find_exactly_what_words_find(
