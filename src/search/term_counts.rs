@@ -34,6 +34,10 @@ pub struct SegmentTermCounts {
     hits: usize,
     columns: Vec<ColumnCounts>,
     ords: [Option<u64>; COLLECT_BLOCK_BUFFER_LEN],
+    /// Hits handed over one at a time (beside a scoring collector), looked up a
+    /// block at a time like the others.
+    pending: [DocId; COLLECT_BLOCK_BUFFER_LEN],
+    pending_len: usize,
 }
 
 struct ColumnCounts {
@@ -66,6 +70,8 @@ impl Collector for TermCounts {
             hits: 0,
             columns,
             ords: [None; COLLECT_BLOCK_BUFFER_LEN],
+            pending: [0; COLLECT_BLOCK_BUFFER_LEN],
+            pending_len: 0,
         })
     }
 
@@ -117,11 +123,23 @@ impl Collector for TermCounts {
     }
 }
 
+impl SegmentTermCounts {
+    fn flush_pending(&mut self) {
+        let pending = self.pending;
+        self.collect_block(&pending[..self.pending_len]);
+        self.pending_len = 0;
+    }
+}
+
 impl SegmentCollector for SegmentTermCounts {
     type Fruit = Counted;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        self.collect_block(&[doc]);
+        self.pending[self.pending_len] = doc;
+        self.pending_len += 1;
+        if self.pending_len == COLLECT_BLOCK_BUFFER_LEN {
+            self.flush_pending();
+        }
     }
 
     fn collect_block(&mut self, docs: &[DocId]) {
@@ -142,7 +160,8 @@ impl SegmentCollector for SegmentTermCounts {
         }
     }
 
-    fn harvest(self) -> Counted {
+    fn harvest(mut self) -> Counted {
+        self.flush_pending();
         let per_field = self
             .columns
             .into_iter()
