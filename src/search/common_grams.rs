@@ -186,7 +186,7 @@ impl<S: TokenStream> IndexStream<S> {
     }
 }
 
-/// A phrase's pairs and uncovered words, worked out whole (phrases are short).
+/// The terms an exact phrase is looked up by, worked out whole (phrases are short).
 pub struct QueryStream {
     /// In reverse order: `advance` pops.
     tokens: Vec<Token>,
