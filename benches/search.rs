@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench search [-- --events 1000000] [--data-dir DIR] [--queries 100]
+//!                             [--only broad]
 //! ```
 //! With `--data-dir`, the store and index are kept there and a later run with the
 //! same directory only queries (to compare two builds on the same index).
@@ -77,6 +78,13 @@ async fn main() {
         .position(|a| a == "--data-dir")
         .and_then(|i| args.get(i + 1))
         .map(std::path::PathBuf::from);
+    // `--only broad` runs the queries whose name starts so (to profile one alone).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_default();
     let temp = tempfile::tempdir().unwrap();
     let dir = kept.as_deref().unwrap_or(temp.path());
     let options = StoreOptions {
@@ -139,7 +147,7 @@ async fn main() {
     println!("| --- | --- | --- | --- | --- |");
     let (index2, store2) = (index.clone(), store.clone());
     tokio::task::spawn_blocking(move || {
-        for (name, q, event) in queries {
+        for (name, q, event) in queries.into_iter().filter(|(n, ..)| n.starts_with(&only)) {
             let request = SearchRequest {
                 q: q.into(),
                 event: event.map(str::to_owned),

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use serde_json::Value;
 use tantivy::TantivyDocument;
 
-use super::schema::{Fields, received_date};
+use super::schema::{Fields, facet_value, received_date};
 use crate::domain::PayloadEncoding;
 use crate::domain::json::{self, Paths};
 use crate::ingest;
@@ -179,6 +179,10 @@ pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -
     doc.add_text(fields.delivery, &record.delivery_id);
     doc.add_text(fields.event, &record.event);
     doc.add_text(fields.status, record.status.as_str());
+    doc.add_text(
+        fields.facets,
+        facet_value(&record.event, record.repository.as_deref()),
+    );
     let optional = [
         (fields.action, record.action.as_deref()),
         (fields.repository, record.repository.as_deref()),

@@ -2,6 +2,7 @@
 //! exact filters and a date range, sorted by relevance or time, with facet counts and
 //! highlighted snippets.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use tantivy::collector::{Collector, TopDocs};
@@ -16,12 +17,10 @@ use tantivy::{DateTime, DocAddress, Order, Searcher, Term};
 
 use super::SearchIndex;
 use super::document::{payload_of, text_of};
-use super::schema::received_date;
+use super::schema::{facet_parts, received_date};
 use super::term_counts::{Counted, TermCounts};
 use crate::store::{EventRecord, Store};
 
-/// The exact fields counted per value, in the order of `Facets`.
-const FACET_FIELDS: &[&str] = &["event", "repository"];
 /// Most facet values reported per facet.
 const FACET_LIMIT: usize = 20;
 const SNIPPET_CHARS: usize = 200;
@@ -77,6 +76,33 @@ pub struct Hit {
 pub struct Facets {
     pub event: Vec<(String, u64)>,
     pub repository: Vec<(String, u64)>,
+}
+
+impl Facets {
+    /// Splits the counts per (type, repository) value of the `facets` column into
+    /// the two facets, each its most frequent values.
+    fn from_counts(per_value: &HashMap<String, u64>) -> Self {
+        let mut event: HashMap<&str, u64> = HashMap::new();
+        let mut repository: HashMap<&str, u64> = HashMap::new();
+        for (value, &count) in per_value {
+            let (of_event, of_repository) = facet_parts(value);
+            *event.entry(of_event).or_default() += count;
+            if let Some(of_repository) = of_repository {
+                *repository.entry(of_repository).or_default() += count;
+            }
+        }
+        let top = |counts: HashMap<&str, u64>| {
+            let mut list: Vec<(String, u64)> =
+                counts.into_iter().map(|(v, c)| (v.to_owned(), c)).collect();
+            list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            list.truncate(FACET_LIMIT);
+            list
+        };
+        Self {
+            event: top(event),
+            repository: top(repository),
+        }
+    }
 }
 
 pub struct SearchResults {
@@ -233,21 +259,10 @@ impl SearchIndex {
             });
         }
 
-        let mut per_field = counted.per_field.into_iter();
-        let mut facet_list = || {
-            let counts = per_field.next().expect("one count per facet field");
-            let mut list: Vec<(String, u64)> = counts.into_iter().collect();
-            list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            list.truncate(FACET_LIMIT);
-            list
-        };
         Ok(SearchResults {
             hits,
             total: counted.total,
-            facets: Facets {
-                event: facet_list(),
-                repository: facet_list(),
-            },
+            facets: Facets::from_counts(&counted.per_value),
         })
     }
 }
@@ -263,7 +278,7 @@ fn top_and_counts<C: Collector>(
     top: C,
     split: bool,
 ) -> tantivy::Result<(C::Fruit, Counted)> {
-    let counts = TermCounts::for_fields(FACET_FIELDS);
+    let counts = TermCounts::for_field("facets");
     if split {
         Ok((
             searcher.search(query, &top)?,

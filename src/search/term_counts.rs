@@ -1,48 +1,47 @@
 //! The total and the facet counts of a search, in one pass without scoring: per
-//! segment, one counter per term ordinal of each exact field's column, named only at
-//! the end. A broad query hits a quarter of all events, so the pass reads the
-//! matches in blocks (tantivy's no-score path) and looks the columns up a block at
-//! a time; the top hits are found apart, where scoring can skip what cannot rank.
+//! segment, one counter per term ordinal of a `FAST` string column (`facets`), named
+//! only at the end. A broad query hits a quarter of all events, so the pass reads the
+//! matches in blocks (tantivy's no-score path) and looks the column up a block at a
+//! time; the top hits are found apart, where scoring can skip what cannot rank.
 
 use std::collections::HashMap;
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::StrColumn;
+use tantivy::columnar::{RowId, StrColumn};
 use tantivy::query::Weight;
 use tantivy::{COLLECT_BLOCK_BUFFER_LEN, DocId, Score, SegmentOrdinal, SegmentReader};
 
-/// Counts the hits, and the hits per value of each of some single-valued `FAST`
-/// string fields.
+/// Counts the hits, and the hits per value of a single-valued `FAST` string field.
 pub struct TermCounts {
-    fields: &'static [&'static str],
+    field: &'static str,
 }
 
 impl TermCounts {
-    pub fn for_fields(fields: &'static [&'static str]) -> Self {
-        Self { fields }
+    pub fn for_field(field: &'static str) -> Self {
+        Self { field }
     }
 }
 
-/// What a pass found: the hit count, and per field (in the order given) each value's.
+/// What a pass found: the hit count, and each value's.
 #[derive(Debug, Default)]
 pub struct Counted {
     pub total: usize,
-    pub per_field: Vec<HashMap<String, u64>>,
+    pub per_value: HashMap<String, u64>,
 }
 
 pub struct SegmentTermCounts {
     hits: usize,
-    columns: Vec<ColumnCounts>,
-    ords: [Option<u64>; COLLECT_BLOCK_BUFFER_LEN],
+    column: Option<StrColumn>,
+    counts: Vec<u64>,
+    /// A block's hits that have a value, their rows in the column, and the values
+    /// (term ordinals): reused from block to block.
+    valued: Vec<DocId>,
+    rows: Vec<RowId>,
+    ords: Vec<u64>,
     /// Hits handed over one at a time (beside a scoring collector), looked up a
     /// block at a time like the others.
     pending: [DocId; COLLECT_BLOCK_BUFFER_LEN],
     pending_len: usize,
-}
-
-struct ColumnCounts {
-    column: Option<StrColumn>,
-    counts: Vec<u64>,
 }
 
 impl Collector for TermCounts {
@@ -54,22 +53,15 @@ impl Collector for TermCounts {
         _segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentTermCounts> {
-        let columns = self
-            .fields
-            .iter()
-            .map(|field| {
-                let column = reader.fast_fields().str(field)?;
-                let terms = column.as_ref().map_or(0, |c| c.num_terms());
-                Ok(ColumnCounts {
-                    column,
-                    counts: vec![0; terms],
-                })
-            })
-            .collect::<tantivy::Result<_>>()?;
+        let column = reader.fast_fields().str(self.field)?;
+        let terms = column.as_ref().map_or(0, |c| c.num_terms());
         Ok(SegmentTermCounts {
             hits: 0,
-            columns,
-            ords: [None; COLLECT_BLOCK_BUFFER_LEN],
+            column,
+            counts: vec![0; terms],
+            valued: Vec::with_capacity(COLLECT_BLOCK_BUFFER_LEN),
+            rows: Vec::with_capacity(COLLECT_BLOCK_BUFFER_LEN),
+            ords: Vec::with_capacity(COLLECT_BLOCK_BUFFER_LEN),
             pending: [0; COLLECT_BLOCK_BUFFER_LEN],
             pending_len: 0,
         })
@@ -107,16 +99,11 @@ impl Collector for TermCounts {
     }
 
     fn merge_fruits(&self, segments: Vec<Counted>) -> tantivy::Result<Counted> {
-        let mut merged = Counted {
-            total: 0,
-            per_field: vec![HashMap::new(); self.fields.len()],
-        };
+        let mut merged = Counted::default();
         for segment in segments {
             merged.total += segment.total;
-            for (into, from) in merged.per_field.iter_mut().zip(segment.per_field) {
-                for (term, count) in from {
-                    *into.entry(term).or_default() += count;
-                }
+            for (value, count) in segment.per_value {
+                *merged.per_value.entry(value).or_default() += count;
             }
         }
         Ok(merged)
@@ -142,46 +129,46 @@ impl SegmentCollector for SegmentTermCounts {
         }
     }
 
+    /// The block's rows are found at once and their values read in one call
+    /// (`Column::first_vals` would look a column where some documents have no value
+    /// up one hit at a time).
     fn collect_block(&mut self, docs: &[DocId]) {
         self.hits += docs.len();
-        // Blocks are at most COLLECT_BLOCK_BUFFER_LEN long; longer slices go in parts.
-        for docs in docs.chunks(COLLECT_BLOCK_BUFFER_LEN) {
-            let ords = &mut self.ords[..docs.len()];
-            for column in &mut self.columns {
-                let Some(values) = &column.column else {
-                    continue;
-                };
-                ords.fill(None);
-                values.ords().first_vals(docs, ords);
-                for ord in ords.iter().flatten() {
-                    column.counts[*ord as usize] += 1;
-                }
-            }
+        let Some(column) = &self.column else {
+            return;
+        };
+        let ords = column.ords();
+        self.valued.clear();
+        self.rows.clear();
+        ords.row_ids_for_docs(docs, &mut self.valued, &mut self.rows);
+        self.ords.resize(self.rows.len(), 0);
+        ords.values.get_vals(&self.rows, &mut self.ords);
+        for &ord in &self.ords {
+            self.counts[ord as usize] += 1;
         }
     }
 
     fn harvest(mut self) -> Counted {
         self.flush_pending();
-        let per_field = self
-            .columns
-            .into_iter()
-            .map(|ColumnCounts { column, counts }| {
-                let mut named = HashMap::new();
-                let Some(column) = column else {
-                    return named;
-                };
-                for (ord, &count) in counts.iter().enumerate() {
-                    let mut term = String::new();
-                    if count > 0 && column.ord_to_str(ord as u64, &mut term).unwrap_or(false) {
-                        named.insert(term, count);
-                    }
-                }
-                named
-            })
-            .collect();
+        let mut per_value = HashMap::new();
+        if let Some(column) = &self.column {
+            // Named in one ordered walk of the dictionary: looking each ordinal up
+            // alone decodes its dictionary block from the start every time.
+            let counted: Vec<u64> = (0..self.counts.len() as u64)
+                .filter(|&ord| self.counts[ord as usize] > 0)
+                .collect();
+            let mut counts = counted.iter().map(|&ord| self.counts[ord as usize]);
+            let named = column
+                .dictionary()
+                .sorted_ords_to_term_cb(&counted, |value| {
+                    let count = counts.next().expect("one count per ordinal");
+                    per_value.insert(String::from_utf8_lossy(value).into_owned(), count);
+                });
+            debug_assert!(named.is_ok_and(|all| all), "every ordinal has a value");
+        }
         Counted {
             total: self.hits,
-            per_field,
+            per_value,
         }
     }
 }

@@ -187,6 +187,44 @@ async fn searches_return_exactly_the_matching_deliveries() {
         hit_ids(&app, "repository=Codertocat/Hello-World&action=created").await,
         want
     );
+
+    // Facets over every event, with a repository or without (organization, app and
+    // sponsorship events): the most frequent values, each with its exact count.
+    let data = search(&app, "q=").await;
+    assert_eq!(
+        facet(&data, "event"),
+        top_counts(corpus.iter().map(|f| f.event.as_str()))
+    );
+    let with_repository = corpus.iter().filter_map(Fixture::repository);
+    assert!(with_repository.clone().count() < corpus.len());
+    assert_eq!(facet(&data, "repository"), top_counts(with_repository));
+}
+
+/// A facet of a search answer as (value, count) pairs, in the answer's order.
+fn facet(data: &Value, name: &str) -> Vec<(String, u64)> {
+    data["facets"][name]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["value"].as_str().unwrap().to_owned(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The 20 most frequent values, most frequent first, ties by value: how facets list.
+fn top_counts<'a>(values: impl Iterator<Item = &'a str>) -> Vec<(String, u64)> {
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for value in values {
+        *counts.entry(value).or_default() += 1;
+    }
+    let mut list: Vec<(String, u64)> = counts.into_iter().map(|(v, c)| (v.to_owned(), c)).collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list.truncate(20);
+    list
 }
 
 #[tokio::test]
