@@ -192,10 +192,13 @@ impl SearchIndex {
                 )),
             ));
         }
-        let query: Box<dyn Query> = if clauses.is_empty() {
-            Box::new(AllQuery)
-        } else {
-            Box::new(BooleanQuery::new(clauses))
+        // A lone clause goes to tantivy unwrapped: a single term's top hits then skip
+        // every block of postings whose best score cannot rank (block-max WAND),
+        // which a boolean query of one clause does not do.
+        let query: Box<dyn Query> = match clauses.len() {
+            0 => Box::new(AllQuery),
+            1 => clauses.remove(0).1,
+            _ => Box::new(BooleanQuery::new(clauses)),
         };
 
         let searcher = self.inner.reader.searcher();
