@@ -109,6 +109,12 @@ async fn search(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let request = parse(&params)?;
+    // How fresh the index is, read before searching: the searcher is reloaded before
+    // the indexed position moves on, so the hits are at least as fresh as this says.
+    // (Read after, a search still on the previous searcher could claim `indexLag: 0`
+    // beside hits that miss the last commit.)
+    let lag = state.search.lag(&state.store);
+    let rebuilding = state.search.rebuilding();
     let (index, store) = (state.search.clone(), state.store.clone());
     let (limit, offset) = (request.limit, request.offset);
     let results = tokio::task::spawn_blocking(move || index.search_blocking(&store, &request))
@@ -151,14 +157,13 @@ async fn search(
             .map(|(value, count)| json!({"value": value, "count": count}))
             .collect()
     };
-    let lag = state.search.lag(&state.store);
     let data = json!({
         "hits": hits,
         "total": results.total,
         "tookMs": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         "facets": {"event": facet(results.facets.event), "repository": facet(results.facets.repository)},
         "indexLag": lag,
-        "rebuilding": state.search.rebuilding(),
+        "rebuilding": rebuilding,
     });
     Ok(envelope::paginated(
         data,
