@@ -17,7 +17,7 @@ use tantivy::{DateTime, DocAddress, Order, Searcher, Term};
 
 use super::SearchIndex;
 use super::document::{payload_of, text_of};
-use super::schema::{facet_parts, received_date};
+use super::schema::{FACETS, facet_parts, received_date};
 use super::term_counts::{Counted, TermCounts};
 use crate::store::{EventRecord, Store};
 
@@ -281,7 +281,7 @@ fn top_and_counts<C: Collector>(
     top: C,
     split: bool,
 ) -> tantivy::Result<(C::Fruit, Counted)> {
-    let counts = TermCounts::for_field("facets");
+    let counts = TermCounts::for_field(FACETS);
     if split {
         Ok((
             searcher.search(query, &top)?,

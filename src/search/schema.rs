@@ -59,6 +59,9 @@ pub fn received_date(ms: i64) -> DateTime {
     DateTime::from_timestamp_millis(ms.clamp(i64::MIN / 1_000_000, i64::MAX / 1_000_000))
 }
 
+/// The column a search counts facets from (`Fields::facets`).
+pub const FACETS: &str = "facets";
+
 /// An event's value in the `facets` column: its type and repository (empty when it
 /// has none) in one string. A search counts its hits per value of this one column,
 /// which every document has: for a broad query, a quarter of all events, each hit is
@@ -118,7 +121,7 @@ pub fn build() -> (Schema, Fields) {
         text: builder.add_text_field("text", text),
         // A column only (not searchable): `facet_value` of the event's type and
         // repository, what a search counts for every hit.
-        facets: builder.add_text_field("facets", FAST),
+        facets: builder.add_text_field(FACETS, FAST),
     };
     (builder.build(), fields)
 }
