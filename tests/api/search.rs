@@ -258,19 +258,13 @@ async fn hits_carry_highlights_facets_and_timing() {
     let hit = &data["hits"][0];
     assert!(hit["deliveryId"].is_string() && hit["receivedAt"].is_string());
     assert!(data["tookMs"].as_f64().is_some());
-    let facets = &data["facets"]["event"];
     let count = |event: &str| {
         corpus
             .iter()
             .filter(|f| f.event == event && text_at(f, "/issue/title").contains("Spelling"))
             .count()
     };
-    let got: HashMap<&str, u64> = facets
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["value"].as_str().unwrap(), f["count"].as_u64().unwrap()))
-        .collect();
+    let got: HashMap<String, u64> = facet(&data, "event").into_iter().collect();
     assert_eq!(got.get("issues").copied(), Some(count("issues") as u64));
     assert_eq!(
         got.get("issue_comment").copied(),
