@@ -88,7 +88,7 @@ async fn main() {
     let temp = tempfile::tempdir().unwrap();
     let dir = kept.as_deref().unwrap_or(temp.path());
     let options = StoreOptions {
-        cache_bytes: 64 << 20,
+        cache_bytes: common::cache_bytes(),
         dedup_ttl: Duration::ZERO,
         on_commit: None,
     };

@@ -41,7 +41,7 @@ async fn main() {
         .map_or(1_000_000, |v| v.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let options = StoreOptions {
-        cache_bytes: 64 << 20,
+        cache_bytes: common::cache_bytes(),
         dedup_ttl: Duration::ZERO,
         on_commit: None,
     };

@@ -21,6 +21,11 @@ pub const SECRET_FILE: &str = "webhook-secret";
 /// GitHub caps deliveries at 25 MiB.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 
+/// redb's page cache, MiB. Resident memory after a load follows it nearly byte for
+/// byte, while ingest does not: the pages a delivery writes are new or scattered
+/// (delivery ids are random), and a page the cache misses is still in the OS's.
+pub const DEFAULT_CACHE_MB: usize = 32;
+
 /// A secret value (webhook secret or API token). Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -210,7 +215,7 @@ pub struct Settings {
     )]
     max_concurrent_ingest: String,
     /// redb page cache in MiB.
-    #[arg(long, env = "HOOKVAULT_CACHE_MB", default_value = "64", global = true)]
+    #[arg(long, env = "HOOKVAULT_CACHE_MB", default_value_t = DEFAULT_CACHE_MB.to_string(), global = true)]
     cache_mb: String,
 }
 
@@ -284,7 +289,7 @@ impl Config {
             check_user_agent: true,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
-            cache_bytes: 64 * 1024 * 1024,
+            cache_bytes: DEFAULT_CACHE_MB * 1024 * 1024,
             monitor_interval: Duration::from_secs(5),
             retention_days: None,
             max_payload_bytes: None,
@@ -551,6 +556,28 @@ mod tests {
         ));
         assert_eq!(first.secrets, second.secrets);
         assert_eq!(first.secrets[0].expose().len(), 64);
+    }
+
+    #[test]
+    fn the_command_line_and_embedders_get_the_same_cache_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let parsed = Config::from_cli(settings(&["--data-dir", d, "--secret", "s"])).unwrap();
+        assert_eq!(parsed.cache_bytes, Config::new(d, Vec::new()).cache_bytes);
+        assert_eq!(
+            parsed.cache_bytes,
+            32 << 20,
+            "the README's settings table says 32 MiB"
+        );
+        let raised = Config::from_cli(settings(&[
+            "--data-dir",
+            d,
+            "--secret",
+            "s",
+            "--cache-mb",
+            "256",
+        ]));
+        assert_eq!(raised.unwrap().cache_bytes, 256 << 20);
     }
 
     #[test]

@@ -138,3 +138,14 @@ pub fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.99))
 }
+
+/// The redb cache of an in-process store: the server's default, or
+/// `HOOKVAULT_CACHE_MB` as the server reads it (to compare cache sizes).
+pub fn cache_bytes() -> usize {
+    std::env::var("HOOKVAULT_CACHE_MB")
+        .ok()
+        .map_or(hookvault::config::DEFAULT_CACHE_MB, |mb| {
+            mb.parse().expect("HOOKVAULT_CACHE_MB")
+        })
+        << 20
+}
