@@ -4,14 +4,16 @@
 //! ```text
 //! cargo bench --bench loadgen -- --url http://127.0.0.1:3000 --secret S \
 //!     [--concurrency 32] [--seconds 10] [--rate 1000] [--ledger acked.txt] [--size 8192]
-//!     [--max-requests N]
+//!     [--max-requests N] [--exclude-events code_scanning_alert,dependabot_alert]
 //! ```
 //! Closed loop by default (`--concurrency` requests in flight); `--rate` switches to an
 //! open loop at that many deliveries per second. Prints requests/s, status counts and
 //! latency percentiles from an HDR histogram; `--ledger` writes every acknowledged
 //! delivery id, one a line. Deliveries are built before the clock starts (60,000 per
 //! second of the run unless `--max-requests` caps them); a closed-loop run that uses
-//! them all up ends early and reports its real duration.
+//! them all up ends early and reports its real duration. `--exclude-events` leaves the
+//! fixtures of those event types out (the realtime bench sends a mix without the
+//! security alerts, which go to every connected Socket.IO client).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -34,6 +36,7 @@ struct Args {
     ledger: Option<String>,
     size: usize,
     max_requests: Option<usize>,
+    exclude_events: Vec<String>,
 }
 
 fn parse_args() -> Args {
@@ -46,6 +49,7 @@ fn parse_args() -> Args {
         ledger: None,
         size: 8192,
         max_requests: None,
+        exclude_events: Vec::new(),
     };
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(flag) = it.next() {
@@ -59,6 +63,9 @@ fn parse_args() -> Args {
             "--ledger" => args.ledger = Some(value()),
             "--size" => args.size = value().parse().expect("--size"),
             "--max-requests" => args.max_requests = Some(value().parse().expect("--max-requests")),
+            "--exclude-events" => {
+                args.exclude_events = value().split(',').map(str::to_owned).collect();
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -66,7 +73,7 @@ fn parse_args() -> Args {
 }
 
 /// Fixture payloads near the target size, with their event types.
-fn templates(target: usize) -> Vec<(String, Value)> {
+fn templates(target: usize, exclude: &[String]) -> Vec<(String, Value)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut all = Vec::new();
     for dir in std::fs::read_dir(root)
@@ -75,6 +82,9 @@ fn templates(target: usize) -> Vec<(String, Value)> {
         .filter(|d| d.path().is_dir())
     {
         let event = dir.file_name().to_string_lossy().into_owned();
+        if exclude.contains(&event) {
+            continue;
+        }
         for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
             let bytes = std::fs::read(file.path()).unwrap();
             if bytes.len() * 4 >= target * 3 && bytes.len() * 4 <= target * 5 {
@@ -231,7 +241,7 @@ async fn send(client: &reqwest::Client, url: &str, delivery: &Prepared, tally: &
 #[tokio::main]
 async fn main() {
     let args = parse_args();
-    let templates = templates(args.size);
+    let templates = templates(args.size, &args.exclude_events);
     let expected = args.rate.map_or(60_000 * args.seconds as usize, |r| {
         (r * args.seconds) as usize + 1
     });
