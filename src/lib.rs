@@ -124,10 +124,10 @@ impl App {
             access.clone(),
         );
         let mut stages = self.stages;
-        stages.push(Arc::new(realtime::Broadcast {
-            io: io.clone(),
-            hub: hub.clone(),
-        }));
+        stages.push(Arc::new(realtime::Broadcast::start(
+            io.clone(),
+            hub.clone(),
+        )?));
         stages.push(Arc::new(metrics::ProcessingMetrics(metrics.clone())));
         let policy = RetryPolicy {
             max_retries: config.max_retries,

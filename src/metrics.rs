@@ -58,6 +58,7 @@ pub struct Metrics {
     pub index_docs: Gauge,
     pub socket_connections: Family<NamespaceLabels, Gauge>,
     pub socket_dropped: Gauge,
+    pub socket_skipped: Gauge,
 }
 
 /// Seconds from 50 µs to ~26 s, doubling.
@@ -82,6 +83,7 @@ impl Metrics {
             index_docs: Gauge::default(),
             socket_connections: Family::default(),
             socket_dropped: Gauge::default(),
+            socket_skipped: Gauge::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -148,6 +150,11 @@ impl Metrics {
             "socketio_dropped_clients",
             "Socket.IO clients disconnected because they could not keep up",
             metrics.socket_dropped.clone(),
+        );
+        registry.register(
+            "socketio_skipped_broadcasts",
+            "Events whose live message on `/` was skipped because the fan-out queue was full",
+            metrics.socket_skipped.clone(),
         );
         Arc::new(metrics)
     }

@@ -38,6 +38,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     m.socket_dropped
         .set(state.hub.dropped.load(Ordering::Relaxed) as i64);
+    m.socket_skipped
+        .set(state.hub.skipped_broadcasts.load(Ordering::Relaxed) as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -1,7 +1,7 @@
 //! Live events over Socket.IO (socketioxide), on the API's port:
 //! - `/`: per-type events and `webhook-event` for the repositories and organizations
 //!   a socket subscribed to, `security-alert` for everyone ([`Broadcast`], a
-//!   processing stage);
+//!   processing stage that hands them to its own thread after the acknowledgement);
 //! - `/webhooks`: the stream of stored events with filters and lossless resume
 //!   ([`feed`]);
 //! - `/monitoring`: periodic metrics ([`monitor`]).
@@ -58,6 +58,8 @@ pub struct Hub {
     pub feed: feed::Feed,
     /// Sockets disconnected because their buffer was full.
     pub dropped: AtomicU64,
+    /// Events whose `/` message was not sent: the fan-out queue was full.
+    pub skipped_broadcasts: AtomicU64,
     pub started: Instant,
 }
 
@@ -84,6 +86,7 @@ pub fn build(
     let hub = Arc::new(Hub {
         feed: feed::Feed::default(),
         dropped: AtomicU64::new(0),
+        skipped_broadcasts: AtomicU64::new(0),
         started: Instant::now(),
     });
     let ctx = Ctx {

@@ -59,6 +59,7 @@ async fn snapshot(
         "connectedClients": clients,
         "webhookSubscribers": hub.feed.subscribers(),
         "droppedClients": hub.dropped.load(Ordering::Relaxed),
+        "skippedBroadcasts": hub.skipped_broadcasts.load(Ordering::Relaxed),
         "uptimeSeconds": hub.started.elapsed().as_secs(),
         "memoryBytes": resident_bytes(),
     }))

@@ -113,6 +113,7 @@ async fn metrics_count_exactly_what_happened() {
         value(r#"hookvault_socketio_connections{namespace="/"}"#),
         0.0
     );
+    assert_eq!(value("hookvault_socketio_skipped_broadcasts"), 0.0);
 
     // The index catches up to the three stored events.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

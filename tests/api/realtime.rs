@@ -342,6 +342,9 @@ async fn monitoring_sends_updates_on_connect_and_on_a_timer() {
         "failed",
         "indexLag",
         "connectedClients",
+        "webhookSubscribers",
+        "droppedClients",
+        "skippedBroadcasts",
         "uptimeSeconds",
         "memoryBytes",
     ] {
@@ -351,6 +354,7 @@ async fn monitoring_sends_updates_on_connect_and_on_a_timer() {
     assert_eq!(update["eventsPerMinute"], 1);
     assert_eq!(update["successRate"], "100.00");
     assert_eq!(update["connectedClients"]["/monitoring"], 1);
+    assert_eq!(update["skippedBroadcasts"], 0, "nothing to skip when calm");
 }
 
 #[tokio::test]
