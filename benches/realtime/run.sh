@@ -33,6 +33,8 @@ sleep 5
 $LOADGEN $QUIET
 $LOADGEN $LOAD
 kill -TERM $SUBSCRIBERS; wait $SUBSCRIBERS || true
+# Live messages the fan-out skipped and clients dropped for not keeping up, so far.
+curl -s $URL/metrics | grep -E '^hookvault_socketio_(skipped_broadcasts|dropped_clients) '
 
 echo "== no subscribers again: without the security alerts"
 sleep 2

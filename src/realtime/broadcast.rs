@@ -10,6 +10,7 @@
 //! a storm outruns the fan-out, live messages are skipped and counted, deliveries
 //! never are (they are stored, and `/webhooks` resumes from the change log).
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -45,7 +46,12 @@ impl Broadcast {
             .name("socketio-fanout".into())
             .spawn(move || {
                 for fanout in inbox {
-                    fanout.send(&sender_hub);
+                    let seq = fanout.seq;
+                    // One message that cannot be built must not end live events for good.
+                    let sent = panic::catch_unwind(AssertUnwindSafe(|| fanout.send(&sender_hub)));
+                    if sent.is_err() {
+                        tracing::error!(seq, "socket.io fan-out of an event panicked; skipped");
+                    }
                 }
             })?;
         Ok(Self { io, hub, outbox })
