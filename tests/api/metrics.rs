@@ -138,3 +138,69 @@ async fn metrics_are_protected_like_the_api() {
         .unwrap();
     assert_eq!(proxied.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// The Grafana dashboard shipped in the binary queries only series the server
+/// exports, so a renamed or dropped metric cannot leave a panel silently empty.
+#[tokio::test]
+async fn the_shipped_grafana_dashboard_queries_only_exported_metrics() {
+    let app = TestApp::spawn().await;
+    // Families with labels have no lines until something is counted in them.
+    app.post_signed("push", &new_id(), &fixture("push", 0).bytes)
+        .await;
+    let forged = Delivery::new("push", &new_id(), &fixture("push", 0).bytes)
+        .with("X-Hub-Signature-256", &format!("sha256={}", "0".repeat(64)));
+    assert_eq!(app.post(forged).await.0, StatusCode::UNAUTHORIZED);
+    app.settle().await;
+    app.get_json("/api/webhooks/events/no-such-id").await;
+
+    let response = app
+        .client
+        .get(app.url("/dashboard/assets/grafana-dashboard.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let dashboard: serde_json::Value = response.json().await.unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| target["expr"].as_str().expect("expr").to_owned())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+
+    let exported = scrape(&app).await;
+    for expr in &exprs {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "{expr} queries no hookvault metric");
+        for name in names {
+            // Samples carry suffixes (`_total`, a histogram's `_bucket`…) their
+            // family's `# TYPE` line does not.
+            let family = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            let declared = |family: &str| exported.contains(&format!("# TYPE {family} "));
+            assert!(
+                declared(&name) || declared(family),
+                "the dashboard queries {name}, which /metrics does not export:\n{exported}"
+            );
+        }
+    }
+}
+
+/// The `hookvault_…` metric names in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("hookvault_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.push(name);
+    }
+    names
+}
