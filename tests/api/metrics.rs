@@ -153,14 +153,10 @@ async fn the_shipped_grafana_dashboard_queries_only_exported_metrics() {
     app.settle().await;
     app.get_json("/api/webhooks/events/no-such-id").await;
 
-    let response = app
-        .client
-        .get(app.url("/dashboard/assets/grafana-dashboard.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let dashboard: serde_json::Value = response.json().await.unwrap();
+    let (status, dashboard) = app
+        .get_json("/dashboard/assets/grafana-dashboard.json")
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let exprs: Vec<String> = dashboard["panels"]
         .as_array()
         .expect("panels")
