@@ -8,8 +8,8 @@
 //! ```
 //! Closed loop by default (`--concurrency` requests in flight); `--rate` switches to an
 //! open loop at that many deliveries per second. Prints requests/s, status counts and
-//! latency percentiles from an HDR histogram; `--ledger` writes every acknowledged
-//! delivery id, one a line. Deliveries are built before the clock starts (60,000 per
+//! latency percentiles from an HDR histogram; `--ledger` writes the id of every delivery
+//! acknowledged as a new event, one a line, for `ledger_check`. Deliveries are built before the clock starts (60,000 per
 //! second of the run unless `--max-requests` caps them); a closed-loop run that uses
 //! them all up ends early and reports its real duration. `--exclude-events` leaves the
 //! fixtures of those event types out (the realtime bench sends a mix without the
@@ -227,7 +227,8 @@ async fn send(client: &reqwest::Client, url: &str, delivery: &Prepared, tally: &
     };
     let micros = started.elapsed().as_micros() as u64;
     let mut tally = tally.lock().await;
-    if status.starts_with("200") {
+    // Only new events go in the ledger: a duplicate names an earlier one.
+    if status == "200" {
         tally.acked.push(delivery.id.clone());
     }
     *tally.statuses.entry(status).or_default() += 1;

@@ -14,6 +14,7 @@ cargo build --release --benches --bins --locked 2>&1 | tail -1
 bench() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
 LOADGEN=$(bench loadgen)
 NOOP=$(bench noop_receiver)
+LEDGER_CHECK=$(bench ledger_check)
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 echo "machine: $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print $2/1024/1024 " GiB"}'), $(date -u +%F)"
@@ -39,6 +40,8 @@ $LOADGEN --url http://127.0.0.1:3902 --secret bench --seconds 5 --max-requests 1
 $LOADGEN --url http://127.0.0.1:3902 --secret bench --seconds 10 --max-requests 300000 --ledger "$WORK/acked.txt"
 
 kill $HV; wait $HV || true
+echo "every acknowledged delivery stored, exactly once (the measured run's ledger against an export):"
+target/release/hookvault export --data-dir "$WORK/ingest" 2>/dev/null | $LEDGER_CHECK "$WORK/acked.txt"
 
 # On a fresh store: right after the closed loop, the index would still be catching
 # up on it, and that backlog (its segment writes and merges share the disk with the
@@ -53,8 +56,11 @@ echo; echo "== memory and startup with $EVENTS events (closed-loop load until th
 target/release/hookvault --data-dir "$WORK/scale" --listen 127.0.0.1:3904 --secret bench 2>/dev/null & HV=$!
 wait_healthy 3904 >/dev/null
 stored=0
+round=0
 while [ "$stored" -lt "$EVENTS" ]; do
-  $LOADGEN --url http://127.0.0.1:3904 --secret bench --seconds 30 --max-requests 300000 | grep -E "rate=" || true
+  round=$((round + 1))
+  $LOADGEN --url http://127.0.0.1:3904 --secret bench --seconds 30 --max-requests 300000 \
+    --ledger "$WORK/scale-acked-$round.txt" | grep -E "rate=" || true
   stored=$(curl -s "http://127.0.0.1:3904/api/webhooks/events?limit=1" | sed -E 's/.*"total":([0-9]+).*/\1/')
   echo "stored: $stored; resident memory: $(rss_mb $HV)"
 done
@@ -62,6 +68,8 @@ sleep 5
 echo "resident memory right after the load: $(rss_mb $HV) ($(awk '/RssAnon|RssFile/ {printf "%s %.1f MB ", $1, $2/1024}' /proc/$HV/status))"
 du -sh "$WORK/scale" | awk '{print "data dir: " $1}'
 kill -TERM $HV; wait $HV || true
+echo "every acknowledged delivery stored, exactly once:"
+target/release/hookvault export --data-dir "$WORK/scale" 2>/dev/null | $LEDGER_CHECK "$WORK"/scale-acked-*.txt
 target/release/hookvault --data-dir "$WORK/scale" --listen 127.0.0.1:3904 --secret bench 2>/dev/null & HV=$!
 echo "startup to healthy after a clean stop: $(wait_healthy 3904) ms"
 sleep 5
