@@ -8,12 +8,13 @@
 //! ```
 //! Closed loop by default (`--concurrency` requests in flight); `--rate` switches to an
 //! open loop at that many deliveries per second. Prints requests/s, status counts and
-//! latency percentiles from an HDR histogram; `--ledger` writes the id of every delivery
-//! acknowledged as a new event, one a line, for `ledger_check`. Deliveries are built before the clock starts (60,000 per
-//! second of the run unless `--max-requests` caps them); a closed-loop run that uses
-//! them all up ends early and reports its real duration. `--exclude-events` leaves the
-//! fixtures of those event types out (the realtime bench sends a mix without the
-//! security alerts, which go to every connected Socket.IO client).
+//! latency percentiles from an HDR histogram; `--ledger` writes the id of every
+//! delivery acknowledged as a new event, one a line, for `ledger_check`. Deliveries are
+//! built before the clock starts (60,000 per second of the run unless `--max-requests`
+//! caps them); a closed-loop run that uses them all up ends early and reports its real
+//! duration. `--exclude-events` leaves the fixtures of those event types out (the
+//! realtime bench sends a mix without the security alerts, which go to every connected
+//! Socket.IO client).
 
 use std::collections::BTreeMap;
 use std::io::Write;

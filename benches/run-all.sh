@@ -41,7 +41,7 @@ $LOADGEN --url http://127.0.0.1:3902 --secret bench --seconds 10 --max-requests 
 
 kill $HV; wait $HV || true
 echo "every acknowledged delivery stored, exactly once (the measured run's ledger against an export):"
-target/release/hookvault export --data-dir "$WORK/ingest" 2>/dev/null | $LEDGER_CHECK "$WORK/acked.txt"
+target/release/hookvault export --data-dir "$WORK/ingest" | $LEDGER_CHECK "$WORK/acked.txt"
 
 # On a fresh store: right after the closed loop, the index would still be catching
 # up on it, and that backlog (its segment writes and merges share the disk with the
@@ -69,7 +69,7 @@ echo "resident memory right after the load: $(rss_mb $HV) ($(awk '/RssAnon|RssFi
 du -sh "$WORK/scale" | awk '{print "data dir: " $1}'
 kill -TERM $HV; wait $HV || true
 echo "every acknowledged delivery stored, exactly once:"
-target/release/hookvault export --data-dir "$WORK/scale" 2>/dev/null | $LEDGER_CHECK "$WORK"/scale-acked-*.txt
+target/release/hookvault export --data-dir "$WORK/scale" | $LEDGER_CHECK "$WORK"/scale-acked-*.txt
 target/release/hookvault --data-dir "$WORK/scale" --listen 127.0.0.1:3904 --secret bench 2>/dev/null & HV=$!
 echo "startup to healthy after a clean stop: $(wait_healthy 3904) ms"
 sleep 5
