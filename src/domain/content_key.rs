@@ -5,12 +5,11 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{EventFields, EventType, json};
+use super::{EventType, json};
 
-/// Payload values that identify the entity an event is about, and the change to it.
-/// Each is used when present. The main object's `updated_at`, the head commit and the
-/// label keep two genuinely different events about one entity (two pushes to a PR, two
-/// labels added) from colliding.
+/// Payload values that identify the entity an event is about. A payload with none of
+/// them gets no key: nothing says which thing it is about, so two of its deliveries
+/// are never taken for one.
 const ENTITY_POINTERS: &[&str] = &[
     "/workflow_job/id",
     "/workflow_run/id",
@@ -56,7 +55,30 @@ const ENTITY_POINTERS: &[&str] = &[
     "/after",
 ];
 
-/// SHA-256 of event type, action, repository and the entity ids found in the payload.
+/// Event types whose payload can repeat byte for byte for two real events within
+/// the window: nothing in it changes from one occurrence to the next (a tag deleted
+/// and created again carries the same `ref` and no commit; a star removed and given
+/// again, a member removed and added again). Deliveries of these types are never
+/// folded by content; a second hook's copy of one is stored as an event of its own.
+const REPEATABLE: &[&str] = &[
+    "create",
+    "delete",
+    "watch",
+    "star",
+    "member",
+    "membership",
+    "team_add",
+    "public",
+    "org_block",
+    "fork",
+];
+
+/// SHA-256 of the event type and the payload's exact JSON text, for payloads that
+/// name an entity. Two hooks (an organization's and a repository's) are sent the same
+/// payload for one event, under two delivery ids; any two different events differ
+/// somewhere in the text (an id, a time, a sha, the `changes` of an edit), so a key
+/// over the whole text never folds two of them, where one over chosen fields would
+/// fold any two whose difference lies outside those fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ContentKey(pub [u8; 32]);
 
@@ -64,68 +86,111 @@ impl ContentKey {
     /// Every pointer [`ContentKey::derive`] reads.
     pub(crate) const POINTERS: &[&str] = ENTITY_POINTERS;
 
-    /// `None` when the payload names no entity: then there is nothing to tell two
-    /// deliveries apart by, and both are kept rather than risk dropping a real event.
-    pub fn derive(event: &EventType, fields: &EventFields, payload: &Value) -> Option<Self> {
-        let mut hasher = Sha256::new();
-        let mut part = |bytes: &[u8]| {
-            hasher.update((bytes.len() as u64).to_le_bytes());
-            hasher.update(bytes);
-        };
-        part(event.as_str().as_bytes());
-        part(fields.action.as_deref().unwrap_or("").as_bytes());
-        part(fields.repository.as_deref().unwrap_or("").as_bytes());
-        let mut found = 0;
-        for pointer in ENTITY_POINTERS {
-            let value = match json::at(payload, pointer) {
-                None | Some(Value::Null) => continue,
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            };
-            found += 1;
-            part(pointer.as_bytes());
-            part(value.as_bytes());
+    /// `payload` holds at least the parts named by [`ContentKey::POINTERS`]; `text` is
+    /// the payload's JSON text as received (for a form body, its `payload` field).
+    ///
+    /// `None` when the payload names no entity or its type can repeat unchanged:
+    /// then there is nothing to tell two deliveries apart by, and both are kept
+    /// rather than risk folding a real event.
+    pub fn derive(event: &EventType, payload: &Value, text: &[u8]) -> Option<Self> {
+        if REPEATABLE.contains(&event.as_str()) {
+            return None;
         }
-        (found > 0).then(|| Self(hasher.finalize().into()))
+        let names_an_entity = ENTITY_POINTERS
+            .iter()
+            .any(|pointer| !matches!(json::at(payload, pointer), None | Some(Value::Null)));
+        if !names_an_entity {
+            return None;
+        }
+        let mut hasher = Sha256::new();
+        hasher.update((event.as_str().len() as u64).to_le_bytes());
+        hasher.update(event.as_str());
+        hasher.update(text);
+        Some(Self(hasher.finalize().into()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::json::tests::every_fixture_by_event;
     use serde_json::json;
 
-    fn key(event: &str, payload: Value) -> Option<ContentKey> {
-        let event = EventType::parse(event).unwrap();
-        ContentKey::derive(&event, &EventFields::extract(&payload), &payload)
+    fn key(event: &str, payload: &Value) -> Option<ContentKey> {
+        let text = serde_json::to_vec(payload).unwrap();
+        ContentKey::derive(&EventType::parse(event).unwrap(), payload, &text)
     }
 
     #[test]
-    fn same_entity_and_action_give_the_same_key_whatever_the_hook() {
-        let repo_hook = json!({"action": "completed", "workflow_job": {"id": 7},
-            "repository": {"full_name": "o/r"}, "hook_id": 1});
-        let org_hook = json!({"action": "completed", "workflow_job": {"id": 7},
-            "repository": {"full_name": "o/r"}, "hook_id": 2, "organization": {"login": "o"}});
-        assert_eq!(
-            key("workflow_job", repo_hook),
-            key("workflow_job", org_hook)
-        );
+    fn two_hooks_copies_of_one_event_share_a_key() {
+        let payload = json!({"action": "completed", "workflow_job": {"id": 7},
+            "repository": {"full_name": "o/r"}, "organization": {"login": "o"}});
+        assert!(key("workflow_job", &payload).is_some());
+        assert_eq!(key("workflow_job", &payload), key("workflow_job", &payload));
+        assert_ne!(key("workflow_job", &payload), key("workflow_run", &payload));
     }
 
+    /// Two real events about one entity differ somewhere; each such difference,
+    /// taken from real payloads of every type in `fixtures/`, gives another key.
     #[test]
-    fn different_action_entity_or_change_give_different_keys() {
-        let base = |action: &str, id: u64, sha: &str| {
-            json!({"action": action, "pull_request": {"number": id, "head": {"sha": sha}},
-                "repository": {"full_name": "o/r"}})
+    fn any_change_to_a_real_payload_gives_another_key() {
+        let mut keyed = 0;
+        for (event, _, payload) in every_fixture_by_event() {
+            let Some(original) = key(&event, &payload) else {
+                continue;
+            };
+            keyed += 1;
+            let mut leaves = Vec::new();
+            collect_leaves(&payload, String::new(), &mut leaves);
+            for pointer in leaves {
+                let mut changed = payload.clone();
+                let leaf = changed.pointer_mut(&pointer).unwrap();
+                *leaf = match leaf {
+                    Value::String(s) => Value::String(format!("{s}x")),
+                    Value::Number(n) => json!(n.as_f64().unwrap_or(0.0) + 1.0),
+                    Value::Bool(b) => Value::Bool(!*b),
+                    _ => json!("set"),
+                };
+                assert_ne!(key(&event, &changed), Some(original), "{event} {pointer}");
+            }
+        }
+        assert!(keyed > 100, "only {keyed} fixtures have a key");
+    }
+
+    /// The cases a key over chosen fields folded: a tag deleted and created again
+    /// (same ref, no sha), an issue edited twice (same number, new `changes`).
+    #[test]
+    fn repeated_real_events_are_not_folded() {
+        let tag = json!({"ref": "v1.0", "ref_type": "tag", "master_branch": "main",
+            "pusher_type": "user", "repository": {"full_name": "o/r"}});
+        assert_eq!(key("create", &tag), None);
+        assert_eq!(key("delete", &tag), None);
+        let edit = |from: &str| {
+            json!({"action": "edited", "issue": {"number": 1, "updated_at": "2026-12-01T10:00:00Z"},
+                "changes": {"title": {"from": from}}, "repository": {"full_name": "o/r"}})
         };
-        let a = key("pull_request", base("synchronize", 1, "aaa"));
-        assert_ne!(a, key("pull_request", base("opened", 1, "aaa")));
-        assert_ne!(a, key("pull_request", base("synchronize", 2, "aaa")));
-        assert_ne!(a, key("pull_request", base("synchronize", 1, "bbb")));
+        assert_ne!(key("issues", &edit("a")), key("issues", &edit("b")));
     }
 
     #[test]
     fn payload_without_entity_has_no_key() {
-        assert_eq!(key("watch", json!({"action": "started"})), None);
+        assert_eq!(key("issues", &json!({"action": "opened"})), None);
+    }
+
+    fn collect_leaves(value: &Value, here: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    let escaped = k.replace('~', "~0").replace('/', "~1");
+                    collect_leaves(child, format!("{here}/{escaped}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    collect_leaves(child, format!("{here}/{i}"), out);
+                }
+            }
+            _ => out.push(here),
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// The value at `pointer` (RFC 6901), as `Value::pointer` finds it.
@@ -68,21 +68,28 @@ impl Paths {
 /// builds only the parts `paths` names; everything else is checked and skipped
 /// without an allocation. For the search index, which reads a few dozen strings of
 /// a ~10 KB payload, this is several times cheaper than building the whole tree.
+///
+/// Also refuses a document nested deeper than [`MAX_NESTING`], so that whatever it
+/// accepts can be read back whole, inside the API's and the export's envelopes.
 pub fn parse_only(text: &[u8], paths: &Paths) -> serde_json::Result<Value> {
     let mut deserializer = serde_json::Deserializer::from_slice(text);
     let value = Pruned(paths).deserialize(&mut deserializer)?;
     deserializer.end()?;
     if !nesting_fits(text) {
-        return Err(serde::de::Error::custom("recursion limit exceeded"));
+        return Err(serde::de::Error::custom(format!(
+            "nested deeper than {MAX_NESTING} levels"
+        )));
     }
     Ok(value)
 }
 
-/// serde_json refuses a document nested 128 deep; what `IgnoredAny` skips is not
-/// counted by its parser, so the depth of a document it accepted is measured here.
-const MAX_NESTING: usize = 127;
+/// Deepest nesting accepted. GitHub's payloads nest about ten deep. A stored payload
+/// is read back inside other documents (the API's envelope, an export line, which an
+/// import parses again), and serde_json refuses anything nested 128 deep, so the
+/// limit leaves room for those envelopes.
+pub const MAX_NESTING: usize = 100;
 
-/// True when valid JSON `text` nests no deeper than serde_json accepts. Strings
+/// True when valid JSON `text` nests no deeper than [`MAX_NESTING`]. Strings
 /// (most of a payload) are crossed with `memchr`, not byte by byte.
 fn nesting_fits(text: &[u8]) -> bool {
     // Text with fewer brackets than the limit cannot nest that deep: one quick count
@@ -148,7 +155,7 @@ impl<'de> Visitor<'de> for Pruned<'_> {
                     kept.insert(key.into_owned(), map.next_value_seed(Pruned(child))?);
                 }
                 None => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Checked>()?;
                 }
             }
         }
@@ -185,6 +192,61 @@ impl<'de> Visitor<'de> for Pruned<'_> {
 
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
+    }
+}
+
+/// A skipped value, checked as a full parse would check it. serde's `IgnoredAny`
+/// lets through what building the value refuses: numbers beyond `f64` (`1e400`),
+/// strings that are not UTF-8 or hold a lone surrogate (`"\ud800"`). A payload
+/// accepted with those could be stored but never read back, so they are parsed
+/// (into borrowed or scalar values, without an allocation) and dropped.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
     }
 }
 
@@ -333,11 +395,11 @@ pub(crate) mod tests {
     #[test]
     fn parse_only_refuses_what_serde_json_refuses() {
         let paths = Paths::new(["/a/b"]);
-        // Nested deeper than serde_json's limit, in a part that is skipped.
+        // Nested deeper than the limit, in a part that is skipped.
         let too_deep = format!(
             "{{\"a\": 1, \"deep\": {}{}}}",
-            "[".repeat(127),
-            "]".repeat(127)
+            "[".repeat(MAX_NESTING),
+            "]".repeat(MAX_NESTING)
         );
         for bad in [
             &b"{\"a\": {\"b\": 1}"[..],
@@ -346,7 +408,6 @@ pub(crate) mod tests {
             b"{\"skipped\": \"\\x\"}",
             b"{\"a\": {\"b\": nul}}",
             b"",
-            too_deep.as_bytes(),
         ] {
             assert!(serde_json::from_slice::<Value>(bad).is_err());
             assert!(
@@ -355,10 +416,11 @@ pub(crate) mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+        assert!(parse_only(too_deep.as_bytes(), &paths).is_err());
         let deepest = format!(
             "{{\"a\": {{\"b\": \"\\\"[{{\"}}, \"d\": {}{}}}",
-            "[".repeat(126),
-            "]".repeat(126)
+            "[".repeat(MAX_NESTING - 1),
+            "]".repeat(MAX_NESTING - 1)
         );
         assert!(serde_json::from_slice::<Value>(deepest.as_bytes()).is_ok());
         assert!(parse_only(deepest.as_bytes(), &paths).is_ok());
@@ -381,6 +443,31 @@ pub(crate) mod tests {
             .unwrap(),
             json!({"pages": [{"sha": "a", "x": 1}]})
         );
+    }
+
+    /// What `IgnoredAny` would skip but a full parse refuses is refused in the
+    /// skipped parts too, so every accepted document reads back whole.
+    #[test]
+    fn parse_only_checks_the_parts_it_skips() {
+        let paths = Paths::new(["/zen"]);
+        for bad in [
+            &b"{\"zen\": \"x\", \"n\": 1e400}"[..],
+            b"{\"zen\": \"x\", \"n\": [-1e309]}",
+            b"{\"zen\": \"x\", \"s\": \"\\ud800\"}",
+            b"{\"zen\": \"x\", \"s\": {\"\\udc00\": 1}}",
+            b"{\"zen\": \"x\", \"s\": \"\xff\"}",
+            b"{\"zen\": \"x\", \"\xc3\": 1}",
+        ] {
+            assert!(
+                parse_only(bad, &paths).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+            assert!(serde_json::from_slice::<Value>(bad).is_err());
+        }
+        let fine = br#"{"zen": "x", "n": 1e300, "s": "\ud83d\ude00", "k": {"\u00e9": [0.5]}}"#;
+        assert!(parse_only(fine, &paths).is_ok());
+        assert!(serde_json::from_slice::<Value>(fine).is_ok());
     }
 
     fn collect_pointers(value: &Value, here: String, out: &mut Vec<String>) {

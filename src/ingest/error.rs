@@ -34,6 +34,8 @@ pub enum IngestError {
     UnsupportedContentType(String),
     #[error("form body has no payload field")]
     FormWithoutPayload,
+    #[error("form body is not UTF-8 text")]
+    FormNotText,
     #[error("payload is not valid JSON: {0}")]
     InvalidJson(String),
     #[error("payload must be a JSON object")]
@@ -55,6 +57,7 @@ impl IngestError {
             Self::SignatureMismatch => (401, "signature_mismatch"),
             Self::UnsupportedContentType(_) => (415, "unsupported_content_type"),
             Self::FormWithoutPayload => (400, "form_without_payload"),
+            Self::FormNotText => (400, "invalid_form"),
             Self::InvalidJson(_) => (400, "invalid_json"),
             Self::NotAnObject => (400, "payload_not_object"),
         }

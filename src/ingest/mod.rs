@@ -106,7 +106,11 @@ pub fn verify_parsed(
     let encoding = content_encoding(headers)?;
     let payload = Payload::parse(encoding, body.clone())?;
     let fields = EventFields::extract(payload.read_parts());
-    let content_key = ContentKey::derive(&parsed.event, &fields, payload.read_parts());
+    let content_key = ContentKey::derive(
+        &parsed.event,
+        payload.read_parts(),
+        &payload_text(encoding, &body)?,
+    );
     let delivery = Delivery {
         id: parsed.id,
         event: parsed.event,
