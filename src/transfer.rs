@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
 use crate::ingest;
-use crate::store::{EventRecord, IngestOutcome, Status, Store, StoreError};
+use crate::store::{DuplicateReason, EventRecord, IngestOutcome, Status, Store, StoreError};
 
 /// Events read from the store per step of an export.
 const EXPORT_STEP: u64 = 1_000;
@@ -33,6 +33,10 @@ pub struct Line {
     /// printed JSON, form encoding), so an import stores the same bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_body: Option<String>,
+    /// A content duplicate's original delivery: an import stores the line as its
+    /// duplicate again (when that delivery is in the store), not as a new event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
 }
 
 /// Which events to export (the events API's filters).
@@ -99,6 +103,7 @@ pub fn export(
                 headers: stored.headers.into_iter().collect(),
                 payload,
                 raw_body,
+                duplicate_of: stored.duplicate_of,
             };
             serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
@@ -117,8 +122,9 @@ fn content_type(encoding: PayloadEncoding) -> &'static str {
     }
 }
 
-/// A line turned into a delivery, or why it cannot be.
-fn delivery_of(line: &str) -> Result<Delivery, String> {
+/// A line turned into a delivery (and the delivery it duplicates, if it is a
+/// content duplicate), or why it cannot be.
+fn delivery_of(line: &str) -> Result<(Delivery, Option<String>), String> {
     let line: Line = serde_json::from_str(line).map_err(|e| format!("not an export line: {e}"))?;
     let id = DeliveryId::parse(&line.delivery_id).map_err(|e| e.0)?;
     let event = EventType::parse(&line.event).map_err(|e| e.0)?;
@@ -134,7 +140,7 @@ fn delivery_of(line: &str) -> Result<Delivery, String> {
         None => serde_json::to_vec(&line.payload).expect("a Value serializes"),
     };
     let payload = ingest::decode_payload(encoding, &body).map_err(|e| e.to_string())?;
-    Ok(Delivery {
+    let delivery = Delivery {
         hook_id: line
             .headers
             .get("x-github-hook-id")
@@ -149,7 +155,8 @@ fn delivery_of(line: &str) -> Result<Delivery, String> {
         content_key: None,
         received_at_ms,
         test: false,
-    })
+    };
+    Ok((delivery, line.duplicate_of))
 }
 
 #[derive(Debug, Default)]
@@ -190,13 +197,27 @@ pub async fn import(
 
 async fn store_batch(
     store: &Store,
-    batch: &mut Vec<Delivery>,
+    batch: &mut Vec<(Delivery, Option<String>)>,
     report: &mut ImportReport,
 ) -> Result<(), TransferError> {
-    let outcomes = futures::future::join_all(batch.drain(..).map(|d| store.ingest(d))).await;
+    let prepared = batch
+        .drain(..)
+        .map(|(delivery, duplicate_of)| {
+            let mut event = Store::prepare(delivery)?;
+            event.duplicate_of = duplicate_of;
+            Ok(event)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let outcomes =
+        futures::future::join_all(prepared.into_iter().map(|e| store.ingest_prepared(e))).await;
     for outcome in outcomes {
         match outcome? {
-            IngestOutcome::Stored { .. } => report.imported += 1,
+            // A content duplicate is stored too, as the duplicate it was.
+            IngestOutcome::Stored { .. }
+            | IngestOutcome::Duplicate {
+                reason: DuplicateReason::Content { .. },
+                ..
+            } => report.imported += 1,
             IngestOutcome::Duplicate { .. } => report.duplicates += 1,
         }
     }

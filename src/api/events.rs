@@ -88,6 +88,9 @@ impl EventSummary {
 struct EventDetail {
     #[serde(flatten)]
     summary: EventSummary,
+    /// For a content duplicate: the delivery id of the event it duplicates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate_of: Option<String>,
     headers: HashMap<String, String>,
     content_type: &'static str,
     payload: Value,
@@ -158,6 +161,7 @@ async fn detail(
     })?;
     let detail = EventDetail {
         summary: EventSummary::new(stored.seq, stored.record),
+        duplicate_of: stored.duplicate_of,
         headers: stored.headers.into_iter().collect(),
         content_type: content_type(encoding),
         payload,
@@ -236,7 +240,7 @@ pub(crate) fn parse_query(params: &HashMap<String, String>) -> Result<EventQuery
     let mut statuses: Vec<Status> = Status::ALL.to_vec();
     if let Some(raw) = text("status") {
         let status = Status::parse(&raw).ok_or_else(|| {
-            ApiError::bad_parameter("status", "must be pending, processed or failed")
+            ApiError::bad_parameter("status", "must be pending, processed, failed or duplicate")
         })?;
         statuses.retain(|s| *s == status);
     }

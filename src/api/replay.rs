@@ -17,8 +17,8 @@ use super::openapi::{Envelope, ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
 use crate::domain::catalog;
 use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
-use crate::process::synthesize;
-use crate::store::{EventQuery, IngestOutcome, Status};
+use crate::process::{Replay, synthesize};
+use crate::store::{EventQuery, IngestOutcome, Status, TEST_ID_PREFIX};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(failed))
         .routes(routes!(replay))
         .routes(routes!(retry_failed))
-        .routes(routes!(test_event))
+        .routes(routes!(test_event, remove_test_events))
 }
 
 /// `limit` of `GET /api/webhooks/failed`: 10 unless given.
@@ -76,17 +76,30 @@ async fn failed(
     params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event", example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")),
     responses((status = 200, description = "The event after processing it again", body = EventEnvelope),
         (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 409, description = "A content duplicate, which is never processed: replay the delivery it duplicates", body = ErrorEnvelope),
         (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn replay(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(delivery_id) = path?;
-    let (seq, record) =
-        state.processor.replay(&delivery_id).await?.ok_or_else(|| {
-            ApiError::not_found(format!("no event with delivery id {delivery_id}"))
-        })?;
-    Ok(envelope::ok(EventSummary::new(seq, record)))
+    let (seq, record) = match state.processor.replay(&delivery_id).await? {
+        Replay::Done(seq, record) => (seq, record),
+        Replay::Unknown => {
+            return Err(ApiError::not_found(format!(
+                "no event with delivery id {delivery_id}"
+            )));
+        }
+        Replay::Duplicate(original) => {
+            let of = original.map_or_else(String::new, |id| format!(" of {id}"));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_delivery",
+                format!("{delivery_id} is a content duplicate{of}; replay that delivery instead"),
+            ));
+        }
+    };
+    Ok(envelope::ok(EventSummary::new(seq, *record)))
 }
 
 #[utoipa::path(post, path = "/api/webhooks/retry-failed", tag = "processing",
@@ -123,6 +136,14 @@ fn default_repository() -> String {
     "hookvault/test".into()
 }
 
+#[utoipa::path(delete, path = "/api/webhooks/test", tag = "processing",
+    responses((status = 200, description = "{removed}: every test event removed, with its counts", body = Envelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+async fn remove_test_events(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let removed = state.store.remove_test_events().await?;
+    Ok(envelope::ok(json!({ "removed": removed })))
+}
+
 #[utoipa::path(post, path = "/api/webhooks/test", tag = "processing",
     request_body = TestRequest,
     responses((status = 200, description = "The stored, processed test event with its payload", body = Envelope),
@@ -146,7 +167,10 @@ async fn test_event(
     )
     .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_test_event", e.to_string()))?;
     let body = serde_json::to_vec(&payload).expect("a Value serializes");
-    let id = format!("test-{}", hex::encode(rand::random::<[u8; 12]>()));
+    let id = format!(
+        "{TEST_ID_PREFIX}{}",
+        hex::encode(rand::random::<[u8; 12]>())
+    );
     let delivery = Delivery {
         id: DeliveryId::parse(&id).expect("generated ids are valid"),
         event: EventType::parse(&request.event_type).expect("catalog names are valid"),

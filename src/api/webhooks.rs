@@ -15,7 +15,7 @@ use super::{ApiError, AppState, envelope, rejected};
 use crate::config::MAX_BODY_BYTES;
 use crate::guard::ClientIp;
 use crate::ingest::{self, DeliveryHeaders};
-use crate::store::{IngestOutcome, Store};
+use crate::store::{DuplicateReason, IngestOutcome, Store};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Bodies above this are verified and parsed on the blocking pool, so one 25 MiB
@@ -42,7 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (FormPayload = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Stored durably, or a duplicate: {deliveryId, id, status}", body = Envelope),
+        (status = 200, description = "Stored durably, or a duplicate: {deliveryId, id, status, duplicateOf?}. A content duplicate (the same payload under another delivery id, within the dedup window) is stored too, as its own event with status duplicate; duplicateOf names the delivery it duplicates", body = Envelope),
         (status = 400, description = "Missing or malformed headers, user agent, JSON or form", body = ErrorEnvelope),
         (status = 401, description = "Signature missing, malformed or matching no secret", body = ErrorEnvelope),
         (status = 408, description = "Body not received in time", body = ErrorEnvelope),
@@ -130,17 +130,23 @@ async fn verify_and_store(
         .first_attempt(&mut prepared.record, &payload);
     let record = prepared.record.clone();
     let outcome = state.store.ingest_prepared(prepared).await?;
+    let mut answer = json!({"deliveryId": delivery_id});
     let (id, status) = match outcome {
         IngestOutcome::Stored { seq } => {
             state.processor.announce(seq, record, payload);
             (seq, "stored")
         }
         IngestOutcome::Duplicate { seq, reason } => {
-            tracing::debug!(%delivery_id, %event, ?reason, original = seq, "duplicate delivery");
+            tracing::debug!(%delivery_id, %event, ?reason, seq, "duplicate delivery");
+            if let DuplicateReason::Content { of: Some(original) } = reason {
+                answer["duplicateOf"] = original.into();
+            }
             (seq, "duplicate")
         }
     };
     tracing::debug!(%delivery_id, %event, id, status, "delivery acknowledged");
-    let answer = envelope::ok(json!({"deliveryId": delivery_id, "id": id, "status": status}));
+    answer["id"] = id.into();
+    answer["status"] = status.into();
+    let answer = envelope::ok(answer);
     Ok((event, status, answer))
 }

@@ -18,7 +18,7 @@ pub mod counter {
     pub const ISSUES_OPENED: &str = "issues_opened";
     pub const ISSUES_CLOSED: &str = "issues_closed";
     pub const RELEASES: &str = "releases";
-    pub const OPEN_SECURITY_ALERTS: &str = "open_security_alerts";
+    pub use crate::store::OPEN_SECURITY_ALERTS;
     pub const QUEUE_MS_SUM: &str = "queue_ms_sum";
     pub const QUEUE_COUNT: &str = "queue_count";
     pub const RUN_MS_SUM: &str = "run_ms_sum";
@@ -28,6 +28,8 @@ pub mod counter {
 
 /// Every pointer the facts read (the structure check reads its type's `required`).
 pub(crate) const FACT_POINTERS: &[&str] = &[
+    "/alert/number",
+    "/alert/id",
     "/commits",
     "/pull_request/merged",
     "/workflow_job/workflow_name",
@@ -80,8 +82,14 @@ pub fn analyze(event: &str, action: Option<&str>, payload: &Value) -> Result<Vec
         "release" if action == "published" => repo(counter::RELEASES, 1),
         _ => {}
     }
-    if let Some(delta) = open_alert_change(event, action) {
-        repo(counter::OPEN_SECURITY_ALERTS, delta);
+    if let Some(open) = alert_opened(event, action) {
+        let alert = &payload["alert"];
+        if let Some(number) = alert["number"].as_u64().or_else(|| alert["id"].as_u64()) {
+            facts.push(Fact::Alert {
+                alert: format!("{event}#{number}"),
+                open,
+            });
+        }
     }
     match (event, action) {
         ("workflow_job", "completed") => job_facts(&payload["workflow_job"], &mut facts),
@@ -91,8 +99,8 @@ pub fn analyze(event: &str, action: Option<&str>, payload: &Value) -> Result<Vec
     Ok(facts)
 }
 
-/// +1 when a security alert opens, -1 when it is fixed, dismissed or resolved.
-fn open_alert_change(event: &str, action: &str) -> Option<i64> {
+/// Whether an alert event leaves its alert open (`None`: the state does not change).
+fn alert_opened(event: &str, action: &str) -> Option<bool> {
     let opened = [
         "created",
         "reopened",
@@ -119,9 +127,9 @@ fn open_alert_change(event: &str, action: &str) -> Option<i64> {
         return None;
     }
     if opened.contains(&action) {
-        Some(1)
+        Some(true)
     } else if closed.contains(&action) {
-        Some(-1)
+        Some(false)
     } else {
         None
     }

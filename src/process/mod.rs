@@ -16,7 +16,7 @@ pub use analyze::{analyze, counter};
 
 use crate::domain::timestamp;
 use crate::ingest::Payload;
-use crate::store::{EventRecord, Fact, StatusUpdate, Store, StoreError, StoredEvent};
+use crate::store::{EventRecord, Fact, Status, StatusUpdate, Store, StoreError, StoredEvent};
 
 /// Events processed per step; their outcomes are committed together.
 const BATCH: usize = 256;
@@ -50,7 +50,19 @@ pub struct RetryPolicy {
     pub cap: Duration,
 }
 
+/// The longest wait between automatic retries, in multiples of the first one.
+const RETRY_CAP_FACTOR: u32 = 300;
+
 impl RetryPolicy {
+    /// `WEBHOOK_MAX_RETRIES` retries, starting `retry_base` apart and doubling.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            max_retries: config.max_retries,
+            base: config.retry_base,
+            cap: config.retry_base.saturating_mul(RETRY_CAP_FACTOR),
+        }
+    }
+
     /// When to retry an event that has now failed `attempts` times, if at all.
     fn retry_at(&self, attempts: u32, now_ms: i64) -> Option<i64> {
         if attempts > self.max_retries {
@@ -62,6 +74,16 @@ impl RetryPolicy {
             .min(self.cap);
         Some(now_ms + delay.as_millis() as i64)
     }
+}
+
+/// What a replay did.
+#[derive(Debug)]
+pub enum Replay {
+    /// Processed again: the event's seq and record after it.
+    Done(u64, Box<EventRecord>),
+    Unknown,
+    /// A content duplicate of this delivery (if still stored): not processed.
+    Duplicate(Option<String>),
 }
 
 /// Counts of a bulk retry.
@@ -135,19 +157,20 @@ impl Processor {
         Some(Instant::now() + Duration::from_millis(wait))
     }
 
-    /// Processes one event by delivery id now, whatever its status. `None` if unknown.
-    pub async fn replay(
-        &self,
-        delivery_id: &str,
-    ) -> Result<Option<(u64, EventRecord)>, StoreError> {
+    /// Processes one event by delivery id now, whatever its status, except a
+    /// content duplicate, which is never processed.
+    pub async fn replay(&self, delivery_id: &str) -> Result<Replay, StoreError> {
         let Some(stored) = self.store.get(delivery_id.to_owned()).await? else {
-            return Ok(None);
+            return Ok(Replay::Unknown);
         };
+        if stored.record.status == Status::Duplicate {
+            return Ok(Replay::Duplicate(stored.duplicate_of));
+        }
         let seq = stored.seq;
-        Ok(self
-            .process_stored(stored, false)
-            .await?
-            .map(|record| (seq, record)))
+        Ok(match self.process_stored(stored, false).await? {
+            Some(record) => Replay::Done(seq, Box::new(record)),
+            None => Replay::Unknown,
+        })
     }
 
     /// Processes an event by seq now (used for synthesized test events).

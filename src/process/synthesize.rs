@@ -1,7 +1,9 @@
 //! Realistic payloads for `POST /api/webhooks/test`: the first example of the event
 //! type from `fixtures/` (embedded in the binary), retargeted at the requested
-//! repository and action. Types without an example get a minimal payload that has
-//! every field their structure check asks for.
+//! repository and action, with the state fields GitHub sends for that action (a
+//! `closed` pull request is closed, a `queued` job has no conclusion). Types without
+//! an example get a minimal payload that has every field their structure check asks
+//! for.
 
 use rust_embed::RustEmbed;
 use serde_json::{Map, Value, json};
@@ -63,6 +65,16 @@ pub fn payload(
     let object = payload.as_object_mut().expect("examples are JSON objects");
     if let Some(action) = action {
         object.insert("action".into(), json!(action));
+        if let Some(main) = kind
+            .main_object
+            .and_then(|key| object.get_mut(key))
+            .and_then(Value::as_object_mut)
+        {
+            settle(event, action, main);
+        }
+        if let Some(alert) = object.get_mut("alert").and_then(Value::as_object_mut) {
+            settle(event, action, alert);
+        }
     }
     let repo = object
         .entry("repository")
@@ -89,6 +101,69 @@ fn retarget(mut repo: Map<String, Value>, owner: &str, name: &str) -> Value {
         owner_object.insert("login".into(), json!(owner));
     }
     Value::Object(repo)
+}
+
+/// Sets the state fields of the event's main object to what GitHub sends with
+/// `action`, so an example recorded for one action reads right for another.
+fn settle(event: &str, action: &str, main: &mut Map<String, Value>) {
+    let now = json!(crate::domain::timestamp::to_rfc3339(
+        crate::domain::timestamp::now_ms()
+    ));
+    let mut set = |key: &str, value: Value| {
+        main.insert(key.to_owned(), value);
+    };
+    match (event, action) {
+        ("pull_request" | "issues" | "milestone" | "discussion", "closed") => {
+            set("state", json!("closed"));
+            set("closed_at", now);
+            if event == "pull_request" {
+                set("merged", json!(false));
+                set("merged_at", Value::Null);
+            }
+        }
+        ("pull_request" | "issues" | "discussion", "opened" | "reopened") => {
+            set("state", json!("open"));
+            set("closed_at", Value::Null);
+            if event == "pull_request" {
+                set("merged", json!(false));
+                set("merged_at", Value::Null);
+            }
+        }
+        ("milestone", "opened" | "created") => {
+            set("state", json!("open"));
+            set("closed_at", Value::Null);
+        }
+        ("workflow_job" | "workflow_run" | "check_run" | "check_suite", _) => {
+            let status = match action {
+                "completed" => "completed",
+                "in_progress" => "in_progress",
+                "waiting" => "waiting",
+                _ => "queued",
+            };
+            set("status", json!(status));
+            if status == "completed" {
+                let concluded = main.get("conclusion").is_some_and(|c| !c.is_null());
+                if !concluded {
+                    main.insert("conclusion".into(), json!("success"));
+                }
+            } else {
+                set("conclusion", Value::Null);
+                set("completed_at", Value::Null);
+            }
+        }
+        ("code_scanning_alert" | "secret_scanning_alert" | "dependabot_alert", _) => {
+            let state = match action {
+                "created" | "reopened" | "reopened_by_user" | "reintroduced" => "open",
+                "fixed" => "fixed",
+                "dismissed" | "closed_by_user" => "dismissed",
+                "auto_dismissed" => "auto_dismissed",
+                "resolved" => "resolved",
+                _ => return,
+            };
+            set("state", json!(state));
+        }
+        _ => {}
+    }
 }
 
 /// An object holding a placeholder at every required pointer.
@@ -124,6 +199,50 @@ mod tests {
                 kind.name
             );
         }
+    }
+
+    /// Every action of the main types: the state fields say what the action says.
+    #[test]
+    fn the_payload_reads_right_for_the_chosen_action() {
+        for kind in catalog::all() {
+            for action in kind.actions {
+                let p = payload(kind.name, "octo/app", Some(action)).unwrap();
+                assert_eq!(kind.check(&p), Ok(()), "{} {action}", kind.name);
+                let main = &p[kind.main_object.unwrap_or("none")];
+                match (kind.name, *action) {
+                    ("pull_request" | "issues", "closed") => {
+                        assert_eq!(main["state"], "closed", "{} {action}", kind.name);
+                    }
+                    ("pull_request" | "issues", "opened" | "reopened") => {
+                        assert_eq!(main["state"], "open", "{} {action}", kind.name);
+                    }
+                    ("workflow_job" | "workflow_run" | "check_run" | "check_suite", a) => {
+                        let completed = a == "completed";
+                        assert_eq!(
+                            main["status"] == "completed",
+                            completed,
+                            "{} {a}",
+                            kind.name
+                        );
+                        assert_eq!(
+                            main["conclusion"].is_null(),
+                            !completed,
+                            "{} {a}",
+                            kind.name
+                        );
+                    }
+                    ("dependabot_alert" | "code_scanning_alert", "created" | "reopened") => {
+                        assert_eq!(p["alert"]["state"], "open", "{} {action}", kind.name);
+                    }
+                    ("dependabot_alert" | "code_scanning_alert", "fixed") => {
+                        assert_eq!(p["alert"]["state"], "fixed", "{} {action}", kind.name);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let merged = payload("pull_request", "o/r", Some("closed")).unwrap();
+        assert_eq!(merged["pull_request"]["merged"], false);
     }
 
     #[test]

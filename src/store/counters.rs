@@ -26,6 +26,8 @@ pub mod metric {
 /// Per-repository counter names that are not sums over events.
 pub const FIRST_SEEN_MS: &str = "first_seen_ms";
 pub const LAST_EVENT_MS: &str = "last_event_ms";
+/// Alerts whose last known state is open (kept by the `alerts` module).
+pub const OPEN_SECURITY_ALERTS: &str = "open_security_alerts";
 
 pub fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS)
@@ -67,6 +69,15 @@ pub enum Counter {
 /// Everything one stored event adds to the counters.
 pub fn contributions(record: &EventRecord) -> Vec<(Counter, i64)> {
     let hour = hour_of(record.received_at_ms);
+    if record.status == Status::Duplicate {
+        // Not an event of its own: it counts only as a duplicate that arrived.
+        let duplicates = Counter::Hourly {
+            hour,
+            event: record.event.clone(),
+            metric: metric::DUPLICATES.to_owned(),
+        };
+        return vec![(duplicates, 1)];
+    }
     let hourly = |metric: &str, delta: i64| {
         (
             Counter::Hourly {
@@ -126,6 +137,8 @@ pub fn contributions(record: &EventRecord) -> Vec<(Counter, i64)> {
                         },
                         *delta,
                     ),
+                    // A state, not a sum: see the `alerts` module.
+                    Fact::Alert { .. } => continue,
                 });
             }
         }
@@ -272,7 +285,7 @@ impl Recount {
         for (counter, delta) in contributions(record) {
             *self.cells.entry(counter).or_default() += delta;
         }
-        if let Some(repo) = &record.repository {
+        if let Some(repo) = record.repository.as_ref().filter(|_| !record.test) {
             let mut extreme = |counter: &str, pick: fn(i64, i64) -> i64| {
                 let key = Counter::Repo {
                     repo: repo.clone(),

@@ -16,6 +16,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database was written by a newer hookvault (schema {found}, this build knows {known})")]
     NewerSchema { found: u64, known: u64 },
+    /// Another process (a running server) holds the database file.
+    #[error("the store is in use by another hookvault process")]
+    InUse,
 }
 
 macro_rules! from_redb {
@@ -28,9 +31,17 @@ macro_rules! from_redb {
     )*};
 }
 
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
 from_redb!(
     redb::Error,
-    redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,

@@ -4,11 +4,10 @@
 
 use redb::ReadableTable;
 
-use super::counters::{hour_of, metric};
 use super::index;
 use super::tables::WriteTables;
 use super::writer::PreparedEvent;
-use super::{EventRecord, Fact, StoreError, codec};
+use super::{EventRecord, Fact, Status, StoreError, codec};
 
 /// The result of processing one event, to be recorded.
 #[derive(Debug, Clone)]
@@ -28,7 +27,15 @@ pub fn load(t: &WriteTables, seq: u64) -> Result<Option<EventRecord>, StoreError
 }
 
 pub fn insert(t: &mut WriteTables, seq: u64, event: &PreparedEvent) -> Result<(), StoreError> {
-    let record = &event.record;
+    insert_record(t, seq, &event.record, event)
+}
+
+fn insert_record(
+    t: &mut WriteTables,
+    seq: u64,
+    record: &EventRecord,
+    event: &PreparedEvent,
+) -> Result<(), StoreError> {
     t.events.insert(seq, codec::encode(record).as_slice())?;
     t.payloads.insert(seq, event.compressed_body.as_slice())?;
     t.payload_bytes += event.compressed_body.len() as i64;
@@ -39,31 +46,45 @@ pub fn insert(t: &mut WriteTables, seq: u64, event: &PreparedEvent) -> Result<()
         t.retry_queue.insert((due, seq), ())?; // processed before it was stored, and failed
     }
     t.counters.apply(record, 1);
-    if let Some(repo) = &record.repository {
+    t.alerts.observe(record, seq, &mut t.counters)?;
+    // A test event is not activity of its repository (and can be removed).
+    if let Some(repo) = record.repository.as_ref().filter(|_| !record.test) {
         t.counters.touch_repository(repo, record.received_at_ms);
     }
     Ok(())
 }
 
-/// Remembers a delivery folded into stored event `seq` by content.
+/// Stores a delivery whose content is already stored as event `original`: as an
+/// event of its own under `seq`, with its bytes and headers, status `duplicate`,
+/// counted only as a duplicate. Returns the original's delivery id.
 pub fn insert_content_duplicate(
     t: &mut WriteTables,
-    delivery_id: &str,
     seq: u64,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    t.content_duplicates.insert(delivery_id, (seq, at_ms))?;
-    if let Some(mut original) = load(t, seq)? {
-        original.content_duplicates += 1;
-        t.events.insert(seq, codec::encode(&original).as_slice())?;
-        let key = super::counters::Counter::Hourly {
-            hour: hour_of(at_ms),
-            event: original.event,
-            metric: metric::DUPLICATES.to_owned(),
-        };
-        t.counters.add(key, 1);
-    }
-    Ok(())
+    event: &PreparedEvent,
+    original: u64,
+) -> Result<Option<String>, StoreError> {
+    let mut record = event.record.clone();
+    record.status = Status::Duplicate;
+    // Processing may have run before the store (see `Processor::first_attempt`); a
+    // duplicate keeps none of it.
+    record.attempts = 0;
+    record.last_error = None;
+    record.processing_time_us = None;
+    record.processed_at_ms = None;
+    record.next_attempt_ms = None;
+    record.facts.clear();
+    insert_record(t, seq, &record, event)?;
+    t.content_duplicates.insert(
+        record.delivery_id.as_str(),
+        (original, record.received_at_ms),
+    )?;
+    let Some(mut first) = load(t, original)? else {
+        return Ok(None); // retired meanwhile
+    };
+    first.content_duplicates += 1;
+    t.events
+        .insert(original, codec::encode(&first).as_slice())?;
+    Ok(Some(first.delivery_id))
 }
 
 /// Records a processing outcome: status, attempts, error, time, facts, the status
@@ -75,6 +96,9 @@ pub fn update_status(
     let Some(old) = load(t, update.seq)? else {
         return Ok(None); // deleted meanwhile (retention): nothing to record
     };
+    if old.status == Status::Duplicate {
+        return Ok(None); // never processed (callers refuse before getting here)
+    }
     let mut new = old.clone();
     new.record_attempt(
         update.outcome.clone(),
@@ -99,6 +123,7 @@ pub fn update_status(
     }
     t.counters.apply(&old, -1);
     t.counters.apply(&new, 1);
+    t.alerts.observe(&new, update.seq, &mut t.counters)?;
     Ok(Some(new))
 }
 
@@ -122,5 +147,28 @@ pub fn retire(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
         t.retry_queue.remove((due, seq))?;
     }
     t.retired.insert(seq, codec::encode(&record).as_slice())?;
+    Ok(true)
+}
+
+/// Removes a synthesized test event entirely: its record, payload, headers, delivery
+/// id, index entries, retry entry and every counter contribution, as if it had never
+/// been sent. Returns false if there was no such test event.
+pub fn remove_test(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
+    let Some(record) = load(t, seq)?.filter(|r| r.test) else {
+        return Ok(false);
+    };
+    t.events.remove(seq)?;
+    let freed = t
+        .payloads
+        .remove(seq)?
+        .map_or(0, |p| p.value().len() as i64);
+    t.payload_bytes -= freed;
+    t.headers.remove(seq)?;
+    t.deliveries.remove(record.delivery_id.as_str())?;
+    t.index.remove_all(&record, seq)?;
+    if let Some(due) = record.next_attempt_ms {
+        t.retry_queue.remove((due, seq))?;
+    }
+    t.counters.apply(&record, -1);
     Ok(true)
 }

@@ -3,6 +3,7 @@
 //! materialized counters and the read queries. Callers get a cheap-to-clone
 //! [`Store`] handle.
 
+mod alerts;
 mod codec;
 mod compression;
 mod counters;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use counters::HOUR_MS;
+pub use counters::{HOUR_MS, OPEN_SECURITY_ALERTS};
 pub use error::StoreError;
 pub use events::StatusUpdate;
 pub use query::{EventQuery, Page};
@@ -47,6 +48,11 @@ use writer::{WriteHealth, WriteRequest, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "hookvault.redb";
+
+/// Delivery ids of synthesized test events start with this, and sort below
+/// `TEST_ID_END` (the next character after `-`).
+pub const TEST_ID_PREFIX: &str = "test-";
+const TEST_ID_END: &str = "test.";
 
 /// Requests that may wait for the writer before callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 4096;
@@ -156,6 +162,25 @@ impl Store {
     pub async fn retire(&self, seqs: Vec<u64>) -> Result<usize, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Retire { seqs, reply }).await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Removes every synthesized test event and its counts; returns how many.
+    pub async fn remove_test_events(&self) -> Result<usize, StoreError> {
+        let seqs = self
+            .read(|db| {
+                let txn = db.begin_read()?;
+                let deliveries = txn.open_table(tables::DELIVERIES)?;
+                let mut seqs = Vec::new();
+                // Test delivery ids are `test-<hex>` (`POST /api/webhooks/test`).
+                for entry in deliveries.range(TEST_ID_PREFIX..TEST_ID_END)? {
+                    seqs.push(entry?.1.value());
+                }
+                Ok(seqs)
+            })
+            .await?;
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteRequest::RemoveTests { seqs, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -277,6 +302,7 @@ fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
     let compressed_body = compression::compress(&delivery.body)?;
     Ok(PreparedEvent {
         content_key: delivery.content_key,
+        duplicate_of: None,
         encoded_headers: codec::encode(&delivery.headers),
         compressed_body,
         record,
@@ -296,8 +322,10 @@ fn initialize(db: &Database) -> Result<u64, StoreError> {
                     known: tables::SCHEMA_VERSION,
                 });
             }
-            Some(_) => {}
-            None => {
+            Some(found) if found == tables::SCHEMA_VERSION => {}
+            // Older layouts read as they are (see `SCHEMA_VERSION`); what is
+            // written from now on may need this binary.
+            Some(_) | None => {
                 t.meta
                     .insert(meta::SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
             }
@@ -329,6 +357,9 @@ fn recent_content_window(db: &Database, ttl: Duration) -> Result<ContentWindow, 
             continue;
         };
         let record: EventRecord = codec::decode(bytes.value())?;
+        if record.status == Status::Duplicate {
+            continue;
+        }
         if let Some(key) = record.content_key {
             let age =
                 Duration::from_millis(u64::try_from(now_ms - record.received_at_ms).unwrap_or(0));

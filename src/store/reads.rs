@@ -14,6 +14,9 @@ pub struct StoredEvent {
     pub headers: Vec<(String, String)>,
     /// The body exactly as received.
     pub body: Vec<u8>,
+    /// For a content duplicate, the delivery id of the event it duplicates (`None`
+    /// when that one was retired).
+    pub duplicate_of: Option<String>,
 }
 
 /// Most recent events counted for health; keeps the health endpoint cheap under a
@@ -63,12 +66,34 @@ fn load_event(txn: &ReadTransaction, seq: u64) -> Result<Option<StoredEvent>, St
         .ok_or_else(|| StoreError::Corrupt(format!("event {seq} has no payload")))?;
     let body = compression::decompress(&compressed, record.body_len as usize)
         .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))?;
+    let duplicate_of = match record.status {
+        Status::Duplicate => original_of(txn, &record.delivery_id)?,
+        _ => None,
+    };
     Ok(Some(StoredEvent {
         seq,
         record,
         headers: headers.unwrap_or_default(),
         body,
+        duplicate_of,
     }))
+}
+
+/// The delivery id of the stored event a content duplicate duplicates.
+fn original_of(txn: &ReadTransaction, delivery_id: &str) -> Result<Option<String>, StoreError> {
+    let Some(entry) = txn
+        .open_table(tables::CONTENT_DUPLICATES)?
+        .get(delivery_id)?
+    else {
+        return Ok(None);
+    };
+    let (original, _) = entry.value();
+    let record = txn
+        .open_table(tables::EVENTS)?
+        .get(original)?
+        .map(|b| codec::decode::<EventRecord>(b.value()))
+        .transpose()?;
+    Ok(record.map(|r| r.delivery_id))
 }
 
 /// Seqs in one index entry, oldest first.
@@ -255,7 +280,7 @@ impl Store {
                 .take(RECENT_CAP)
                 .count() as u64;
             Ok(HealthFacts {
-                total_events: txn.open_table(tables::EVENTS)?.len()?,
+                total_events: txn.open_table(tables::EVENTS)?.len()? - count(Status::Duplicate)?,
                 pending: count(Status::Pending)?,
                 failed: count(Status::Failed)?,
                 oldest_pending_ms: oldest_pending,

@@ -10,16 +10,26 @@ pub enum Status {
     Pending,
     Processed,
     Failed,
+    /// A delivery of content already stored under another delivery id within the
+    /// dedup window (another hook's copy): kept with its own bytes and findable, but
+    /// never processed and never counted as an event of its own.
+    Duplicate,
 }
 
 impl Status {
-    pub const ALL: [Status; 3] = [Status::Pending, Status::Processed, Status::Failed];
+    pub const ALL: [Status; 4] = [
+        Status::Pending,
+        Status::Processed,
+        Status::Failed,
+        Status::Duplicate,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
             Status::Processed => "processed",
             Status::Failed => "failed",
+            Status::Duplicate => "duplicate",
         }
     }
 
@@ -43,6 +53,9 @@ pub enum Fact {
         counter: String,
         delta: i64,
     },
+    /// A security alert's state after this event (`alert` is the event type and the
+    /// alert's number). Not a sum: the last one by time wins.
+    Alert { alert: String, open: bool },
 }
 
 /// Metadata of one stored event (the `events` table). Kept small: listing reads one of
@@ -69,7 +82,8 @@ pub struct EventRecord {
     pub body_len: u32,
     /// Kept so the content-dedup window can be rebuilt after a restart.
     pub content_key: Option<[u8; 32]>,
-    /// Later deliveries of the same content (another hook's copy) folded into this one.
+    /// Later deliveries of the same content (another hook's copy), each stored as a
+    /// `Duplicate` of this one.
     pub content_duplicates: u32,
     /// Synthesized by `POST /api/webhooks/test`.
     pub test: bool,

@@ -4,6 +4,7 @@
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::StoreError;
+use super::alerts::AlertTables;
 use super::counters::CounterTables;
 use super::index::IndexTables;
 
@@ -18,6 +19,8 @@ pub const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers_v
 /// delivery id → seq, for every stored delivery. Unique forever.
 pub const DELIVERIES: TableDefinition<&str, u64> = TableDefinition::new("deliveries_v1");
 /// delivery id → (seq of the stored event it duplicated by content, arrival time).
+/// Since schema 2 the duplicate is also stored as an event of its own (status
+/// `duplicate`); entries written before that have only this row.
 pub const CONTENT_DUPLICATES: TableDefinition<&str, (u64, i64)> =
     TableDefinition::new("content_duplicates_v1");
 /// (field, value, received_at_ms, seq) → (): the secondary indexes, newest last.
@@ -49,6 +52,10 @@ pub const HISTOGRAM: TableDefinition<(i64, u8), i64> = TableDefinition::new("his
 pub const REPO_HOURLY: TableDefinition<(i64, &str), i64> = TableDefinition::new("repo_hourly_v1");
 /// `repository_stats`: (repository, counter) → value.
 pub const REPO_STATS: TableDefinition<(&str, &str), i64> = TableDefinition::new("repo_stats_v1");
+/// (repository, alert) → (received_at_ms, seq, open) of the last event that set
+/// the alert's state; `alert` is the event type and the alert's number.
+pub const ALERTS: TableDefinition<(&str, &str), (i64, u64, bool)> =
+    TableDefinition::new("alerts_v1");
 /// `job_metrics`: (repository, workflow, job, counter) → value.
 pub const JOB_METRICS: TableDefinition<(&str, &str, &str, &str), i64> =
     TableDefinition::new("job_metrics_v1");
@@ -70,7 +77,9 @@ pub mod meta {
     pub const REJECTED_PREFIX: &str = "rejected:";
 }
 
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: content duplicates are stored as events of their own (status `duplicate`,
+/// which a version-1 binary cannot read); a version-1 store needs no conversion.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Every table a write may touch, opened once per transaction.
 pub struct WriteTables<'txn> {
@@ -86,6 +95,7 @@ pub struct WriteTables<'txn> {
     pub rejected: redb::Table<'txn, u64, &'static [u8]>,
     pub index: IndexTables<'txn>,
     pub counters: CounterTables<'txn>,
+    pub alerts: AlertTables<'txn>,
     /// Change of the stored payload bytes in this transaction (meta `payload_bytes`).
     pub payload_bytes: i64,
 }
@@ -105,6 +115,7 @@ impl<'txn> WriteTables<'txn> {
             rejected: txn.open_table(REJECTED)?,
             index: IndexTables::open(txn)?,
             counters: CounterTables::open(txn)?,
+            alerts: AlertTables::open(txn)?,
             payload_bytes: 0,
         })
     }

@@ -38,6 +38,9 @@ const REOPEN_INTERVAL: Duration = Duration::from_millis(500);
 /// there, in parallel, so the writer only inserts).
 pub struct PreparedEvent {
     pub content_key: Option<ContentKey>,
+    /// Known to duplicate the content of this stored delivery (an imported
+    /// duplicate): stored as its duplicate whatever the dedup window says.
+    pub duplicate_of: Option<String>,
     pub record: EventRecord,
     pub compressed_body: Vec<u8>,
     pub encoded_headers: Vec<u8>,
@@ -57,29 +60,43 @@ pub enum WriteRequest {
         seqs: Vec<u64>,
         reply: oneshot::Sender<Result<usize, StoreError>>,
     },
+    /// Remove these test events entirely; answers how many were removed.
+    RemoveTests {
+        seqs: Vec<u64>,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
     /// A delivery refused at the edge, for the rejected log. Nobody waits for it.
     Reject(Box<RejectedDelivery>),
 }
 
 /// What the store did with a delivery. Both variants are durable when returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
-    Stored { seq: u64 },
-    Duplicate { seq: u64, reason: DuplicateReason },
+    Stored {
+        seq: u64,
+    },
+    /// `seq` is where the delivery id is found: the earlier copy for a redelivery,
+    /// the duplicate's own event for a content duplicate.
+    Duplicate {
+        seq: u64,
+        reason: DuplicateReason,
+    },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DuplicateReason {
     /// The delivery id is already stored (a redelivery, or a racing copy).
     DeliveryId,
-    /// The same content came within the dedup window under another delivery id.
-    Content,
+    /// The same content came within the dedup window under another delivery id:
+    /// stored, marked `duplicate` of that one (`None` if it was retired meanwhile).
+    Content { of: Option<String> },
 }
 
 enum Outcome {
     Ingest(IngestOutcome),
     Update(Option<Box<EventRecord>>),
     Retire(usize),
+    Removed(usize),
     Rejected,
 }
 
@@ -238,7 +255,8 @@ impl Writer {
                         (WriteRequest::Update { reply, .. }, Outcome::Update(record)) => {
                             let _ = reply.send(Ok(record.map(|r| *r)));
                         }
-                        (WriteRequest::Retire { reply, .. }, Outcome::Retire(count)) => {
+                        (WriteRequest::Retire { reply, .. }, Outcome::Retire(count))
+                        | (WriteRequest::RemoveTests { reply, .. }, Outcome::Removed(count)) => {
                             let _ = reply.send(Ok(count));
                         }
                         (WriteRequest::Reject(_), Outcome::Rejected) => {}
@@ -329,6 +347,17 @@ impl Writer {
                     outcomes.push(Outcome::Retire(retired));
                     continue;
                 }
+                WriteRequest::RemoveTests { seqs, .. } => {
+                    let mut removed = 0;
+                    for seq in seqs {
+                        if events::remove_test(&mut t, *seq)? {
+                            changed(&mut t, *seq)?;
+                            removed += 1;
+                        }
+                    }
+                    outcomes.push(Outcome::Removed(removed));
+                    continue;
+                }
                 WriteRequest::Reject(entry) => {
                     rejected::insert(&mut t, entry)?;
                     outcomes.push(Outcome::Rejected);
@@ -350,27 +379,31 @@ impl Writer {
                 continue;
             }
 
-            let same_content = event
-                .content_key
-                .filter(|_| self.window.is_enabled())
-                .and_then(|key| {
-                    batch_keys
-                        .get(&key)
-                        .copied()
-                        .or_else(|| self.window.lookup(&key, now))
-                });
-            if let Some(seq) = same_content {
-                events::insert_content_duplicate(&mut t, id, seq, event.record.received_at_ms)?;
+            let same_content = match &event.duplicate_of {
+                Some(original) => t.deliveries.get(original.as_str())?.map(|s| s.value()),
+                None => event
+                    .content_key
+                    .filter(|_| self.window.is_enabled())
+                    .and_then(|key| {
+                        batch_keys
+                            .get(&key)
+                            .copied()
+                            .or_else(|| self.window.lookup(&key, now))
+                    }),
+            };
+            let seq = next_seq;
+            next_seq += 1;
+            if let Some(original) = same_content {
+                let of = events::insert_content_duplicate(&mut t, seq, event, original)?;
+                changed(&mut t, seq)?;
                 content_dups += 1;
                 outcomes.push(Outcome::Ingest(IngestOutcome::Duplicate {
                     seq,
-                    reason: DuplicateReason::Content,
+                    reason: DuplicateReason::Content { of },
                 }));
                 continue;
             }
 
-            let seq = next_seq;
-            next_seq += 1;
             events::insert(&mut t, seq, event)?;
             changed(&mut t, seq)?;
             if let Some(key) = event.content_key.filter(|_| self.window.is_enabled()) {
@@ -404,7 +437,7 @@ fn refuse(request: WriteRequest, error: &StoreError) {
         WriteRequest::Update { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        WriteRequest::Retire { reply, .. } => {
+        WriteRequest::Retire { reply, .. } | WriteRequest::RemoveTests { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
         WriteRequest::Reject(_) => {}

@@ -50,24 +50,86 @@ async fn fifty_racing_copies_store_exactly_one_record() {
 }
 
 #[tokio::test]
-async fn the_same_event_through_two_hooks_is_stored_once() {
+async fn the_same_event_through_two_hooks_is_kept_as_a_findable_duplicate() {
     let app = TestApp::spawn().await;
     let body = fixture("workflow_job", 0).bytes;
-    let (_, first) = app.post_signed("workflow_job", &new_id(), &body).await;
+    let first_id = new_id();
+    let (_, first) = app.post_signed("workflow_job", &first_id, &body).await;
     let second_id = new_id();
     let (status, second) = app.post_signed("workflow_job", &second_id, &body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["data"]["status"], "duplicate");
     assert_eq!(second["data"]["deliveryId"], second_id.as_str());
-    assert_eq!(second["data"]["id"], first["data"]["id"]);
-    assert_eq!(app.count("").await, 1);
+    assert_eq!(second["data"]["duplicateOf"], first_id.as_str());
+    assert_ne!(
+        second["data"]["id"], first["data"]["id"],
+        "it has an id of its own"
+    );
 
-    // Counted on the original, and its delivery id is remembered too.
-    let (_, listed) = app.get_json("/api/webhooks/events").await;
-    assert_eq!(listed["data"][0]["contentDuplicates"], 1);
+    // Findable by its own delivery id, with its exact bytes.
+    let (status, detail) = app
+        .get_json(&format!("/api/webhooks/events/{second_id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["data"]["status"], "duplicate");
+    assert_eq!(detail["data"]["duplicateOf"], first_id.as_str());
+    assert_eq!(detail["data"]["id"], second["data"]["id"]);
+    assert_eq!(detail["data"]["attempts"], 0, "never processed");
+    let raw = app
+        .client
+        .get(app.url(&format!("/api/webhooks/events/{second_id}/raw")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(raw.as_ref(), body.as_slice());
+
+    // Listed, marked, and counted once: as a duplicate, not as an event.
+    app.settle().await;
+    assert_eq!(app.count("status=duplicate").await, 1);
+    assert_eq!(app.count("status=processed").await, 1);
+    let (_, original) = app
+        .get_json(&format!("/api/webhooks/events/{first_id}"))
+        .await;
+    assert_eq!(original["data"]["contentDuplicates"], 1);
+    let (_, stats) = app.get_json("/api/webhooks/statistics?hours=1").await;
+    assert_eq!(stats["data"]["summary"]["totalEvents"], 1, "{stats}");
+    assert_eq!(stats["data"]["summary"]["duplicateEvents"], 1, "{stats}");
+
+    // Its id stays a duplicate forever, and a replay says what to replay instead.
     let (_, again) = app.post_signed("workflow_job", &second_id, &body).await;
     assert_eq!(again["data"]["status"], "duplicate");
-    assert_eq!(app.count("").await, 1);
+    assert_eq!(again["data"]["id"], second["data"]["id"]);
+    let response = app
+        .client
+        .post(app.url(&format!("/api/webhooks/replay/{second_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let refusal: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(refusal["error"]["code"], "duplicate_delivery");
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&first_id)
+    );
+}
+
+#[tokio::test]
+async fn a_tag_deleted_and_created_again_is_two_events() {
+    // `create` and `delete` payloads carry only the ref: nothing tells two of them
+    // apart, so they are never folded.
+    let app = TestApp::spawn().await;
+    for event in ["create", "delete", "create"] {
+        let body = fixture(event, 0).bytes;
+        let (_, answer) = app.post_signed(event, &new_id(), &body).await;
+        assert_eq!(answer["data"]["status"], "stored", "{event}: {answer}");
+    }
+    assert_eq!(app.count("").await, 3);
 }
 
 #[tokio::test]
@@ -84,18 +146,17 @@ async fn different_events_about_one_entity_are_all_kept() {
 }
 
 #[tokio::test]
-async fn the_fixtures_own_variants_of_one_event_are_folded_together() {
-    // workflow_job examples 1 and 2 are two payloads of one job's "completed" event.
+async fn payloads_that_differ_anywhere_are_different_events() {
+    // workflow_job examples 1 and 2 are one job's "completed" event as recorded twice,
+    // with different details: a key over chosen fields folded them into one.
     let app = TestApp::spawn().await;
-    let (_, first) = app
-        .post_signed("workflow_job", &new_id(), &fixture("workflow_job", 1).bytes)
-        .await;
-    let (_, second) = app
-        .post_signed("workflow_job", &new_id(), &fixture("workflow_job", 2).bytes)
-        .await;
-    assert_eq!(first["data"]["status"], "stored");
-    assert_eq!(second["data"]["status"], "duplicate");
-    assert_eq!(app.count("").await, 1);
+    for n in [1, 2] {
+        let (_, answer) = app
+            .post_signed("workflow_job", &new_id(), &fixture("workflow_job", n).bytes)
+            .await;
+        assert_eq!(answer["data"]["status"], "stored", "workflow_job/{n}");
+    }
+    assert_eq!(app.count("").await, 2);
 }
 
 #[tokio::test]
@@ -130,9 +191,10 @@ async fn content_dedup_ends_with_its_window() {
 async fn the_content_window_survives_a_restart() {
     let app = TestApp::spawn().await;
     let body = fixture("release", 0).bytes;
-    let (_, first) = app.post_signed("release", &new_id(), &body).await;
+    let first_id = new_id();
+    app.post_signed("release", &first_id, &body).await;
     let app = app.restart().await;
     let (_, second) = app.post_signed("release", &new_id(), &body).await;
     assert_eq!(second["data"]["status"], "duplicate");
-    assert_eq!(second["data"]["id"], first["data"]["id"]);
+    assert_eq!(second["data"]["duplicateOf"], first_id.as_str());
 }

@@ -22,6 +22,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("post", "/api/webhooks/replay/{delivery_id}"),
     ("post", "/api/webhooks/retry-failed"),
     ("post", "/api/webhooks/test"),
+    ("delete", "/api/webhooks/test"),
     ("get", "/api/webhooks/search"),
     ("get", "/api/repositories"),
     ("get", "/api/repositories/{owner}/{repo}"),

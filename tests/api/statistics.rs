@@ -235,8 +235,9 @@ async fn health_reflects_failures_and_recent_events() {
 /// Conclusions, queue times and run times of one job, as the fixtures tell them.
 type JobExpectation = (BTreeMap<String, i64>, Vec<i64>, Vec<i64>);
 
-/// The security-alert rule, restated: +1 when an alert opens, -1 when it closes.
-fn alert_delta(event: &str, action: &str) -> i64 {
+/// The security-alert rule, restated: whether an event leaves its alert open (`None`:
+/// no change). The open count is the number of alerts whose last event opened them.
+fn alert_opened(event: &str, action: &str) -> Option<bool> {
     let alerting = [
         "code_scanning_alert",
         "secret_scanning_alert",
@@ -244,13 +245,13 @@ fn alert_delta(event: &str, action: &str) -> i64 {
         "repository_vulnerability_alert",
     ];
     if !alerting.contains(&event) {
-        return 0;
+        return None;
     }
     match action {
-        "created" | "reopened" | "reopened_by_user" | "reintroduced" | "create" => 1,
+        "created" | "reopened" | "reopened_by_user" | "reintroduced" | "create" => Some(true),
         "fixed" | "closed_by_user" | "dismissed" | "auto_dismissed" | "resolved" | "resolve"
-        | "dismiss" => -1,
-        _ => 0,
+        | "dismiss" => Some(false),
+        _ => None,
     }
 }
 
@@ -271,6 +272,8 @@ async fn repositories_show_activity_and_job_metrics_from_the_fixtures() {
 
     let mut expected: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
     let mut jobs: BTreeMap<(&str, String, String), JobExpectation> = BTreeMap::new();
+    // Posted one after another: the last event of each alert, in this order, wins.
+    let mut alert_states = BTreeMap::new();
     for f in &sample {
         let repo = expected.entry(f.repository().unwrap()).or_default();
         let action = f.action().unwrap_or("");
@@ -290,7 +293,11 @@ async fn repositories_show_activity_and_job_metrics_from_the_fixtures() {
         if let Some(key) = key {
             *repo.entry(key).or_default() += 1;
         }
-        *repo.entry("alerts").or_default() += alert_delta(&f.event, action);
+        if let Some(open) = alert_opened(&f.event, action) {
+            let alert = &f.json["alert"];
+            let number = alert["number"].as_u64().or(alert["id"].as_u64()).unwrap();
+            alert_states.insert((f.repository().unwrap(), f.event.clone(), number), open);
+        }
         if f.event == "workflow_job" && action == "completed" {
             let job = &f.json["workflow_job"];
             let entry = jobs
@@ -314,6 +321,14 @@ async fn repositories_show_activity_and_job_metrics_from_the_fixtures() {
                 .2
                 .extend(ms_between(&job["started_at"], &job["completed_at"]));
         }
+    }
+
+    for ((repo, _, _), open) in alert_states {
+        *expected
+            .entry(repo)
+            .or_default()
+            .entry("alerts")
+            .or_default() += i64::from(open);
     }
 
     let (_, list) = app.get_json("/api/repositories").await;

@@ -112,6 +112,21 @@ mod tests {
         assert_eq!(names, sorted);
     }
 
+    /// Every action GitHub sent in the recorded examples is listed for its type, and
+    /// nothing GitHub never sends is (a merge arrives as `closed` with `merged: true`).
+    #[test]
+    fn actions_are_those_github_sends() {
+        for (event, _, payload) in crate::domain::json::tests::every_fixture_by_event() {
+            let kind = find(&event).unwrap_or_else(|| panic!("{event} not in the catalog"));
+            if let Some(action) = payload["action"].as_str() {
+                assert!(kind.actions.contains(&action), "{event}: {action}");
+            }
+        }
+        let pull_request = find("pull_request").unwrap();
+        assert!(!pull_request.actions.contains(&"merged"));
+        assert!(pull_request.actions.contains(&"closed"));
+    }
+
     #[test]
     fn covers_the_seed_list() {
         for name in [
