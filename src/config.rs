@@ -236,6 +236,12 @@ impl ConfigError {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Serve,
+    Offline,
+}
+
 /// Where the webhook secrets came from, so startup can say so (without the value,
 /// except for the one time a secret is generated).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,8 +308,18 @@ impl Config {
     }
 
     /// Validates every setting, prepares the data directory and loads or generates
-    /// the webhook secret.
+    /// the webhook secret: what `serve` needs.
     pub fn from_cli(settings: Settings) -> Result<Self, ConfigError> {
+        Self::parse(settings, Purpose::Serve)
+    }
+
+    /// Validates every setting for a command on a stopped store: creates nothing and
+    /// generates no secret (only `serve` does).
+    pub fn offline(settings: Settings) -> Result<Self, ConfigError> {
+        Self::parse(settings, Purpose::Offline)
+    }
+
+    fn parse(settings: Settings, purpose: Purpose) -> Result<Self, ConfigError> {
         let listen = match (&settings.listen, &settings.port) {
             (Some(addr), _) => addr.parse().map_err(|_| {
                 ConfigError::new(
@@ -389,10 +405,13 @@ impl Config {
             ));
         }
 
-        prepare_data_dir(&settings.data_dir)?;
-        let (secrets, secret_source) = match settings.secret.as_deref() {
-            Some(list) => (parse_secret_list(list)?, SecretSource::Configured),
-            None => load_or_generate_secret(&settings.data_dir)?,
+        if purpose == Purpose::Serve {
+            prepare_data_dir(&settings.data_dir)?;
+        }
+        let (secrets, secret_source) = match (settings.secret.as_deref(), purpose) {
+            (Some(list), _) => (parse_secret_list(list)?, SecretSource::Configured),
+            (None, Purpose::Serve) => load_or_generate_secret(&settings.data_dir)?,
+            (None, Purpose::Offline) => (Vec::new(), SecretSource::Configured),
         };
 
         Ok(Self {

@@ -22,6 +22,8 @@
 //! - [`retention`]: retires events older than the retention window.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
+//! - [`commands`]: the commands on a stopped instance (`verify`, `reindex`, `export`,
+//!   `import`, `compact`), which open the store one way and never create one.
 //! - `fuzzing` (hidden): the fuzz targets' entry points and invariants, shared by
 //!   `fuzz/` (cargo-fuzz) and the property tests.
 //!
@@ -32,6 +34,7 @@
 
 pub mod access;
 pub mod api;
+pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod domain;
@@ -129,11 +132,7 @@ impl App {
             hub.clone(),
         )?));
         stages.push(Arc::new(metrics::ProcessingMetrics(metrics.clone())));
-        let policy = RetryPolicy {
-            max_retries: config.max_retries,
-            base: config.retry_base,
-            cap: config.retry_base.saturating_mul(300),
-        };
+        let policy = RetryPolicy::from_config(&config);
         let processor = Processor::new(store.clone(), stages, policy);
 
         let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -1,0 +1,280 @@
+//! The commands that work on a stopped instance: `verify`, `reindex`, `export`,
+//! `import` and `compact`. Each opens the store the one way [`open_stopped`] does,
+//! which refuses a missing store instead of creating one, and says what to do when a
+//! running server holds it.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::{Config, ExportArgs, ImportArgs, SECRET_FILE};
+use crate::domain::timestamp;
+use crate::process::{Processor, RetryPolicy};
+use crate::search::{Indexer, SearchIndex};
+use crate::store::{self, Status, Store, StoreError, StoreOptions, WriterHandle};
+use crate::transfer::{self, ExportFilter};
+
+/// Threads for blocking work (store reads, large-body verification, search). tokio's
+/// default of 512 let a burst of reads grow hundreds of threads, each with its own
+/// stack and allocator caches, on a machine with two cores to run them.
+const BLOCKING_THREADS: usize = 32;
+
+/// The runtime of the server and of every command.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// One line, exit code 2: a setting or a data directory that stops a command.
+pub fn refuse(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("hookvault: {error}");
+    ExitCode::from(2)
+}
+
+/// Whether a command may start from an empty data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    Required,
+    /// `import` fills a new data directory.
+    MayCreate,
+}
+
+/// Opens the store of a stopped instance, or says in one line why it cannot.
+fn open_stopped(config: &Config, existing: Existing) -> Result<(Store, WriterHandle), ExitCode> {
+    let dir = &config.data_dir;
+    let file = dir.join(store::DB_FILE);
+    if existing == Existing::Required && !file.exists() {
+        let what = if dir.exists() {
+            format!(
+                "{} holds no hookvault store ({} not found)",
+                dir.display(),
+                store::DB_FILE
+            )
+        } else {
+            format!("there is no data directory {}", dir.display())
+        };
+        return Err(refuse(format!(
+            "{what}; point --data-dir (HOOKVAULT_DATA_DIR) at the directory the server uses"
+        )));
+    }
+    if existing == Existing::MayCreate
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        return Err(refuse(format!("cannot create {}: {e}", dir.display())));
+    }
+    let options = StoreOptions {
+        cache_bytes: config.cache_bytes,
+        dedup_ttl: std::time::Duration::ZERO,
+        on_commit: None,
+    };
+    Store::open(dir, &options).map_err(|e| match e {
+        StoreError::InUse => refuse(format!(
+            "the store in {} is in use by a running hookvault: stop the server first \
+             (or use its API: GET /api/webhooks/events, /api/webhooks/search)",
+            dir.display()
+        )),
+        other => refuse(format!(
+            "cannot open the store in {}: {other}",
+            dir.display()
+        )),
+    })
+}
+
+/// Runs `work` on an open stopped store, then closes it cleanly.
+fn with_store<T>(
+    config: &Config,
+    existing: Existing,
+    work: impl FnOnce(&Store) -> T,
+) -> Result<T, ExitCode> {
+    let (store, writer) = open_stopped(config, existing)?;
+    let result = work(&store);
+    drop(store);
+    writer.join();
+    Ok(result)
+}
+
+fn finish(name: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookvault: {name} failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn verify(config: &Config) -> ExitCode {
+    let result = with_store(config, Existing::Required, |store| {
+        runtime().block_on(store.verify())
+    });
+    match result {
+        Err(code) => code,
+        Ok(Ok(differences)) if differences.is_empty() => {
+            println!("verify: every counter and index entry matches the stored events");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(differences)) => {
+            for difference in &differences {
+                println!("mismatch: {difference}");
+            }
+            println!("verify: {} difference(s)", differences.len());
+            ExitCode::from(1)
+        }
+        Ok(Err(e)) => finish("verify", Err(e.into())),
+    }
+}
+
+pub fn reindex(config: &Config) -> ExitCode {
+    let result = with_store(config, Existing::Required, |store| {
+        runtime().block_on(async {
+            let dir = SearchIndex::dir(&config.data_dir);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            let (index, _, _) = SearchIndex::open(&config.data_dir)?;
+            let mut indexer = Indexer::new(store.clone(), index.clone(), None)?;
+            let started = std::time::Instant::now();
+            indexer
+                .catch_up(|docs, _| eprint!("\rreindex: {docs} events indexed"))
+                .await?;
+            eprintln!(
+                "\rreindex: {} events indexed in {:.1} s",
+                index.num_docs(),
+                started.elapsed().as_secs_f64()
+            );
+            anyhow::Ok(())
+        })
+    });
+    result.map_or_else(|code| code, |r| finish("reindex", r))
+}
+
+pub fn compact(config: &Config) -> ExitCode {
+    if let Err(code) = with_store(config, Existing::Required, |_| ()) {
+        return code;
+    }
+    match store::compact(&config.data_dir) {
+        Ok((before, after)) => {
+            eprintln!("compact: {before} bytes before, {after} bytes after");
+            ExitCode::SUCCESS
+        }
+        Err(e) => finish("compact", Err(e.into())),
+    }
+}
+
+fn export_filter(args: &ExportArgs) -> Result<ExportFilter, String> {
+    let date = |setting: &str, raw: &Option<String>| match raw {
+        None => Ok(None),
+        Some(raw) => timestamp::parse(raw).map(Some).ok_or_else(|| {
+            format!(
+                "invalid setting {setting}: {raw:?} is not an RFC 3339 time or a YYYY-MM-DD date"
+            )
+        }),
+    };
+    let status = match &args.status {
+        None => None,
+        Some(raw) => Some(Status::parse(raw).ok_or_else(|| {
+            format!(
+                "invalid setting --status: {raw:?} is not pending, processed, failed or duplicate"
+            )
+        })?),
+    };
+    Ok(ExportFilter {
+        repository: args.repository.clone(),
+        event: args.event.clone(),
+        action: args.action.clone(),
+        status,
+        start_ms: date("--start-date", &args.start_date)?,
+        end_ms: date("--end-date", &args.end_date)?,
+    })
+}
+
+pub fn export(config: &Config, args: &ExportArgs) -> ExitCode {
+    let filter = match export_filter(args) {
+        Ok(filter) => filter,
+        Err(message) => return refuse(message),
+    };
+    let result = with_store(config, Existing::Required, |store| match &args.output {
+        Some(path) => std::fs::File::create(path)
+            .map_err(transfer::TransferError::from)
+            .and_then(|file| transfer::export(store, &filter, &mut std::io::BufWriter::new(file))),
+        None => transfer::export(
+            store,
+            &filter,
+            &mut std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
+    });
+    match result {
+        Err(code) => code,
+        Ok(Ok(count)) => {
+            eprintln!("export: {count} deliveries written");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => finish("export", Err(e.into())),
+    }
+}
+
+pub fn import(config: &Config, args: &ImportArgs) -> ExitCode {
+    let input: Box<dyn BufRead> = match &args.input {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => Box::new(std::io::BufReader::new(file)),
+            Err(e) => return refuse(format!("cannot read {}: {e}", path.display())),
+        },
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let policy = RetryPolicy::from_config(config);
+    let result = with_store(config, Existing::MayCreate, |store| {
+        runtime().block_on(import_and_process(store, input, policy))
+    });
+    let code = result.map_or_else(|code| code, |r| finish("import", r));
+    if code == ExitCode::SUCCESS && config.secrets.is_empty() {
+        remind_of_the_secret(&config.data_dir);
+    }
+    code
+}
+
+async fn import_and_process(
+    store: &Store,
+    input: Box<dyn BufRead>,
+    policy: RetryPolicy,
+) -> anyhow::Result<()> {
+    let report = transfer::import(store, input, |r| {
+        eprint!(
+            "\rimport: {} imported, {} duplicates, {} skipped",
+            r.imported,
+            r.duplicates,
+            r.skipped.len()
+        )
+    })
+    .await?;
+    eprintln!();
+    for (line, reason) in &report.skipped {
+        eprintln!("import: line {line} skipped: {reason}");
+    }
+    let processor = Processor::new(store.clone(), Vec::new(), policy);
+    let mut processed = 0;
+    loop {
+        match processor.run_once().await? {
+            0 => break,
+            step => processed += step,
+        }
+    }
+    eprintln!("import: {processed} events processed");
+    Ok(())
+}
+
+/// A data directory filled by `import` has no webhook secret: the first `serve`
+/// would generate one GitHub does not know, and refuse every delivery.
+fn remind_of_the_secret(dir: &Path) {
+    if !dir.join(SECRET_FILE).exists() {
+        eprintln!(
+            "import: {} has no webhook secret yet. Copy {SECRET_FILE} from the old data \
+             directory into it (mode 0600), or start the server with GITHUB_WEBHOOK_SECRET \
+             set to the secret GitHub has; otherwise the first start generates a new one \
+             and GitHub's deliveries fail their signature check.",
+            dir.display()
+        );
+    }
+}
