@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod metrics;
 mod openapi;
+mod params;
 mod rejected;
 mod replay;
 mod repositories;
@@ -91,6 +92,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     let (routes, mut description) = public.merge(protected).split_for_parts();
     openapi::rate_limited(&mut description, guard::UNLIMITED_PATHS);
     let description = Arc::new(openapi::document(description));
+    let known_params = Arc::new(params::KnownParams::of(&description));
     let access = state.access.clone();
     let config = state.config.clone();
     let metrics = state.metrics.clone();
@@ -111,6 +113,10 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
                 "this route does not answer that method; see /api/openapi.json",
             )
         })
+        .route_layer(middleware::from_fn_with_state(
+            known_params,
+            params::refuse_unknown,
+        ))
         .layer(middleware::from_fn_with_state(
             metrics,
             metrics::count_requests,

@@ -173,6 +173,23 @@ fn labels(payload: &Value) -> Vec<&str> {
     labels
 }
 
+/// The names an event is known by (type, action, repository, organization, sender),
+/// as words, so a bare word of a search finds them (`Codertocat`, `Hello-World`,
+/// `push`), as it finds the words of the text.
+fn names_of(record: &EventRecord) -> String {
+    [
+        Some(record.event.as_str()),
+        record.action.as_deref(),
+        record.repository.as_deref(),
+        record.organization.as_deref(),
+        record.sender.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
 pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     doc.add_u64(fields.seq, seq);
@@ -202,6 +219,7 @@ pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -
         doc.add_text(fields.label, label);
     }
     doc.add_date(fields.received, received_date(record.received_at_ms));
+    doc.add_text(fields.text, names_of(record));
     doc.add_text(fields.text, text_of(payload));
     doc
 }

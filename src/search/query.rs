@@ -2,6 +2,7 @@
 //! exact filters and a date range, sorted by relevance or time, with facet counts and
 //! highlighted snippets.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Bound;
 
@@ -140,7 +141,7 @@ impl SearchIndex {
         );
         parser.set_conjunction_by_default();
         let query = parser
-            .parse_query(q)
+            .parse_query(&with_full_dates(q))
             .map_err(|e| SearchError::BadQuery(e.to_string()))?;
         // Some queries parse and only fail when run: `nofield:*` or `text:*` (an
         // exists query wants a fast field). Those are the client's mistake too.
@@ -347,6 +348,71 @@ fn has_loose_phrase(q: &str) -> bool {
     query_grammar::parse_query(q).is_ok_and(|ast| walk(&ast))
 }
 
+/// The query with each `YYYY-MM-DD` date of a `received:` clause written as the
+/// midnight (UTC) it stands for, the form tantivy parses; the events API's
+/// `startDate` and `endDate` read a date the same way.
+fn with_full_dates(q: &str) -> Cow<'_, str> {
+    const FIELD: &str = "received:";
+    if !q.contains(FIELD) {
+        return Cow::Borrowed(q);
+    }
+    let mut out = String::with_capacity(q.len() + 40);
+    let mut rest = q;
+    while let Some(at) = rest.find(FIELD) {
+        let (before, clause_start) = rest.split_at(at + FIELD.len());
+        out.push_str(before);
+        // A range runs to its closing bracket; a single value to the next space.
+        let end = match clause_start.chars().next() {
+            Some('[' | '{') => clause_start
+                .find([']', '}'])
+                .map_or(clause_start.len(), |i| i + 1),
+            _ => clause_start
+                .find(char::is_whitespace)
+                .unwrap_or(clause_start.len()),
+        };
+        let (clause, after) = clause_start.split_at(end);
+        out.push_str(&expand_dates(clause));
+        rest = after;
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// `clause` with every date standing alone (not followed by a time) completed.
+fn expand_dates(clause: &str) -> String {
+    let bytes = clause.as_bytes();
+    let is_date = |at: usize| {
+        let digits = |range: std::ops::Range<usize>| {
+            bytes
+                .get(range)
+                .is_some_and(|b| b.iter().all(u8::is_ascii_digit))
+        };
+        digits(at..at + 4)
+            && bytes.get(at + 4) == Some(&b'-')
+            && digits(at + 5..at + 7)
+            && bytes.get(at + 7) == Some(&b'-')
+            && digits(at + 8..at + 10)
+            && !bytes
+                .get(at + 10)
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && (at == 0 || !bytes[at - 1].is_ascii_alphanumeric())
+    };
+    let mut out = String::with_capacity(clause.len() + 20);
+    let mut at = 0;
+    while at < clause.len() {
+        if is_date(at) {
+            out.push_str(&clause[at..at + 10]);
+            out.push_str("T00:00:00Z");
+            at += 10;
+        } else {
+            let c = clause[at..].chars().next().expect("in bounds");
+            out.push(c);
+            at += c.len_utf8();
+        }
+    }
+    out
+}
+
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -392,6 +458,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (index, _, _) = SearchIndex::open(dir.path()).unwrap();
         format!("{:?}", index.parse(q).unwrap().unwrap())
+    }
+
+    #[test]
+    fn dates_of_received_clauses_are_read_as_midnight() {
+        assert_eq!(
+            with_full_dates("x received:[2026-12-01 TO 2026-12-31] y 2026-01-01"),
+            "x received:[2026-12-01T00:00:00Z TO 2026-12-31T00:00:00Z] y 2026-01-01"
+        );
+        assert_eq!(
+            with_full_dates("received:>2026-12-01 AND received:2026-12-02T10:00:00Z"),
+            "received:>2026-12-01T00:00:00Z AND received:2026-12-02T10:00:00Z"
+        );
+        assert_eq!(with_full_dates("no dates here"), "no dates here");
     }
 
     #[test]

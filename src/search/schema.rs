@@ -13,8 +13,9 @@ use tantivy::schema::{
 /// `repository` columns). 3: `seq` is no longer stored (hits read its column), so
 /// the index keeps no document store; only `text` keeps field norms. 4: `text` also
 /// holds common-word pairs (`common_grams`). 5: `facets` (one column for both facet
-/// counts).
-pub const SCHEMA_VERSION: u32 = 5;
+/// counts). 6: `text` also holds the event's names (type, action, repository,
+/// organization, sender).
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The analyzer `text` is indexed with (registered when the index is opened).
 pub const TEXT_TOKENIZER: &str = "words_and_common_pairs";

@@ -22,5 +22,6 @@ mod retention;
 mod search;
 mod statistics;
 mod transfer;
+mod trust;
 mod validation;
 mod verify;
