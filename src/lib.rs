@@ -8,8 +8,11 @@
 //!   the event catalog.
 //! - [`ingest`]: HTTP request → authentic [`domain::Delivery`] (headers, size,
 //!   signature, content type, payload), in the contract's order.
-//! - [`store`]: redb only: tables, the group-commit writer, secondary indexes,
-//!   materialized counters, queries, `verify`.
+//! - [`log`]: the acknowledgement log's files: segments of CRC-checked frames,
+//!   appended with one `fdatasync` per batch, a torn tail cut off on opening.
+//! - [`store`]: redb only: tables, the log writer (dedup, then append to the log),
+//!   the applier (log → redb in large transactions), secondary indexes, materialized
+//!   counters, queries, `verify`.
 //! - [`process`]: pending → processed/failed, retries with backoff, replay, the
 //!   [`process::Stage`] hook point, synthesized test events.
 //! - [`search`]: the tantivy index derived from the store: schema, the indexer that
@@ -42,6 +45,7 @@ pub mod domain;
 pub mod fuzzing;
 pub mod guard;
 pub mod ingest;
+pub mod log;
 pub mod metrics;
 pub mod process;
 pub mod realtime;

@@ -16,6 +16,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database was written by a newer hookvault (schema {found}, this build knows {known})")]
     NewerSchema { found: u64, known: u64 },
+    /// The acknowledgement log cannot be opened (corrupt before its tail, or i/o).
+    #[error("{0}")]
+    Log(String),
     /// Another process (a running server) holds the database file.
     #[error("the store is in use by another hookvault process")]
     InUse,

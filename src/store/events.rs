@@ -4,9 +4,9 @@
 
 use redb::ReadableTable;
 
+use super::appender::LogEntry;
 use super::index;
 use super::tables::WriteTables;
-use super::writer::PreparedEvent;
 use super::{EventRecord, Fact, Status, StoreError, codec};
 
 /// The result of processing one event, to be recorded.
@@ -26,7 +26,7 @@ pub fn load(t: &WriteTables, seq: u64) -> Result<Option<EventRecord>, StoreError
     }
 }
 
-pub fn insert(t: &mut WriteTables, seq: u64, event: &PreparedEvent) -> Result<(), StoreError> {
+pub fn insert(t: &mut WriteTables, seq: u64, event: &LogEntry) -> Result<(), StoreError> {
     insert_record(t, seq, &event.record, event)
 }
 
@@ -34,7 +34,7 @@ fn insert_record(
     t: &mut WriteTables,
     seq: u64,
     record: &EventRecord,
-    event: &PreparedEvent,
+    event: &LogEntry,
 ) -> Result<(), StoreError> {
     t.events.insert(seq, codec::encode(record).as_slice())?;
     t.payloads.insert(seq, event.compressed_body.as_slice())?;
@@ -60,7 +60,7 @@ fn insert_record(
 pub fn insert_content_duplicate(
     t: &mut WriteTables,
     seq: u64,
-    event: &PreparedEvent,
+    event: &LogEntry,
     original: u64,
 ) -> Result<Option<String>, StoreError> {
     let mut record = event.record.clone();

@@ -4,6 +4,7 @@
 //! [`Store`] handle.
 
 mod alerts;
+mod appender;
 mod codec;
 mod compression;
 mod counters;
@@ -41,8 +42,11 @@ pub use verify::Difference;
 pub use writer::{DuplicateReason, IngestOutcome, PreparedEvent};
 
 use crate::domain::{ContentKey, Delivery, timestamp};
+use crate::log::Log;
+use appender::{AppendRequest, Appender, LogEntry, LogProgress};
 use dedup::ContentWindow;
 use slot::DbSlot;
+use std::sync::atomic::Ordering;
 use tables::meta;
 use writer::{WriteHealth, WriteRequest, Writer};
 
@@ -68,65 +72,129 @@ pub struct StoreOptions {
     pub on_commit: Option<CommitObserver>,
 }
 
-/// Handle to the store: reads run on the blocking pool, writes go to the writer.
+/// Handle to the store: reads run on the blocking pool; deliveries go to the log
+/// writer, every other write to the store writer.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DbSlot>,
+    appends: mpsc::Sender<AppendRequest>,
     queue: mpsc::Sender<WriteRequest>,
     committed: watch::Receiver<u64>,
     write_health: Arc<WriteHealth>,
+    log: Arc<LogProgress>,
 }
 
-/// Owns the writer thread. [`WriterHandle::join`] returns once every [`Store`] clone
-/// is dropped and the last batch is committed, which leaves the database closed.
-pub struct WriterHandle(JoinHandle<()>);
+/// Owns the log writer and store writer threads. [`WriterHandle::join`] returns once
+/// every [`Store`] clone is dropped and the last batch is committed durably, which
+/// leaves the database closed.
+pub struct WriterHandle {
+    appender: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
 
 impl WriterHandle {
     pub fn join(self) {
-        if self.0.join().is_err() {
+        // The log writer holds a sender of the store writer's queue: it ends first.
+        if self.appender.join().is_err() {
+            tracing::error!("log writer thread panicked");
+        }
+        if self.writer.join().is_err() {
             tracing::error!("store writer thread panicked");
         }
     }
 }
 
+/// Directory of the acknowledgement log inside the data directory.
+pub const LOG_DIR: &str = "log";
+
 impl Store {
-    /// Opens (or creates) the database in `dir`, checks its schema, rebuilds the
-    /// content-dedup window from recent events and starts the writer. Blocking.
+    /// Opens (or creates) the database in `dir`, checks its schema, applies what the
+    /// acknowledgement log holds beyond the last durable commit, rebuilds the
+    /// content-dedup window from recent events and starts the two writer threads.
+    /// Blocking.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, WriterHandle), StoreError> {
         let path = dir.join(DB_FILE);
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
             .create(&path)?;
-        let last_change = initialize(&db)?;
+        let position = initialize(&db)?;
+        let (committed_tx, committed) = watch::channel(position.last_change);
+
+        let started = Instant::now();
+        let (log, recovered) =
+            Log::open(&dir.join(LOG_DIR), position.log_applied, position.next_seq)
+                .map_err(|e| StoreError::Log(e.to_string()))?;
+        let entries = recovered
+            .frames
+            .iter()
+            .map(|frame| codec::decode::<LogEntry>(&frame.payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        let replayed = entries.len();
+        writer::write_entries(&db, &entries, &committed_tx)?;
+        let next_seq = entries.last().map_or(position.next_seq, |e| e.seq + 1);
+        if replayed > 0 || recovered.torn_bytes > 0 {
+            tracing::info!(
+                replayed,
+                torn_bytes = recovered.torn_bytes,
+                took_ms = started.elapsed().as_millis() as u64,
+                "applied the acknowledgement log's tail"
+            );
+        }
+
         let window = recent_content_window(&db, options.dedup_ttl)?;
         let db = Arc::new(DbSlot::new(db, path, options.cache_bytes));
+        let progress = Arc::new(LogProgress::default());
+        let applied = next_seq - 1;
+        for mark in [&progress.appended, &progress.applied, &progress.durable] {
+            mark.store(applied, Ordering::Relaxed);
+        }
+        progress.bytes.store(log.bytes(), Ordering::Relaxed);
+        progress
+            .segments
+            .store(log.segments() as u64, Ordering::Relaxed);
 
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let (committed_tx, committed) = watch::channel(last_change);
         let write_health = Arc::new(WriteHealth::default());
         let writer = Writer {
             db: db.clone(),
-            window,
             committed: committed_tx,
             health: write_health.clone(),
             on_commit: options.on_commit.clone(),
+            progress: progress.clone(),
             last_durable: Instant::now(),
-            last_commit: Instant::now(),
+            since_durable: Vec::new(),
+            nondurable: false,
         };
-        let thread = std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(receiver))?;
+        let (appends, append_receiver) = mpsc::channel(QUEUE_DEPTH);
+        let appender = Appender {
+            db: db.clone(),
+            log,
+            window,
+            next_seq,
+            writer: queue.clone(),
+            progress: progress.clone(),
+            in_flight: Default::default(),
+            in_flight_order: Default::default(),
+        };
+        let appender = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || appender.run(append_receiver))?;
         let store = Store {
             db,
+            appends,
             queue,
             committed,
             write_health,
+            log: progress,
         };
-        Ok((store, WriterHandle(thread)))
+        Ok((store, WriterHandle { appender, writer }))
     }
 
     /// Stores a delivery durably, or recognizes it as a duplicate. Resolves only after
-    /// the commit holding it is on disk.
+    /// it is durable in the log and visible to readers of the store.
     pub async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
         self.ingest_prepared(Self::prepare(delivery)?).await
     }
@@ -139,12 +207,21 @@ impl Store {
         prepare(delivery)
     }
 
-    /// [`Store::ingest`] of a prepared event.
+    /// [`Store::ingest`] of a prepared event: the one way every delivery is stored
+    /// (webhooks, test events, imports).
     pub async fn ingest_prepared(&self, event: PreparedEvent) -> Result<IngestOutcome, StoreError> {
         let event = Box::new(event);
         let (reply, answer) = oneshot::channel();
-        self.send(WriteRequest::Ingest { event, reply }).await?;
+        self.appends
+            .send(AppendRequest { event, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Where the acknowledgement log and its application stand.
+    pub fn log_progress(&self) -> &LogProgress {
+        &self.log
     }
 
     /// Records a processing outcome durably; returns the updated record (`None` if
@@ -309,10 +386,18 @@ fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
     })
 }
 
-/// Creates every table, checks the schema version, returns the last change id.
-fn initialize(db: &Database) -> Result<u64, StoreError> {
+/// Where a store stands when it is opened.
+struct Position {
+    last_change: u64,
+    next_seq: u64,
+    /// Highest seq of the acknowledgement log applied durably.
+    log_applied: u64,
+}
+
+/// Creates every table, checks the schema version, says where the store stands.
+fn initialize(db: &Database) -> Result<Position, StoreError> {
     let txn = db.begin_write()?;
-    let next_change = {
+    let position = {
         let mut t = tables::WriteTables::open(&txn)?;
         let found = t.meta.get(meta::SCHEMA_VERSION)?.map(|v| v.value());
         match found {
@@ -330,10 +415,18 @@ fn initialize(db: &Database) -> Result<u64, StoreError> {
                     .insert(meta::SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
             }
         }
-        t.meta.get(meta::NEXT_CHANGE)?.map_or(1, |v| v.value())
+        let value =
+            |key| -> Result<Option<u64>, StoreError> { Ok(t.meta.get(key)?.map(|v| v.value())) };
+        let next_seq = value(meta::NEXT_SEQ)?.unwrap_or(1);
+        Position {
+            last_change: value(meta::NEXT_CHANGE)?.unwrap_or(1) - 1,
+            next_seq,
+            // A store older than the log applied everything it holds.
+            log_applied: value(meta::LOG_APPLIED)?.unwrap_or(next_seq - 1),
+        }
     };
     txn.commit()?;
-    Ok(next_change - 1)
+    Ok(position)
 }
 
 /// The content keys of events received within the dedup window, so a restart does

@@ -53,10 +53,15 @@ impl DbSlot {
 
     /// Opens the file again (redb repairs it if it has to); fails while the old
     /// handle is still held somewhere or the disk still refuses.
-    pub fn reopen(&self) -> Result<(), StoreError> {
+    /// Runs `prepare` on the reopened database before anyone else can use it.
+    pub fn reopen_then(
+        &self,
+        prepare: impl FnOnce(&Database) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let db = Database::builder()
             .set_cache_size(self.cache_bytes)
             .create(&self.path)?;
+        prepare(&db)?;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.db = Some(Arc::new(db));
         state.trouble = None;

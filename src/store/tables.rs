@@ -65,6 +65,9 @@ pub mod meta {
     pub const SCHEMA_VERSION: &str = "schema_version";
     pub const NEXT_SEQ: &str = "next_seq";
     pub const NEXT_CHANGE: &str = "next_change";
+    /// Highest seq of the acknowledgement log applied here: on start, frames after
+    /// it are applied again (only durable commits count, so it is never ahead).
+    pub const LOG_APPLIED: &str = "log_applied";
     /// Deliveries answered `duplicate` because their delivery id was already stored.
     pub const DELIVERY_DUPLICATES: &str = "delivery_duplicates";
     /// Deliveries answered `duplicate` because their content key was seen within the TTL.

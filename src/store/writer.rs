@@ -1,8 +1,14 @@
-//! The single writer: one thread owns every write transaction and packs all the
-//! requests waiting in its queue into one durable commit (group commit). Each caller
-//! is answered only after that commit has reached the disk.
+//! The single writer, the store's applier: one thread owns every write transaction
+//! and packs all the requests waiting in its queue into one commit (group commit).
+//!
+//! Deliveries reach it already durable in the acknowledgement log (`appender`): it
+//! applies them with non-durable commits, which readers see at once, answers their
+//! callers after that commit, and makes everything durable about once a second with
+//! one commit that also records the log position it covers. A crash loses only
+//! non-durable commits, and the log holds every delivery they held. Status changes,
+//! retirements and removals have no log behind them: they commit durably before
+//! their callers are answered, as before.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +16,7 @@ use std::time::{Duration, Instant};
 use redb::{Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dedup::ContentWindow;
+use super::appender::{Appended, LogEntry, LogProgress, Reply};
 use super::events::{self, StatusUpdate};
 use super::rejected::{self, RejectedDelivery};
 use super::slot::DbSlot;
@@ -34,6 +40,12 @@ const TWO_PHASE_COMMIT: bool = true;
 /// How often a database that failed is tried again.
 const REOPEN_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Longest time applied deliveries stay in non-durable commits. Each durable commit
+/// costs two fsyncs and the pages the batch dirtied; once a second they are a small
+/// part of the disk's work, and at most a second of deliveries is applied again from
+/// the log after a crash.
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
+
 /// A delivery made ready for storage by its caller (encoding and compression happen
 /// there, in parallel, so the writer only inserts).
 pub struct PreparedEvent {
@@ -47,9 +59,11 @@ pub struct PreparedEvent {
 }
 
 pub enum WriteRequest {
-    Ingest {
-        event: Box<PreparedEvent>,
-        reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
+    /// Deliveries appended to the log, to apply, and duplicates decided there, to
+    /// answer once the batch is visible.
+    Apply {
+        entries: Vec<Appended>,
+        answered: Vec<(Reply, IngestOutcome)>,
     },
     Update {
         update: StatusUpdate,
@@ -93,7 +107,7 @@ pub enum DuplicateReason {
 }
 
 enum Outcome {
-    Ingest(IngestOutcome),
+    Applied(Vec<IngestOutcome>),
     Update(Option<Box<EventRecord>>),
     Retire(usize),
     Removed(usize),
@@ -134,21 +148,48 @@ impl WriteHealth {
 
 pub struct Writer {
     pub db: Arc<DbSlot>,
-    pub window: ContentWindow,
     /// The highest committed change id: the change feed later stages follow.
     pub committed: watch::Sender<u64>,
     pub health: Arc<WriteHealth>,
     pub on_commit: Option<super::CommitObserver>,
+    pub progress: Arc<LogProgress>,
     /// When the last commit that waited for the disk finished.
     pub last_durable: Instant,
-    /// When the last commit of any kind finished.
-    pub last_commit: Instant,
+    /// Log entries applied (or failed to apply) since the last durable commit: what a
+    /// reopened database, rolled back to that commit, must be given again.
+    pub since_durable: Vec<LogEntry>,
+    /// Some commit since the last durable one was not durable.
+    pub nondurable: bool,
 }
 
 impl Writer {
     /// Runs until every sender is dropped. Blocking: call on its own thread.
     pub fn run(mut self, mut queue: mpsc::Receiver<WriteRequest>) {
-        while let Some(first) = queue.blocking_recv() {
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a timer for the writer thread");
+        loop {
+            // While something is not durable, wait no longer than its deadline.
+            let first = if self.nondurable {
+                let left = DURABLE_EVERY.saturating_sub(self.last_durable.elapsed());
+                // The timer is made inside the runtime that drives it.
+                let waited =
+                    timer.block_on(async { tokio::time::timeout(left, queue.recv()).await });
+                match waited {
+                    Ok(Some(request)) => request,
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.flush_or_recover(&mut queue);
+                        continue;
+                    }
+                }
+            } else {
+                match queue.blocking_recv() {
+                    Some(request) => request,
+                    None => break,
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -156,30 +197,48 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if let Err(error) = self.commit_batch(batch)
-                && self.flush().is_err()
-            {
-                // Not this batch alone: the database refuses everything now.
-                if !self.recover(&mut queue, &error) {
+            if let Err(error) = self.commit_batch(batch) {
+                if self.flush().is_err() && !self.recover(&mut queue, &error) {
                     return;
                 }
+            } else if self.nondurable && self.last_durable.elapsed() >= DURABLE_EVERY {
+                self.flush_or_recover(&mut queue);
             }
         }
-        // Rejected-log entries may still be in non-durable commits: flush them.
-        if self.last_durable < self.last_commit
+        if self.nondurable
             && let Err(error) = self.flush()
         {
-            tracing::warn!(%error, "final flush of the rejected log failed");
+            tracing::warn!(%error, "final durable commit failed; the log holds what it covers");
         }
     }
 
-    /// An empty durable commit, which makes every earlier non-durable one durable.
-    fn flush(&self) -> Result<(), StoreError> {
+    fn flush_or_recover(&mut self, queue: &mut mpsc::Receiver<WriteRequest>) {
+        if let Err(error) = self.flush() {
+            tracing::error!(%error, "durable commit failed");
+            self.health.failed();
+            self.recover(queue, &error);
+        }
+    }
+
+    /// An empty durable commit, which makes every earlier non-durable one durable,
+    /// with the log position they recorded.
+    fn flush(&mut self) -> Result<(), StoreError> {
         let mut txn = self.db.get()?.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.set_two_phase_commit(TWO_PHASE_COMMIT);
         txn.commit()?;
+        self.durable_now();
         Ok(())
+    }
+
+    /// After a durable commit: the log up to what is applied can go.
+    fn durable_now(&mut self) {
+        self.last_durable = Instant::now();
+        self.nondurable = false;
+        self.since_durable.clear();
+        self.health.succeeded();
+        let applied = self.progress.applied.load(Ordering::Acquire);
+        self.progress.durable.store(applied, Ordering::Release);
     }
 
     /// After an I/O failure: gives up the database handle and reopens the file
@@ -200,57 +259,80 @@ impl Writer {
                     Err(mpsc::error::TryRecvError::Disconnected) => return false,
                 }
             }
-            match self.db.reopen() {
+            // The reopened file is rolled back to the last durable commit: the
+            // deliveries applied since are applied again before anyone reads it.
+            let entries = std::mem::take(&mut self.since_durable);
+            let reapplied = self.db.reopen_then(|db| {
+                write_entries(db, &entries, &self.committed)?;
+                Ok(())
+            });
+            match reapplied {
                 Ok(()) => {
-                    tracing::info!("database reopened; writes resume");
+                    tracing::info!(
+                        reapplied = entries.len(),
+                        "database reopened; writes resume"
+                    );
+                    self.durable_now();
                     return true;
                 }
-                Err(error) => tracing::debug!(%error, "database not reopened yet"),
+                Err(error) => {
+                    self.since_durable = entries;
+                    tracing::debug!(%error, "database not reopened yet");
+                }
             }
         }
     }
 
     /// Commits one batch and answers its callers; the error, if the commit failed.
     fn commit_batch(&mut self, batch: Vec<WriteRequest>) -> Result<(), StoreError> {
-        let now = Instant::now();
-        // A batch of rejected-log entries only is not worth an fsync of its own (a
-        // flood of bad requests must not cost a disk flush each): it rides on the
-        // next durable commit. During a flood, the first such batch a second or more
-        // after the last durable commit is made durable itself; the last entries of a
-        // flood wait for the next commit or the flush at shutdown.
-        let durable = !batch.iter().all(|r| matches!(r, WriteRequest::Reject(_)))
-            || now.duration_since(self.last_durable) >= Duration::from_secs(1);
+        // Applied deliveries are in the log already, and rejected-log entries are
+        // worth no fsync of their own: those ride on the next durable commit.
+        let durable = batch.iter().any(|r| {
+            matches!(
+                r,
+                WriteRequest::Update { .. }
+                    | WriteRequest::Retire { .. }
+                    | WriteRequest::RemoveTests { .. }
+            )
+        });
         let durability = if durable {
             Durability::Immediate
         } else {
             Durability::None
         };
-        match self.write(&batch, now, durability) {
+        let applied_entries = batch.iter().flat_map(|r| match r {
+            WriteRequest::Apply { entries, .. } => entries.as_slice(),
+            _ => &[],
+        });
+        let logged: Vec<LogEntry> = applied_entries.map(|a| a.entry.clone()).collect();
+        let result = self.write(&batch, durability);
+        // Whatever happened, a rolled-back or reopened database needs these again.
+        let last_seq = logged.last().map(|e| e.seq);
+        self.since_durable.extend(logged);
+        match result {
             Ok((outcomes, last_change)) => {
-                self.last_commit = Instant::now();
-                if durable {
-                    self.last_durable = self.last_commit;
-                    // Only a commit that reached the disk shows the disk takes writes
-                    // again; a non-durable one (rejected-log entries) may not have.
-                    self.health.succeeded();
+                if let Some(seq) = last_seq {
+                    self.progress.applied.fetch_max(seq, Ordering::AcqRel);
                 }
-                for (request, outcome) in batch.iter().zip(&outcomes) {
-                    if let (
-                        WriteRequest::Ingest { event, .. },
-                        Outcome::Ingest(IngestOutcome::Stored { seq }),
-                    ) = (request, outcome)
-                        && let Some(key) = event.content_key
-                    {
-                        self.window.remember(key, *seq, now);
-                    }
+                if durable {
+                    self.durable_now();
+                } else {
+                    self.nondurable = true;
                 }
                 if last_change > *self.committed.borrow() {
                     self.committed.send_replace(last_change);
                 }
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     match (request, outcome) {
-                        (WriteRequest::Ingest { reply, .. }, Outcome::Ingest(outcome)) => {
-                            let _ = reply.send(Ok(outcome));
+                        (WriteRequest::Apply { entries, answered }, Outcome::Applied(outcomes)) => {
+                            for (appended, outcome) in entries.into_iter().zip(outcomes) {
+                                if let Some(reply) = appended.reply {
+                                    let _ = reply.send(Ok(outcome));
+                                }
+                            }
+                            for (reply, outcome) in answered {
+                                let _ = reply.send(Ok(outcome));
+                            }
                         }
                         (WriteRequest::Update { reply, .. }, Outcome::Update(record)) => {
                             let _ = reply.send(Ok(record.map(|r| *r)));
@@ -284,13 +366,13 @@ impl Writer {
     fn write(
         &self,
         batch: &[WriteRequest],
-        now: Instant,
         durability: Durability,
     ) -> Result<(Vec<Outcome>, u64), StoreError> {
+        let now = Instant::now();
         let mut txn = self.db.get()?.begin_write()?;
         txn.set_durability(durability)?;
         txn.set_two_phase_commit(TWO_PHASE_COMMIT);
-        let (outcomes, last_change) = self.apply_batch(&txn, batch, now)?;
+        let (outcomes, last_change) = apply_batch(&txn, batch)?;
         let applied = now.elapsed();
         txn.commit()?;
         tracing::debug!(
@@ -304,135 +386,182 @@ impl Writer {
         }
         Ok((outcomes, last_change))
     }
+}
 
-    /// Applies every request of the batch; returns their outcomes and the last change id.
-    fn apply_batch(
-        &self,
-        txn: &WriteTransaction,
-        batch: &[WriteRequest],
-        now: Instant,
-    ) -> Result<(Vec<Outcome>, u64), StoreError> {
-        let mut t = WriteTables::open(txn)?;
-        let mut next_seq = t.meta.get(meta::NEXT_SEQ)?.map_or(1, |v| v.value());
-        let mut next_change = t.meta.get(meta::NEXT_CHANGE)?.map_or(1, |v| v.value());
-        let mut changed = |t: &mut WriteTables, seq: u64| -> Result<(), StoreError> {
-            t.changes.insert(next_change, seq)?;
-            next_change += 1;
-            Ok(())
+/// Applies every request of the batch; returns their outcomes and the last change id.
+fn apply_batch(
+    txn: &WriteTransaction,
+    batch: &[WriteRequest],
+) -> Result<(Vec<Outcome>, u64), StoreError> {
+    let mut t = WriteTables::open(txn)?;
+    let mut changes = ChangeLog::open(&t)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for request in batch {
+        let outcome = match request {
+            WriteRequest::Apply { entries, answered } => {
+                for (_, outcome) in answered {
+                    if let IngestOutcome::Duplicate {
+                        reason: DuplicateReason::DeliveryId,
+                        ..
+                    } = outcome
+                    {
+                        bump(&mut t, meta::DELIVERY_DUPLICATES)?;
+                    }
+                }
+                let mut applied = Vec::with_capacity(entries.len());
+                for appended in entries {
+                    applied.push(apply_entry(&mut t, &mut changes, &appended.entry)?);
+                }
+                Outcome::Applied(applied)
+            }
+            WriteRequest::Update { update, .. } => {
+                let record = events::update_status(&mut t, update)?;
+                if record.is_some() {
+                    changes.add(&mut t, update.seq)?;
+                }
+                Outcome::Update(record.map(Box::new))
+            }
+            WriteRequest::Retire { seqs, .. } => {
+                let mut retired = 0;
+                for seq in seqs {
+                    if events::retire(&mut t, *seq)? {
+                        changes.add(&mut t, *seq)?;
+                        retired += 1;
+                    }
+                }
+                Outcome::Retire(retired)
+            }
+            WriteRequest::RemoveTests { seqs, .. } => {
+                let mut removed = 0;
+                for seq in seqs {
+                    if events::remove_test(&mut t, *seq)? {
+                        changes.add(&mut t, *seq)?;
+                        removed += 1;
+                    }
+                }
+                Outcome::Removed(removed)
+            }
+            WriteRequest::Reject(entry) => {
+                rejected::insert(&mut t, entry)?;
+                Outcome::Rejected
+            }
         };
-        let mut delivery_dups = 0;
-        let mut content_dups = 0;
-        // Keys stored earlier in this same batch: not in the window until the commit.
-        let mut batch_keys: HashMap<ContentKey, u64> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
+        outcomes.push(outcome);
+    }
+    t.flush()?;
+    let last_change = changes.finish(&mut t)?;
+    Ok((outcomes, last_change))
+}
 
-        for request in batch {
-            let event = match request {
-                WriteRequest::Update { update, .. } => {
-                    let record = events::update_status(&mut t, update)?;
-                    if record.is_some() {
-                        changed(&mut t, update.seq)?;
-                    }
-                    outcomes.push(Outcome::Update(record.map(Box::new)));
-                    continue;
-                }
-                WriteRequest::Retire { seqs, .. } => {
-                    let mut retired = 0;
-                    for seq in seqs {
-                        if events::retire(&mut t, *seq)? {
-                            changed(&mut t, *seq)?;
-                            retired += 1;
-                        }
-                    }
-                    outcomes.push(Outcome::Retire(retired));
-                    continue;
-                }
-                WriteRequest::RemoveTests { seqs, .. } => {
-                    let mut removed = 0;
-                    for seq in seqs {
-                        if events::remove_test(&mut t, *seq)? {
-                            changed(&mut t, *seq)?;
-                            removed += 1;
-                        }
-                    }
-                    outcomes.push(Outcome::Removed(removed));
-                    continue;
-                }
-                WriteRequest::Reject(entry) => {
-                    rejected::insert(&mut t, entry)?;
-                    outcomes.push(Outcome::Rejected);
-                    continue;
-                }
-                WriteRequest::Ingest { event, .. } => event,
-            };
-            let id = event.record.delivery_id.as_str();
-            let known = match t.deliveries.get(id)? {
-                Some(seq) => Some(seq.value()),
-                None => t.content_duplicates.get(id)?.map(|v| v.value().0),
-            };
-            if let Some(seq) = known {
-                delivery_dups += 1;
-                outcomes.push(Outcome::Ingest(IngestOutcome::Duplicate {
-                    seq,
-                    reason: DuplicateReason::DeliveryId,
-                }));
-                continue;
+/// Applies log entries to `db` in one durable transaction (at start, and after a
+/// database was reopened); entries already there are skipped.
+pub(super) fn write_entries(
+    db: &redb::Database,
+    entries: &[LogEntry],
+    committed: &watch::Sender<u64>,
+) -> Result<(), StoreError> {
+    for chunk in entries.chunks(MAX_BATCH * 4) {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.set_two_phase_commit(TWO_PHASE_COMMIT);
+        let last_change = {
+            let mut t = WriteTables::open(&txn)?;
+            let mut changes = ChangeLog::open(&t)?;
+            for entry in chunk {
+                apply_entry(&mut t, &mut changes, entry)?;
             }
-
-            let same_content = match &event.duplicate_of {
-                Some(original) => t.deliveries.get(original.as_str())?.map(|s| s.value()),
-                None => event
-                    .content_key
-                    .filter(|_| self.window.is_enabled())
-                    .and_then(|key| {
-                        batch_keys
-                            .get(&key)
-                            .copied()
-                            .or_else(|| self.window.lookup(&key, now))
-                    }),
-            };
-            let seq = next_seq;
-            next_seq += 1;
-            if let Some(original) = same_content {
-                let of = events::insert_content_duplicate(&mut t, seq, event, original)?;
-                changed(&mut t, seq)?;
-                content_dups += 1;
-                outcomes.push(Outcome::Ingest(IngestOutcome::Duplicate {
-                    seq,
-                    reason: DuplicateReason::Content { of },
-                }));
-                continue;
-            }
-
-            events::insert(&mut t, seq, event)?;
-            changed(&mut t, seq)?;
-            if let Some(key) = event.content_key.filter(|_| self.window.is_enabled()) {
-                batch_keys.insert(key, seq);
-            }
-            outcomes.push(Outcome::Ingest(IngestOutcome::Stored { seq }));
+            t.flush()?;
+            changes.finish(&mut t)?
+        };
+        txn.commit()?;
+        if last_change > *committed.borrow() {
+            committed.send_replace(last_change);
         }
+    }
+    Ok(())
+}
 
-        t.flush()?;
-        t.meta.insert(meta::NEXT_SEQ, next_seq)?;
-        t.meta.insert(meta::NEXT_CHANGE, next_change)?;
-        for (key, added) in [
-            (meta::DELIVERY_DUPLICATES, delivery_dups),
-            (meta::CONTENT_DUPLICATES, content_dups),
-        ] {
-            if added > 0 {
-                let count = t.meta.get(key)?.map_or(0, |v| v.value());
-                t.meta.insert(key, count + added)?;
-            }
+/// The change log's next id, and what a transaction added to it.
+struct ChangeLog {
+    next: u64,
+    first: u64,
+}
+
+impl ChangeLog {
+    fn open(t: &WriteTables) -> Result<Self, StoreError> {
+        let next = t.meta.get(meta::NEXT_CHANGE)?.map_or(1, |v| v.value());
+        Ok(Self { next, first: next })
+    }
+
+    /// Records that event `seq` changed.
+    fn add(&mut self, t: &mut WriteTables, seq: u64) -> Result<(), StoreError> {
+        t.changes.insert(self.next, seq)?;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Saves the next id; returns the last change id there is.
+    fn finish(self, t: &mut WriteTables) -> Result<u64, StoreError> {
+        if self.next != self.first {
+            t.meta.insert(meta::NEXT_CHANGE, self.next)?;
         }
-        Ok((outcomes, next_change - 1))
+        Ok(self.next - 1)
     }
 }
 
+/// Applies one logged delivery: a new event or a content duplicate, at the seq the
+/// log gave it, and records the log position in the same transaction. Idempotent:
+/// an entry whose seq is already stored (or retired) is left alone.
+fn apply_entry(
+    t: &mut WriteTables,
+    changes: &mut ChangeLog,
+    entry: &LogEntry,
+) -> Result<IngestOutcome, StoreError> {
+    let seq = entry.seq;
+    let applied = t.meta.get(meta::LOG_APPLIED)?.map_or(0, |v| v.value());
+    if seq <= applied || t.events.get(seq)?.is_some() || t.retired.get(seq)?.is_some() {
+        return Ok(IngestOutcome::Stored { seq });
+    }
+    let outcome = match entry.duplicate_of {
+        Some(original) => {
+            let of = events::insert_content_duplicate(t, seq, entry, original)?;
+            bump(t, meta::CONTENT_DUPLICATES)?;
+            IngestOutcome::Duplicate {
+                seq,
+                reason: DuplicateReason::Content { of },
+            }
+        }
+        None => {
+            events::insert(t, seq, entry)?;
+            IngestOutcome::Stored { seq }
+        }
+    };
+    changes.add(t, seq)?;
+    let next_seq = t.meta.get(meta::NEXT_SEQ)?.map_or(1, |v| v.value());
+    if seq >= next_seq {
+        t.meta.insert(meta::NEXT_SEQ, seq + 1)?;
+    }
+    t.meta.insert(meta::LOG_APPLIED, seq)?;
+    Ok(outcome)
+}
+
+fn bump(t: &mut WriteTables, key: &str) -> Result<(), StoreError> {
+    let count = t.meta.get(key)?.map_or(0, |v| v.value());
+    t.meta.insert(key, count + 1)?;
+    Ok(())
+}
+
 /// Answers a request that will not be carried out.
-fn refuse(request: WriteRequest, error: &StoreError) {
+pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
     match request {
-        WriteRequest::Ingest { reply, .. } => {
-            let _ = reply.send(Err(error.clone()));
+        WriteRequest::Apply { entries, answered } => {
+            for reply in entries
+                .into_iter()
+                .filter_map(|a| a.reply)
+                .chain(answered.into_iter().map(|(reply, _)| reply))
+            {
+                let _ = reply.send(Err(error.clone()));
+            }
         }
         WriteRequest::Update { reply, .. } => {
             let _ = reply.send(Err(error.clone()));

@@ -1,0 +1,272 @@
+//! The log writer: the first stop of every delivery. One thread takes every ingest
+//! request waiting, decides each one (a delivery id already stored or in flight is a
+//! duplicate; content seen within the window makes a content duplicate), gives the
+//! new ones their sequence numbers, appends them to the acknowledgement log and makes
+//! the batch durable with one `fdatasync`. Then it hands the batch to the store
+//! writer, which applies it to redb and answers the callers. A 2xx is therefore sent
+//! only for a delivery on disk in the log; the store follows the log.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use redb::ReadableDatabase;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::dedup::ContentWindow;
+use super::slot::DbSlot;
+use super::tables;
+use super::writer::{DuplicateReason, IngestOutcome, PreparedEvent, WriteRequest, refuse};
+use super::{EventRecord, StoreError, codec};
+use crate::domain::ContentKey;
+use crate::log::Log;
+
+/// Most deliveries appended with one `fdatasync`.
+const MAX_BATCH: usize = 1024;
+
+pub type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
+
+pub struct AppendRequest {
+    pub event: Box<PreparedEvent>,
+    pub reply: Reply,
+}
+
+/// One frame's payload: everything the store needs to rebuild the event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub record: EventRecord,
+    pub compressed_body: Vec<u8>,
+    pub encoded_headers: Vec<u8>,
+    /// Seq of the stored event this one duplicates by content.
+    pub duplicate_of: Option<u64>,
+}
+
+/// A logged delivery on its way to the store writer, with the caller to answer once
+/// it is applied (none when it is replayed at start).
+pub struct Appended {
+    pub entry: LogEntry,
+    pub reply: Option<Reply>,
+}
+
+/// Where the log and its application stand, for health and metrics.
+#[derive(Debug, Default)]
+pub struct LogProgress {
+    /// Highest seq appended and synced.
+    pub appended: AtomicU64,
+    /// Highest seq applied to redb (visible to readers).
+    pub applied: AtomicU64,
+    /// Highest seq applied by a durable commit: the log up to it can go.
+    pub durable: AtomicU64,
+    /// How long the last batch waited between its append and its application (µs).
+    pub last_apply_us: AtomicU64,
+    pub bytes: AtomicU64,
+    pub segments: AtomicU64,
+}
+
+impl LogProgress {
+    /// Frames appended but not yet applied.
+    pub fn lag(&self) -> u64 {
+        let appended = self.appended.load(Ordering::Relaxed);
+        appended.saturating_sub(self.applied.load(Ordering::Relaxed))
+    }
+}
+
+pub struct Appender {
+    pub db: Arc<DbSlot>,
+    pub log: Log,
+    pub window: ContentWindow,
+    pub next_seq: u64,
+    pub writer: mpsc::Sender<WriteRequest>,
+    pub progress: Arc<LogProgress>,
+    /// Delivery ids appended but maybe not yet applied, oldest first, so the store
+    /// and this tail together know every delivery id.
+    pub in_flight: HashMap<String, u64>,
+    pub in_flight_order: VecDeque<(u64, String)>,
+}
+
+/// What the batch decided for one request.
+enum Decision {
+    Append(Box<LogEntry>, ContentKeyed),
+    Answer(IngestOutcome),
+}
+
+type ContentKeyed = Option<ContentKey>;
+
+impl Appender {
+    /// Runs until every sender is dropped. Blocking: call on its own thread.
+    pub fn run(mut self, mut queue: mpsc::Receiver<AppendRequest>) {
+        while let Some(first) = queue.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.append_batch(batch);
+        }
+    }
+
+    fn forget_applied(&mut self) {
+        let applied = self.progress.applied.load(Ordering::Acquire);
+        while let Some((seq, _)) = self.in_flight_order.front() {
+            if *seq > applied {
+                break;
+            }
+            let (_, id) = self.in_flight_order.pop_front().expect("front exists");
+            self.in_flight.remove(&id);
+        }
+    }
+
+    fn append_batch(&mut self, batch: Vec<AppendRequest>) {
+        // Ids applied since the last batch are in redb now, for a read begun after.
+        self.forget_applied();
+        let first_seq = self.next_seq;
+        let (events, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|r| (*r.event, r.reply)).unzip();
+        let decisions = match self.decide(events) {
+            Ok(decisions) => decisions,
+            Err(error) => return refuse_all(replies, &error),
+        };
+        let frames: Vec<(u64, Vec<u8>)> = decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Append(entry, _) => Some((entry.seq, codec::encode(entry))),
+                Decision::Answer(_) => None,
+            })
+            .collect();
+        if !frames.is_empty() {
+            let appended = self.log.append(
+                frames
+                    .iter()
+                    .map(|(seq, payload)| (*seq, payload.as_slice())),
+            );
+            if let Err(error) = appended {
+                tracing::error!(%error, "the acknowledgement log refused a batch");
+                self.next_seq = first_seq; // nothing of the batch was kept
+                return refuse_all(replies, &StoreError::Unavailable(error.to_string()));
+            }
+            let last = frames.last().map_or(0, |(seq, _)| *seq);
+            self.progress.appended.store(last, Ordering::Release);
+            self.progress
+                .bytes
+                .store(self.log.bytes(), Ordering::Relaxed);
+            self.progress
+                .segments
+                .store(self.log.segments() as u64, Ordering::Relaxed);
+        }
+
+        let now = Instant::now();
+        let mut entries = Vec::new();
+        let mut answered = Vec::new();
+        for (reply, decision) in replies.into_iter().zip(decisions) {
+            match decision {
+                Decision::Append(entry, key) => {
+                    if let Some(key) = key {
+                        self.window.remember(key, entry.seq, now);
+                    }
+                    let id = entry.record.delivery_id.clone();
+                    self.in_flight.insert(id.clone(), entry.seq);
+                    self.in_flight_order.push_back((entry.seq, id));
+                    entries.push(Appended {
+                        entry: *entry,
+                        reply: Some(reply),
+                    });
+                }
+                Decision::Answer(outcome) => answered.push((reply, outcome)),
+            }
+        }
+        // The writer answers everyone after its commit, so an answer is never ahead
+        // of what a reader can find.
+        let request = WriteRequest::Apply { entries, answered };
+        if let Err(mpsc::error::SendError(request)) = self.writer.blocking_send(request) {
+            refuse(request, &StoreError::Closed);
+        }
+        self.remove_applied_segments();
+    }
+
+    fn remove_applied_segments(&mut self) {
+        let durable = self.progress.durable.load(Ordering::Acquire);
+        match self.log.remove_through(durable) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::debug!(removed, durable, "log segments applied durably removed")
+            }
+            Err(error) => tracing::warn!(%error, "could not remove an applied log segment"),
+        }
+    }
+
+    /// Decides every request of the batch against the store (read once), the
+    /// appended tail and the content window.
+    fn decide(&mut self, batch: Vec<PreparedEvent>) -> Result<Vec<Decision>, StoreError> {
+        let txn = self.db.get()?.begin_read()?;
+        let deliveries = txn.open_table(tables::DELIVERIES)?;
+        // Content duplicates folded before schema 2 left only a row here.
+        let folded = txn.open_table(tables::CONTENT_DUPLICATES)?;
+        let now = Instant::now();
+        let mut in_batch: HashMap<String, u64> = HashMap::new();
+        let mut batch_keys: HashMap<ContentKey, u64> = HashMap::new();
+        let mut decisions = Vec::with_capacity(batch.len());
+        for event in batch {
+            let id = event.record.delivery_id.as_str();
+            let known = match in_batch.get(id).or_else(|| self.in_flight.get(id)) {
+                Some(seq) => Some(*seq),
+                None => match deliveries.get(id)? {
+                    Some(seq) => Some(seq.value()),
+                    None => folded.get(id)?.map(|v| v.value().0),
+                },
+            };
+            if let Some(seq) = known {
+                decisions.push(Decision::Answer(IngestOutcome::Duplicate {
+                    seq,
+                    reason: DuplicateReason::DeliveryId,
+                }));
+                continue;
+            }
+            let key = event.content_key.filter(|_| self.window.is_enabled());
+            let duplicate_of = match &event.duplicate_of {
+                Some(original) => in_batch
+                    .get(original.as_str())
+                    .or_else(|| self.in_flight.get(original.as_str()))
+                    .copied()
+                    .or(deliveries.get(original.as_str())?.map(|s| s.value())),
+                None => key.and_then(|key| {
+                    batch_keys
+                        .get(&key)
+                        .copied()
+                        .or_else(|| self.window.lookup(&key, now))
+                }),
+            };
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            in_batch.insert(id.to_owned(), seq);
+            let remembered = match duplicate_of {
+                Some(_) => None,
+                None => key,
+            };
+            if let Some(key) = remembered {
+                batch_keys.insert(key, seq);
+            }
+            decisions.push(Decision::Append(
+                Box::new(LogEntry {
+                    seq,
+                    record: event.record,
+                    compressed_body: event.compressed_body,
+                    encoded_headers: event.encoded_headers,
+                    duplicate_of,
+                }),
+                remembered,
+            ));
+        }
+        Ok(decisions)
+    }
+}
+
+fn refuse_all(replies: Vec<Reply>, error: &StoreError) {
+    for reply in replies {
+        let _ = reply.send(Err(error.clone()));
+    }
+}
