@@ -217,6 +217,10 @@ pub struct Settings {
     /// redb page cache in MiB.
     #[arg(long, env = "HOOKVAULT_CACHE_MB", default_value_t = DEFAULT_CACHE_MB.to_string(), global = true)]
     cache_mb: String,
+    /// Size of an acknowledgement-log segment in KiB (tests make it small to see
+    /// segments rotate and go).
+    #[arg(long, env = "HOOKVAULT_LOG_SEGMENT_KB", default_value_t = (crate::log::SEGMENT_BYTES >> 10).to_string(), global = true, hide = true)]
+    log_segment_kb: String,
 }
 
 /// A setting that stops startup: printed as one line, exit code 2.
@@ -266,6 +270,7 @@ pub struct Config {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub cache_bytes: usize,
+    pub log_segment_bytes: u64,
     pub monitor_interval: Duration,
     pub retention_days: Option<u32>,
     /// Size cap on stored (compressed) payloads.
@@ -296,6 +301,7 @@ impl Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             cache_bytes: DEFAULT_CACHE_MB * 1024 * 1024,
+            log_segment_bytes: crate::log::SEGMENT_BYTES,
             monitor_interval: Duration::from_secs(5),
             retention_days: None,
             max_payload_bytes: None,
@@ -373,6 +379,10 @@ impl Config {
             }
         };
         let cache_mb: usize = parse_number("HOOKVAULT_CACHE_MB (--cache-mb)", &settings.cache_mb)?;
+        let log_segment_kb: u64 = parse_number(
+            "HOOKVAULT_LOG_SEGMENT_KB (--log-segment-kb)",
+            &settings.log_segment_kb,
+        )?;
         let api_token = match settings.api_token.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(token) if token.len() < 16 => {
@@ -427,6 +437,7 @@ impl Config {
             header_timeout,
             body_timeout,
             cache_bytes: cache_mb * 1024 * 1024,
+            log_segment_bytes: log_segment_kb.max(1) << 10,
             monitor_interval: Duration::from_millis(monitor_ms.max(100)),
             retention_days,
             max_payload_bytes,

@@ -111,6 +111,7 @@ impl App {
             cache_bytes: config.cache_bytes,
             dedup_ttl: config.dedup_ttl,
             on_commit: Some(Arc::new(move |batch, took| observer.commit(batch, took))),
+            log_segment_bytes: config.log_segment_bytes,
         };
         let data_dir = config.data_dir.clone();
         let (store, writer) =

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     pub store_bytes: Gauge,
     pub index_lag: Gauge,
+    pub log_lag: Gauge,
+    pub log_bytes: Gauge,
     pub index_docs: Gauge,
     pub socket_connections: Family<NamespaceLabels, Gauge>,
     pub socket_dropped: Gauge,
@@ -80,6 +82,8 @@ impl Metrics {
             http_requests: Family::default(),
             store_bytes: Gauge::default(),
             index_lag: Gauge::default(),
+            log_lag: Gauge::default(),
+            log_bytes: Gauge::default(),
             index_docs: Gauge::default(),
             socket_connections: Family::default(),
             socket_dropped: Gauge::default(),
@@ -130,6 +134,16 @@ impl Metrics {
             "store_bytes",
             "Size of the redb file",
             metrics.store_bytes.clone(),
+        );
+        registry.register(
+            "log_applier_lag",
+            "Deliveries in the acknowledgement log not yet applied to the store",
+            metrics.log_lag.clone(),
+        );
+        registry.register(
+            "log_bytes",
+            "Size of the acknowledgement log's segments",
+            metrics.log_bytes.clone(),
         );
         registry.register(
             "search_index_lag",

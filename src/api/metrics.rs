@@ -26,6 +26,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let store_bytes = std::fs::metadata(state.config.data_dir.join(DB_FILE)).map_or(0, |f| f.len());
     m.store_bytes.set(store_bytes as i64);
     m.index_lag.set(state.search.lag(&state.store) as i64);
+    let log = state.store.log_progress();
+    m.log_lag.set(log.lag() as i64);
+    m.log_bytes.set(log.bytes.load(Ordering::Relaxed) as i64);
     m.index_docs.set(state.search.num_docs() as i64);
     for namespace in ["/", "/webhooks", "/monitoring"] {
         let connected = state.io.of(namespace).map_or(0, |n| n.sockets().len());

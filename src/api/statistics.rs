@@ -213,8 +213,18 @@ pub fn health_score(
     (score.clamp(0, 100) as u32, reasons)
 }
 
+/// The acknowledgement log: how far its application to the store lags, and its size.
+fn log_facts(log: &crate::store::LogProgress) -> Value {
+    json!({
+        "applierLag": log.lag(),
+        "lastApplyMs": log.last_apply_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0,
+        "bytes": log.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        "segments": log.segments.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
 #[utoipa::path(get, path = "/api/webhooks/health", tag = "statistics",
-    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, search{indexLag, rebuilding, lastFailureTime}, tokenRequired", body = Envelope)))]
+    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, log{applierLag, lastApplyMs, bytes, segments}, search{indexLag, rebuilding, lastFailureTime}, tokenRequired", body = Envelope)))]
 async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = timestamp::now_ms();
     let facts = match state.store.health_facts(now - 5 * 60_000).await {
@@ -248,6 +258,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "totalEvents": facts.total_events,
         "tokenRequired": state.config.api_token.is_some(),
         "reasons": reasons,
+        "log": log_facts(state.store.log_progress()),
         "search": {
             "indexLag": state.search.lag(&state.store),
             "rebuilding": state.search.rebuilding(),

@@ -17,9 +17,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// A segment is closed and a new one begun past this size. Segments are deleted
-/// whole once the store has applied them durably, so this bounds the disk the log
-/// keeps beyond what the store already holds.
+/// The default size past which a segment is closed and a new one begun. Segments
+/// are deleted whole once the store has applied them durably, so this bounds the
+/// disk the log keeps beyond what the store already holds.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Larger frames are refused when read: a length beyond it is corruption (a delivery
@@ -83,6 +83,7 @@ pub struct Log {
     current: Segment,
     file: File,
     len: u64,
+    segment_bytes: u64,
     buffer: Vec<u8>,
 }
 
@@ -137,7 +138,12 @@ fn decode_frames(bytes: &[u8]) -> (Vec<Frame>, usize, Option<String>) {
 impl Log {
     /// Opens (or creates) the log in `dir`, cuts a torn tail, and returns the frames
     /// with a seq above `after`. `next_seq` names the first segment of a new log.
-    pub fn open(dir: &Path, after: u64, next_seq: u64) -> Result<(Self, Recovered), LogError> {
+    pub fn open(
+        dir: &Path,
+        after: u64,
+        next_seq: u64,
+        segment_bytes: u64,
+    ) -> Result<(Self, Recovered), LogError> {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
         let mut firsts: Vec<u64> = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_error(dir))? {
@@ -209,6 +215,7 @@ impl Log {
             current,
             file,
             len,
+            segment_bytes,
             buffer: Vec::new(),
         };
         Ok((log, recovered))
@@ -220,7 +227,7 @@ impl Log {
         &mut self,
         frames: impl IntoIterator<Item = (u64, &'p [u8])>,
     ) -> Result<(), LogError> {
-        if self.len >= SEGMENT_BYTES {
+        if self.len >= self.segment_bytes {
             self.rotate()?;
         }
         self.buffer.clear();
@@ -329,12 +336,12 @@ mod tests {
     #[test]
     fn frames_after_the_position_come_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, recovered) = Log::open(dir.path(), 0, 1).unwrap();
+        let (mut log, recovered) = Log::open(dir.path(), 0, 1, SEGMENT_BYTES).unwrap();
         assert!(recovered.frames.is_empty());
         append(&mut log, &payloads(1..=3));
         append(&mut log, &payloads(4..=5));
         drop(log);
-        let (_, recovered) = Log::open(dir.path(), 2, 6).unwrap();
+        let (_, recovered) = Log::open(dir.path(), 2, 6, SEGMENT_BYTES).unwrap();
         let seqs: Vec<u64> = recovered.frames.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, [3, 4, 5]);
         assert_eq!(recovered.frames[0].payload, b"delivery 3");
@@ -344,7 +351,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_cut_and_the_log_goes_on_after_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = Log::open(dir.path(), 0, 1).unwrap();
+        let (mut log, _) = Log::open(dir.path(), 0, 1, SEGMENT_BYTES).unwrap();
         append(&mut log, &payloads(1..=2));
         let path = log.current.path.clone();
         drop(log);
@@ -356,20 +363,20 @@ mod tests {
         file.write_all(&torn[..torn.len() / 2]).unwrap();
         drop(file);
 
-        let (mut log, recovered) = Log::open(dir.path(), 0, 3).unwrap();
+        let (mut log, recovered) = Log::open(dir.path(), 0, 3, SEGMENT_BYTES).unwrap();
         assert_eq!(recovered.frames.len(), 2);
         assert_eq!(recovered.torn_bytes, (torn.len() / 2) as u64);
         assert_eq!(fs::metadata(&path).unwrap().len(), whole);
         append(&mut log, &payloads(3..=3));
         drop(log);
-        let (_, recovered) = Log::open(dir.path(), 0, 4).unwrap();
+        let (_, recovered) = Log::open(dir.path(), 0, 4, SEGMENT_BYTES).unwrap();
         assert_eq!(recovered.frames.len(), 3);
     }
 
     #[test]
     fn a_bad_frame_before_the_last_segment_stops_the_opening() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = Log::open(dir.path(), 0, 1).unwrap();
+        let (mut log, _) = Log::open(dir.path(), 0, 1, SEGMENT_BYTES).unwrap();
         append(&mut log, &payloads(1..=2));
         let first = log.current.path.clone();
         log.rotate().unwrap();
@@ -379,7 +386,9 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff; // a flipped bit in an acknowledged frame
         fs::write(&first, bytes).unwrap();
-        let error = Log::open(dir.path(), 0, 4).err().expect("refused");
+        let error = Log::open(dir.path(), 0, 4, SEGMENT_BYTES)
+            .err()
+            .expect("refused");
         assert!(matches!(error, LogError::Corrupt { .. }), "{error}");
         assert!(error.to_string().contains("checksum"), "{error}");
     }
@@ -387,7 +396,7 @@ mod tests {
     #[test]
     fn segments_are_removed_once_applied_durably() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = Log::open(dir.path(), 0, 1).unwrap();
+        let (mut log, _) = Log::open(dir.path(), 0, 1, SEGMENT_BYTES).unwrap();
         append(&mut log, &payloads(1..=2));
         log.rotate().unwrap();
         append(&mut log, &payloads(3..=4));
@@ -403,7 +412,7 @@ mod tests {
         assert_eq!(log.remove_through(9).unwrap(), 1, "the current one stays");
         assert_eq!(log.segments(), 1);
         drop(log);
-        let (_, recovered) = Log::open(dir.path(), 4, 6).unwrap();
+        let (_, recovered) = Log::open(dir.path(), 4, 6, SEGMENT_BYTES).unwrap();
         let seqs: Vec<u64> = recovered.frames.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, [5]);
     }
@@ -411,7 +420,7 @@ mod tests {
     #[test]
     fn a_failed_append_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = Log::open(dir.path(), 0, 1).unwrap();
+        let (mut log, _) = Log::open(dir.path(), 0, 1, SEGMENT_BYTES).unwrap();
         append(&mut log, &payloads(1..=1));
         let before = log.len;
         // Stand-in for a full disk: the file is read-only underneath the log.

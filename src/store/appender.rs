@@ -181,7 +181,11 @@ impl Appender {
         }
         // The writer answers everyone after its commit, so an answer is never ahead
         // of what a reader can find.
-        let request = WriteRequest::Apply { entries, answered };
+        let request = WriteRequest::Apply {
+            entries,
+            answered,
+            appended_at: now,
+        };
         if let Err(mpsc::error::SendError(request)) = self.writer.blocking_send(request) {
             refuse(request, &StoreError::Closed);
         }

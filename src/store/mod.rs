@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use appender::LogProgress;
 pub use counters::{HOUR_MS, OPEN_SECURITY_ALERTS};
 pub use error::StoreError;
 pub use events::StatusUpdate;
@@ -43,7 +44,7 @@ pub use writer::{DuplicateReason, IngestOutcome, PreparedEvent};
 
 use crate::domain::{ContentKey, Delivery, timestamp};
 use crate::log::Log;
-use appender::{AppendRequest, Appender, LogEntry, LogProgress};
+use appender::{AppendRequest, Appender, LogEntry};
 use dedup::ContentWindow;
 use slot::DbSlot;
 use std::sync::atomic::Ordering;
@@ -70,6 +71,8 @@ pub struct StoreOptions {
     pub cache_bytes: usize,
     pub dedup_ttl: Duration,
     pub on_commit: Option<CommitObserver>,
+    /// Size past which the acknowledgement log begins a new segment.
+    pub log_segment_bytes: u64,
 }
 
 /// Handle to the store: reads run on the blocking pool; deliveries go to the log
@@ -121,9 +124,13 @@ impl Store {
         let (committed_tx, committed) = watch::channel(position.last_change);
 
         let started = Instant::now();
-        let (log, recovered) =
-            Log::open(&dir.join(LOG_DIR), position.log_applied, position.next_seq)
-                .map_err(|e| StoreError::Log(e.to_string()))?;
+        let (log, recovered) = Log::open(
+            &dir.join(LOG_DIR),
+            position.log_applied,
+            position.next_seq,
+            options.log_segment_bytes,
+        )
+        .map_err(|e| StoreError::Log(e.to_string()))?;
         let entries = recovered
             .frames
             .iter()

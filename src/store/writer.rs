@@ -64,6 +64,8 @@ pub enum WriteRequest {
     Apply {
         entries: Vec<Appended>,
         answered: Vec<(Reply, IngestOutcome)>,
+        /// When the log writer synced the batch.
+        appended_at: Instant,
     },
     Update {
         update: StatusUpdate,
@@ -324,7 +326,16 @@ impl Writer {
                 }
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     match (request, outcome) {
-                        (WriteRequest::Apply { entries, answered }, Outcome::Applied(outcomes)) => {
+                        (
+                            WriteRequest::Apply {
+                                entries,
+                                answered,
+                                appended_at,
+                            },
+                            Outcome::Applied(outcomes),
+                        ) => {
+                            let waited = appended_at.elapsed().as_micros() as u64;
+                            self.progress.last_apply_us.store(waited, Ordering::Relaxed);
                             for (appended, outcome) in entries.into_iter().zip(outcomes) {
                                 if let Some(reply) = appended.reply {
                                     let _ = reply.send(Ok(outcome));
@@ -398,7 +409,9 @@ fn apply_batch(
     let mut outcomes = Vec::with_capacity(batch.len());
     for request in batch {
         let outcome = match request {
-            WriteRequest::Apply { entries, answered } => {
+            WriteRequest::Apply {
+                entries, answered, ..
+            } => {
                 for (_, outcome) in answered {
                     if let IngestOutcome::Duplicate {
                         reason: DuplicateReason::DeliveryId,
@@ -554,7 +567,9 @@ fn bump(t: &mut WriteTables, key: &str) -> Result<(), StoreError> {
 /// Answers a request that will not be carried out.
 pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
     match request {
-        WriteRequest::Apply { entries, answered } => {
+        WriteRequest::Apply {
+            entries, answered, ..
+        } => {
             for reply in entries
                 .into_iter()
                 .filter_map(|a| a.reply)

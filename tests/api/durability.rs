@@ -38,8 +38,10 @@ async fn kill_harness(kills: usize) {
     let start = || {
         let mut cmd = command(dir.path());
         // The default dedup window: content duplicates are acknowledged too, and
-        // must be findable like every other acknowledged delivery.
-        cmd.env("GITHUB_WEBHOOK_SECRET", SECRET);
+        // must be findable like every other acknowledged delivery. Small log
+        // segments, so kills also fall while applied segments are deleted.
+        cmd.env("GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("HOOKVAULT_LOG_SEGMENT_KB", "64");
         Binary::start(cmd)
     };
     let corpus: Arc<Vec<(String, Vec<u8>)>> =
@@ -52,7 +54,9 @@ async fn kill_harness(kills: usize) {
 
     for round in 0..kills {
         let mut binary = start();
-        let lifetime = Duration::from_millis(rand::random_range(50..600));
+        // Up to past the store's durable commit (every second), so kills fall
+        // before, during and after one.
+        let lifetime = Duration::from_millis(rand::random_range(50..1500));
         let killed_at = Instant::now() + lifetime;
         let workers: Vec<_> = (0..16)
             .map(|worker| {
@@ -154,6 +158,21 @@ async fn kill_harness(kills: usize) {
             );
         }
     }
+
+    // Applied segments went: the first one is gone.
+    let first_left = std::fs::read_dir(dir.path().join("log"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".log")?
+                .parse::<u64>()
+                .ok()
+        })
+        .min()
+        .unwrap();
+    assert!(first_left > 1, "no applied log segment was ever deleted");
 
     // Counters and index entries recount to what they say.
     let output = command(dir.path()).arg("verify").output().unwrap();

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each test with its own server on port 0 and its own
 //! temp data dir.
 
+mod ack_log;
 mod cli;
 mod dashboard;
 mod dedup;

@@ -64,6 +64,12 @@ impl Binary {
         binary
     }
 
+    /// Everything the process wrote to stderr so far.
+    pub fn logged(&mut self) -> String {
+        self.stderr_lines.extend(self.stderr.try_iter());
+        self.stderr_lines.join("\n")
+    }
+
     /// Stops with SIGTERM and returns (stdout, stderr) of the whole run.
     pub fn terminate(mut self) -> (String, String) {
         let pid = self.child.id().to_string();
