@@ -61,7 +61,7 @@ pub struct AppState {
     pub io: SocketIo,
     pub hub: Arc<Hub>,
     pub access: Arc<Access>,
-    /// Deliveries being verified and stored right now (SPEC §6: bounded).
+    /// Deliveries being verified and stored right now (bounded, like every resource).
     pub ingest_slots: Arc<Semaphore>,
 }
 
@@ -70,7 +70,8 @@ pub struct AppState {
 const SOCKET_IO_CLIENT: &[u8] = include_bytes!("../../web/vendor/socket.io.min.js");
 
 /// Every route. The ingest endpoint (protected by its signature) and health are
-/// public; everything else, Socket.IO included, checks access (SPEC §6).
+/// public; everything else, Socket.IO included, checks access (the token, or a local
+/// client when none is set).
 pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     let public = OpenApiRouter::new()
         .merge(webhooks::router())

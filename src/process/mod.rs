@@ -1,8 +1,9 @@
 //! Processing: takes stored events from `pending` to `processed` or `failed`, retries
 //! failures with exponential backoff, and replays on demand. One task follows the
 //! store's change feed; it starts "signalled", so events left pending by a restart
-//! are picked up at once. Later stages (search indexing, realtime broadcast,
-//! forwarding) plug in as [`Stage`]s.
+//! are picked up at once. [`Stage`]s act inside an attempt or after its outcome is
+//! committed (the Socket.IO `/` broadcast, the processing metrics); the search index
+//! and the `/webhooks` stream follow the store's change log instead.
 
 mod analyze;
 pub mod synthesize;
