@@ -311,6 +311,32 @@ impl Log {
     }
 }
 
+/// The frames with a seq above `after`, read without changing anything (for a
+/// reader beside the writer: a frame being written ends the reading).
+pub fn read_after(dir: &Path, after: u64) -> Result<Vec<Frame>, LogError> {
+    let mut firsts: Vec<u64> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let path = entry.map_err(io_error(dir))?.path();
+        let first: Option<u64> = path
+            .extension()
+            .filter(|e| *e == EXTENSION)
+            .and_then(|_| path.file_stem()?.to_str()?.parse().ok());
+        firsts.extend(first);
+    }
+    firsts.sort_unstable();
+    let mut frames = Vec::new();
+    for first in firsts {
+        let path = segment_path(dir, first);
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+        let (found, _, problem) = decode_frames(&bytes);
+        frames.extend(found.into_iter().filter(|f| f.seq > after));
+        if problem.is_some() {
+            break;
+        }
+    }
+    Ok(frames)
+}
+
 /// Makes a created or removed file name durable.
 fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir)
@@ -415,6 +441,21 @@ mod tests {
         let (_, recovered) = Log::open(dir.path(), 4, 6, SEGMENT_BYTES).unwrap();
         let seqs: Vec<u64> = recovered.frames.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, [5]);
+    }
+
+    #[test]
+    fn a_reader_beside_the_writer_sees_what_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), 0, 1, 64).unwrap();
+        append(&mut log, &payloads(1..=3)); // past 64 bytes: the next append rotates
+        append(&mut log, &payloads(4..=5));
+        let seqs: Vec<u64> = read_after(dir.path(), 2)
+            .unwrap()
+            .iter()
+            .map(|f| f.seq)
+            .collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        assert_eq!(log.segments(), 2);
     }
 
     #[test]

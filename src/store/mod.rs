@@ -169,7 +169,7 @@ impl Store {
             on_commit: options.on_commit.clone(),
             progress: progress.clone(),
             last_durable: Instant::now(),
-            since_durable: Vec::new(),
+            log_dir: dir.join(LOG_DIR),
             nondurable: false,
         };
         let writer = std::thread::Builder::new()

@@ -13,15 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use redb::{Durability, ReadableTable, WriteTransaction};
+use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::appender::{Appended, LogEntry, LogProgress, Reply};
 use super::events::{self, StatusUpdate};
 use super::rejected::{self, RejectedDelivery};
 use super::slot::DbSlot;
-use super::tables::{WriteTables, meta};
-use super::{EventRecord, StoreError};
+use super::tables::{self, WriteTables, meta};
+use super::{EventRecord, Status, StoreError, codec};
 use crate::domain::{ContentKey, timestamp};
 
 /// Most requests committed in one transaction. Bounds the time one commit holds the
@@ -157,9 +157,9 @@ pub struct Writer {
     pub progress: Arc<LogProgress>,
     /// When the last commit that waited for the disk finished.
     pub last_durable: Instant,
-    /// Log entries applied (or failed to apply) since the last durable commit: what a
-    /// reopened database, rolled back to that commit, must be given again.
-    pub since_durable: Vec<LogEntry>,
+    /// The acknowledgement log, read again when a reopened database has rolled back
+    /// to its last durable commit.
+    pub log_dir: std::path::PathBuf,
     /// Some commit since the last durable one was not durable.
     pub nondurable: bool,
 }
@@ -237,7 +237,6 @@ impl Writer {
     fn durable_now(&mut self) {
         self.last_durable = Instant::now();
         self.nondurable = false;
-        self.since_durable.clear();
         self.health.succeeded();
         let applied = self.progress.applied.load(Ordering::Acquire);
         self.progress.durable.store(applied, Ordering::Release);
@@ -262,25 +261,21 @@ impl Writer {
                 }
             }
             // The reopened file is rolled back to the last durable commit: the
-            // deliveries applied since are applied again before anyone reads it.
-            let entries = std::mem::take(&mut self.since_durable);
-            let reapplied = self.db.reopen_then(|db| {
-                write_entries(db, &entries, &self.committed)?;
-                Ok(())
+            // deliveries the log holds past it are applied again before anyone
+            // reads it.
+            let mut reapplied = 0;
+            let reopened = self.db.reopen_then(|db| {
+                let entries = logged_after(&self.log_dir, db)?;
+                reapplied = entries.len();
+                write_entries(db, &entries, &self.committed)
             });
-            match reapplied {
+            match reopened {
                 Ok(()) => {
-                    tracing::info!(
-                        reapplied = entries.len(),
-                        "database reopened; writes resume"
-                    );
+                    tracing::info!(reapplied, "database reopened; writes resume");
                     self.durable_now();
                     return true;
                 }
-                Err(error) => {
-                    self.since_durable = entries;
-                    tracing::debug!(%error, "database not reopened yet");
-                }
+                Err(error) => tracing::debug!(%error, "database not reopened yet"),
             }
         }
     }
@@ -302,16 +297,14 @@ impl Writer {
         } else {
             Durability::None
         };
-        let applied_entries = batch.iter().flat_map(|r| match r {
-            WriteRequest::Apply { entries, .. } => entries.as_slice(),
-            _ => &[],
-        });
-        let logged: Vec<LogEntry> = applied_entries.map(|a| a.entry.clone()).collect();
-        let result = self.write(&batch, durability);
-        // Whatever happened, a rolled-back or reopened database needs these again.
-        let last_seq = logged.last().map(|e| e.seq);
-        self.since_durable.extend(logged);
-        match result {
+        let last_seq = batch
+            .iter()
+            .filter_map(|r| match r {
+                WriteRequest::Apply { entries, .. } => entries.last().map(|a| a.entry.seq),
+                _ => None,
+            })
+            .max();
+        match self.write(&batch, durability) {
             Ok((outcomes, last_change)) => {
                 if let Some(seq) = last_seq {
                     self.progress.applied.fetch_max(seq, Ordering::AcqRel);
@@ -466,6 +459,20 @@ fn apply_batch(
     Ok((outcomes, last_change))
 }
 
+/// What the log in `dir` holds past the position `db` recorded last.
+fn logged_after(dir: &std::path::Path, db: &redb::Database) -> Result<Vec<LogEntry>, StoreError> {
+    let txn = db.begin_read()?;
+    let applied = txn
+        .open_table(tables::META)?
+        .get(meta::LOG_APPLIED)?
+        .map_or(0, |v| v.value());
+    crate::log::read_after(dir, applied)
+        .map_err(|e| StoreError::Log(e.to_string()))?
+        .iter()
+        .map(|frame| Ok(codec::decode::<LogEntry>(&frame.payload)?))
+        .collect()
+}
+
 /// Applies log entries to `db` in one durable transaction (at start, and after a
 /// database was reopened); entries already there are skipped.
 pub(super) fn write_entries(
@@ -532,8 +539,18 @@ fn apply_entry(
 ) -> Result<IngestOutcome, StoreError> {
     let seq = entry.seq;
     let applied = t.meta.get(meta::LOG_APPLIED)?.map_or(0, |v| v.value());
-    if seq <= applied || t.events.get(seq)?.is_some() || t.retired.get(seq)?.is_some() {
+    if seq <= applied || t.retired.get(seq)?.is_some() {
         return Ok(IngestOutcome::Stored { seq });
+    }
+    if let Some(stored) = events::load(t, seq)? {
+        // Applied already (from the log, after the database was reopened).
+        return Ok(match stored.status {
+            Status::Duplicate => IngestOutcome::Duplicate {
+                seq,
+                reason: DuplicateReason::Content { of: None },
+            },
+            _ => IngestOutcome::Stored { seq },
+        });
     }
     let outcome = match entry.duplicate_of {
         Some(original) => {
