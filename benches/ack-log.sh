@@ -96,12 +96,15 @@ while [ "$stored" -lt "$EVENTS" ]; do
 done
 # Killed while a load runs: the log holds up to a second of deliveries past the
 # store's last durable commit.
-$LOADGEN --url http://127.0.0.1:3914 --secret bench --seconds 3 --max-requests 100000 >/dev/null & LOAD=$!
-sleep 2.5
+# (The generator builds its deliveries before it starts sending: few, so it starts
+# at once.)
+$LOADGEN --url http://127.0.0.1:3914 --secret bench --seconds 6 --max-requests 30000 >/dev/null & LOAD=$!
+sleep 3
 kill -KILL $HV; wait $HV 2>/dev/null || true
 wait $LOAD 2>/dev/null || true
 du -sh "$WORK/scale/log" | awk '{print "log on disk at the kill: " $1}'
 target/release/hookvault --data-dir "$WORK/scale" --listen 127.0.0.1:3914 --secret bench 2> "$WORK/restart.log" & HV=$!
 echo "startup to healthy after SIGKILL: $(wait_healthy 3914) ms"
 grep -h "acknowledgement log" "$WORK/restart.log" | sed -E 's/^.*INFO //' || echo "(no tail to apply)"
+curl -s "http://127.0.0.1:3914/api/webhooks/events?limit=1" | sed -E 's/.*"total":([0-9]+).*/events after the restart: \1/' 
 kill -TERM $HV; wait $HV || true

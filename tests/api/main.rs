@@ -21,6 +21,7 @@ mod realtime;
 mod rejected;
 mod retention;
 mod search;
+mod skips;
 mod statistics;
 mod transfer;
 mod trust;
