@@ -89,3 +89,13 @@ impl Binary {
         (stdout, self.stderr_lines.join("\n"))
     }
 }
+
+/// A test that fails before it stops its binary must not leave the server running.
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
