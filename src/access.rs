@@ -1,7 +1,8 @@
 //! Who may use the API and Socket.IO (SPEC §6). With an API token configured, the
 //! caller must present it; without one, only local callers are let in. A request that
-//! carries `X-Forwarded-For` or `Forwarded` came through a proxy and is never local,
-//! whatever address the proxy itself connects from. Wrong tokens are counted per
+//! carries any client-address header ([`CLIENT_ADDRESS_HEADERS`]: `X-Forwarded-For`,
+//! `Forwarded`, `X-Real-IP`, …) came through a proxy and is never local, whatever
+//! address the proxy itself connects from. Wrong tokens are counted per
 //! client, and a client that keeps guessing is locked out for a while
 //! ([`Lockout`]).
 
@@ -97,11 +98,34 @@ pub fn check(
     }
 }
 
+/// Headers with which some proxy, load balancer or CDN names the client it forwards
+/// for. nginx's `X-Real-IP` is set without `X-Forwarded-For` in many configurations,
+/// so any of them marks a request as proxied.
+pub const CLIENT_ADDRESS_HEADERS: &[&str] = &[
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "x-forwarded",
+    "forwarded-for",
+    "x-appengine-user-ip",
+];
+
+/// Whether a proxy put a client address in this request.
+pub fn is_proxied(headers: &HeaderMap) -> bool {
+    CLIENT_ADDRESS_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name))
+}
+
 /// A loopback peer that did not come through a proxy.
 pub fn is_direct_local(peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
-    let proxied =
-        headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
-    peer.is_some_and(|p| p.ip().is_loopback()) && !proxied
+    peer.is_some_and(|p| p.ip().is_loopback()) && !is_proxied(headers)
 }
 
 /// The bearer token of a request, if any.
@@ -157,12 +181,15 @@ mod tests {
             check(None, peer([127, 0, 0, 1]), &proxied, None),
             Err(Denied::NotLocal)
         );
-        let mut forwarded = HeaderMap::new();
-        forwarded.insert("forwarded", "for=203.0.113.7".parse().unwrap());
-        assert_eq!(
-            check(None, peer([127, 0, 0, 1]), &forwarded, None),
-            Err(Denied::NotLocal)
-        );
+        for name in CLIENT_ADDRESS_HEADERS {
+            let mut forwarded = HeaderMap::new();
+            forwarded.insert(*name, "203.0.113.7".parse().unwrap());
+            assert_eq!(
+                check(None, peer([127, 0, 0, 1]), &forwarded, None),
+                Err(Denied::NotLocal),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -297,3 +297,52 @@ async fn the_hosts_own_processes_are_not_locked_out() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// nginx's `proxy_set_header X-Real-IP $remote_addr;` without `X-Forwarded-For`, and
+/// the headers of CDNs: each names a client behind a proxy, so none is local.
+#[tokio::test]
+async fn any_client_address_header_from_an_untrusted_peer_is_not_local() {
+    let app = TestApp::spawn().await;
+    for header in [
+        "X-Real-IP",
+        "True-Client-IP",
+        "CF-Connecting-IP",
+        "Fastly-Client-IP",
+        "X-Client-IP",
+        "X-Cluster-Client-IP",
+        "X-Forwarded-For",
+        "Forwarded",
+    ] {
+        let value = if header == "Forwarded" {
+            "for=203.0.113.9"
+        } else {
+            "203.0.113.9"
+        };
+        let response = app
+            .client
+            .get(app.url("/api/webhooks/events"))
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header}");
+    }
+    // Behind a trusted proxy that names the client in the documented header, the
+    // client is that address: remote, so a token is needed.
+    let proxied =
+        TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let response = proxied
+        .client
+        .get(proxied.url("/api/webhooks/events"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Real-IP", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        proxied.get_json("/api/webhooks/events").await.0,
+        StatusCode::OK,
+        "the host itself, not proxied"
+    );
+}
