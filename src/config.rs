@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
-use crate::guard::{CorsOrigins, RateLimit};
+use crate::guard::{AllowedHosts, CorsOrigins, RateLimit};
 
 /// File in the data directory that holds the generated webhook secret.
 pub const SECRET_FILE: &str = "webhook-secret";
@@ -206,6 +206,11 @@ pub struct Settings {
     /// Browser origins allowed to call the API (comma-separated, or *); none by default.
     #[arg(long, env = "HOOKVAULT_CORS_ORIGINS", global = true)]
     cors_origins: Option<String>,
+    /// Host names the API, dashboard and Socket.IO answer to besides localhost and IP
+    /// addresses (comma-separated; `.example.com` for every subdomain; * for any).
+    /// Protects against DNS rebinding; the ingest endpoint answers any host.
+    #[arg(long, env = "HOOKVAULT_ALLOWED_HOSTS", global = true)]
+    allowed_hosts: Option<String>,
     /// Deliveries verified and stored at once; more get 503 with Retry-After.
     #[arg(
         long,
@@ -281,6 +286,7 @@ pub struct Config {
     /// `None`: no per-client API rate limit.
     pub rate_limit: Option<RateLimit>,
     pub cors_origins: CorsOrigins,
+    pub allowed_hosts: AllowedHosts,
     pub max_concurrent_ingest: usize,
 }
 
@@ -309,6 +315,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             rate_limit: NonZeroU32::new(50).map(|per_second| RateLimit { per_second }),
             cors_origins: CorsOrigins::Closed,
+            allowed_hosts: AllowedHosts::default(),
             max_concurrent_ingest: 256,
         }
     }
@@ -404,6 +411,10 @@ impl Config {
             .map_err(|problem| {
                 ConfigError::new("HOOKVAULT_CORS_ORIGINS (--cors-origins)", problem)
             })?;
+        let allowed_hosts = AllowedHosts::parse(settings.allowed_hosts.as_deref().unwrap_or(""))
+            .map_err(|problem| {
+                ConfigError::new("HOOKVAULT_ALLOWED_HOSTS (--allowed-hosts)", problem)
+            })?;
         let max_concurrent_ingest: usize = parse_number(
             "HOOKVAULT_MAX_CONCURRENT_INGEST (--max-concurrent-ingest)",
             &settings.max_concurrent_ingest,
@@ -445,6 +456,7 @@ impl Config {
             trusted_proxies,
             rate_limit,
             cors_origins,
+            allowed_hosts,
             max_concurrent_ingest,
         })
     }

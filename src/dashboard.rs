@@ -118,13 +118,16 @@ fn respond(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
+    // No other site may frame the dashboard (clickjacking the Replay button); the
+    // CSP says so to current browsers, X-Frame-Options to old ones.
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     if matches {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:"),
+        HeaderValue::from_static("default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
     );
     (headers, body).into_response()
 }

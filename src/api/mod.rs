@@ -130,11 +130,20 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(dashboard::router())
         .fallback_service(api);
     // Outermost first: who the client is, then CORS (which also answers
-    // preflights), then the per-client rate.
+    // preflights), then host names and cross-site browsers, then the per-client rate.
     if let Some(limit) = config.rate_limit {
         let limiter = guard::ApiRateLimiter::new(limit);
         app = app.layer(middleware::from_fn_with_state(limiter, guard::limit));
     }
+    let sites = guard::Sites {
+        hosts: config.allowed_hosts.clone(),
+        origins: config.cors_origins.clone(),
+        token_configured: config.api_token.is_some(),
+    };
+    app = app.layer(middleware::from_fn_with_state(
+        Arc::new(sites),
+        guard::protect,
+    ));
     if let Some(cors) = config.cors_origins.layer() {
         app = app.layer(cors);
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -77,6 +77,7 @@ async fn failed(
     responses((status = 200, description = "The event after processing it again", body = EventEnvelope),
         (status = 404, description = "No such delivery", body = ErrorEnvelope),
         (status = 409, description = "A content duplicate, which is never processed: replay the delivery it duplicates", body = ErrorEnvelope),
+        (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope),
         (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn replay(
     State(state): State<AppState>,
@@ -103,7 +104,8 @@ async fn replay(
 }
 
 #[utoipa::path(post, path = "/api/webhooks/retry-failed", tag = "processing",
-    responses((status = 200, description = "{total, processed, failed}", body = Envelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+    responses((status = 200, description = "{total, processed, failed}", body = Envelope),
+        (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn retry_failed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let report = state.processor.retry_failed().await?;
     Ok(envelope::ok(json!({
@@ -132,6 +134,21 @@ fn catalog_names() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     super::openapi::one_of(&names)
 }
 
+/// `application/json` or `application/<something>+json`, with any parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.split_once('/').is_some_and(|(kind, sub)| {
+            kind.eq_ignore_ascii_case("application") && sub.to_ascii_lowercase().ends_with("+json")
+        })
+}
+
 fn default_repository() -> String {
     "hookvault/test".into()
 }
@@ -148,11 +165,23 @@ async fn remove_test_events(State(state): State<AppState>) -> Result<Json<Value>
     request_body = TestRequest,
     responses((status = 200, description = "The stored, processed test event with its payload", body = Envelope),
         (status = 400, description = "Bad body, unknown event type or action (the message lists valid ones)", body = ErrorEnvelope),
-        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
+        (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn test_event(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // Only a JSON content type: a `text/plain` or form body is what a page on another
+    // site can send without a preflight.
+    if !is_json(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
     let request: TestRequest = serde_json::from_slice(&body?).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

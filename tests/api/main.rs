@@ -2,6 +2,7 @@
 //! temp data dir.
 
 mod ack_log;
+mod browsers;
 mod cli;
 mod dashboard;
 mod dedup;

@@ -138,6 +138,7 @@ async fn extractor_rejections_are_documented_json_errors() {
                 Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
                 app.url(&concrete),
             )
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await

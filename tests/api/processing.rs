@@ -240,11 +240,22 @@ async fn the_test_endpoint_runs_a_synthesized_event_through_the_pipeline() {
     let response = app
         .client
         .post(app.url("/api/webhooks/test"))
+        .header("content-type", "application/json")
         .body("not json")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Only as JSON: a text/plain body is what another site's page can send unasked.
+    let response = app
+        .client
+        .post(app.url("/api/webhooks/test"))
+        .header("content-type", "text/plain")
+        .body(r#"{"eventType":"push"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 #[tokio::test]
