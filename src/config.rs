@@ -510,10 +510,29 @@ fn parse_secret_list(list: &str) -> Result<Vec<Secret>, ConfigError> {
     Ok(secrets)
 }
 
+/// Creates the data directory for its owner only (0700, whatever the umask), and
+/// takes group and other access away from an existing one: it holds the webhook
+/// secret and every payload.
 fn prepare_data_dir(dir: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let setting = "HOOKVAULT_DATA_DIR (--data-dir)";
-    fs::create_dir_all(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
         .map_err(|e| ConfigError::new(setting, format!("cannot create {}: {e}", dir.display())))?;
+    let mode = fs::metadata(dir)
+        .map_err(|e| ConfigError::new(setting, format!("cannot read {}: {e}", dir.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700)).map_err(|e| {
+            ConfigError::new(
+                setting,
+                format!("cannot make {} private (mode 0700): {e}", dir.display()),
+            )
+        })?;
+    }
     let probe = dir.join(".write-test");
     fs::write(&probe, b"ok")
         .and_then(|()| fs::remove_file(&probe))

@@ -114,8 +114,13 @@ impl App {
             log_segment_bytes: config.log_segment_bytes,
         };
         let data_dir = config.data_dir.clone();
-        let (store, writer) =
-            tokio::task::spawn_blocking(move || Store::open(&data_dir, &options)).await??;
+        let (store, writer) = tokio::task::spawn_blocking(move || {
+            Store::open(&data_dir, &options).map_err(|e| {
+                let path = data_dir.join(store::DB_FILE);
+                anyhow::anyhow!("cannot open the store {}: {e}", path.display())
+            })
+        })
+        .await??;
 
         let data_dir = config.data_dir.clone();
         let (search, checkpoint, opened) =

@@ -75,7 +75,14 @@ impl SearchIndex {
     pub fn open(data_dir: &Path) -> anyhow::Result<(SearchIndex, Option<u64>, Opened)> {
         let dir = data_dir.join(INDEX_DIR);
         let (schema, fields) = schema::build();
-        std::fs::create_dir_all(&dir)?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        }
         // An empty directory is a new index (it may be a mount point for another disk).
         let opened = if std::fs::read_dir(&dir)?.next().is_none() {
             Opened::Created

@@ -110,6 +110,23 @@ impl WriterHandle {
 /// Directory of the acknowledgement log inside the data directory.
 pub const LOG_DIR: &str = "log";
 
+/// Creates the database file readable by its owner only (0600, whatever the
+/// umask), or takes group and other access away from an existing one.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir`, checks its schema, applies what the
     /// acknowledgement log holds beyond the last durable commit, rebuilds the
@@ -117,6 +134,7 @@ impl Store {
     /// Blocking.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, WriterHandle), StoreError> {
         let path = dir.join(DB_FILE);
+        private_file(&path)?;
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
             .create(&path)?;

@@ -108,3 +108,81 @@ async fn configured_secrets_never_appear_in_debug_logs() {
         "{stderr}"
     );
 }
+
+/// Issue #33 §5: the data directory is private whatever the umask, and a store
+/// that cannot be opened is named in the error.
+#[test]
+fn the_data_dir_and_store_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let umask_000 = |data: &std::path::Path| {
+        let mut command = std::process::Command::new("sh");
+        command
+            .args([
+                "-c",
+                "umask 000 && exec \"$0\" \"$@\"",
+                env!("CARGO_BIN_EXE_hookvault"),
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .env_remove("GITHUB_WEBHOOK_SECRET")
+            .env_remove("HOOKVAULT_LISTEN")
+            .env_remove("PORT")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    // Answered once, so its SIGTERM handler is in place before it is stopped.
+    let answered = |binary: &Binary| {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(binary.address.trim_start_matches("http://")).unwrap();
+        stream
+            .write_all(b"GET /api/webhooks/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    };
+    let binary = Binary::start(umask_000(&data));
+    answered(&binary);
+    binary.terminate();
+    assert_eq!(mode(&data), 0o700, "data dir");
+    assert_eq!(mode(&data.join("webhook-secret")), 0o600, "secret");
+    assert_eq!(mode(&data.join("hookvault.redb")), 0o600, "store");
+    assert_eq!(mode(&data.join("search-index")), 0o700, "index dir");
+
+    // An existing world-readable data dir and store (an older version, or a umask of
+    // 000) are made private at the next start.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        data.join("hookvault.redb"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let binary = Binary::start(umask_000(&data));
+    answered(&binary);
+    binary.terminate();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("hookvault.redb")), 0o600);
+
+    // A store that cannot be opened: the error says which file.
+    let broken = parent.path().join("broken");
+    std::fs::create_dir_all(broken.join("hookvault.redb")).unwrap();
+    let output = command(&broken)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&broken.join("hookvault.redb").display().to_string()),
+        "{stderr}"
+    );
+}
