@@ -159,6 +159,18 @@ pub struct Settings {
         global = true
     )]
     header_timeout: String,
+    /// Seconds a connection may stay open without a request in flight.
+    #[arg(
+        long,
+        env = "HOOKVAULT_IDLE_TIMEOUT",
+        default_value = "60",
+        global = true
+    )]
+    idle_timeout: String,
+    /// Open connections at most (WebSockets included); default three quarters of
+    /// the open-files limit. At the cap the longest idle connection is closed.
+    #[arg(long, env = "HOOKVAULT_MAX_CONNECTIONS", global = true)]
+    max_connections: Option<String>,
     /// Seconds a client may take to send the request body.
     #[arg(
         long,
@@ -272,7 +284,11 @@ pub struct Config {
     pub retry_base: Duration,
     pub api_token: Option<Secret>,
     pub check_user_agent: bool,
+    /// From accept to a complete request head (HTTP/1 and HTTP/2).
     pub header_timeout: Duration,
+    /// With no request in flight.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
     pub body_timeout: Duration,
     pub cache_bytes: usize,
     pub log_segment_bytes: u64,
@@ -305,6 +321,8 @@ impl Config {
             api_token: None,
             check_user_agent: true,
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: default_max_connections(),
             body_timeout: Duration::from_secs(30),
             cache_bytes: DEFAULT_CACHE_MB * 1024 * 1024,
             log_segment_bytes: crate::log::SEGMENT_BYTES,
@@ -357,6 +375,24 @@ impl Config {
             "HOOKVAULT_HEADER_TIMEOUT (--header-timeout)",
             &settings.header_timeout,
         )?;
+        let idle_timeout = parse_seconds(
+            "HOOKVAULT_IDLE_TIMEOUT (--idle-timeout)",
+            &settings.idle_timeout,
+        )?;
+        let max_connections = match settings.max_connections.as_deref().map(str::trim) {
+            None | Some("") => default_max_connections(),
+            Some(raw) => {
+                match parse_number::<usize>("HOOKVAULT_MAX_CONNECTIONS (--max-connections)", raw)? {
+                    0 => {
+                        return Err(ConfigError::new(
+                            "HOOKVAULT_MAX_CONNECTIONS (--max-connections)",
+                            "must be at least 1",
+                        ));
+                    }
+                    n => n,
+                }
+            }
+        };
         let body_timeout = parse_seconds(
             "HOOKVAULT_BODY_TIMEOUT (--body-timeout)",
             &settings.body_timeout,
@@ -446,6 +482,8 @@ impl Config {
             api_token,
             check_user_agent: !settings.no_ua_check,
             header_timeout,
+            idle_timeout,
+            max_connections,
             body_timeout,
             cache_bytes: cache_mb * 1024 * 1024,
             log_segment_bytes: log_segment_kb.max(1) << 10,
@@ -460,6 +498,26 @@ impl Config {
             max_concurrent_ingest,
         })
     }
+}
+
+/// Three quarters of the soft open-files limit (the rest is for the database, the
+/// search index's segments and logs), so a pile of connections cannot starve them.
+/// Linux reports the limit in `/proc/self/limits`; elsewhere 1024 is assumed.
+pub fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .to_owned();
+            match line.split_whitespace().nth(3)? {
+                "unlimited" => Some(usize::MAX),
+                n => n.parse::<usize>().ok(),
+            }
+        })
+        .unwrap_or(1024);
+    (soft / 4 * 3).clamp(64, 100_000)
 }
 
 fn parse_trusted_proxies(raw: Option<&str>) -> Result<Vec<IpNet>, ConfigError> {

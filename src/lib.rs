@@ -130,11 +130,20 @@ impl App {
 
         let config = Arc::new(config);
         let access = Access::new(config.api_token.clone());
-        let (socket_layer, io, hub) = realtime::build(
+        let connections = server::Connections::new(
+            server::Limits {
+                first_request: config.header_timeout,
+                idle: config.idle_timeout,
+                max_open: config.max_connections,
+            },
+            metrics.clone(),
+        );
+        let (socket_layer, io, hub, realtime_handles) = realtime::build(
             store.clone(),
             search.clone(),
             config.clone(),
             access.clone(),
+            connections.clone(),
         );
         let mut stages = self.stages;
         stages.push(Arc::new(realtime::Broadcast::start(
@@ -182,7 +191,6 @@ impl App {
             until_stopped(),
         ));
 
-        let header_timeout = config.header_timeout;
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
         let state = AppState {
             config,
@@ -195,11 +203,17 @@ impl App {
             access,
             ingest_slots,
         };
+        let io_for_close = state.io.clone();
         let router = api::router(state, socket_layer);
         tracing::info!(address = %listener.local_addr()?, "hookvault is listening");
-        server::serve(listener, router, header_timeout, shutdown).await;
+        server::serve(listener, router, connections, shutdown).await;
 
         tracing::info!("server stopped; finishing processing and closing the store");
+        // Socket.IO sessions (connected, refused before joining a namespace, or
+        // half-open) live on until engine.io's ping timeout and hold the library's
+        // state: they are closed, and their handles to the store let go, so the
+        // writer can stop now rather than in 45 s.
+        realtime::close(&io_for_close, realtime_handles).await;
         let _ = stop.send(true);
         processing.await?;
         live.await?;

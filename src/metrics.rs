@@ -61,6 +61,10 @@ pub struct Metrics {
     pub socket_connections: Family<NamespaceLabels, Gauge>,
     pub socket_dropped: Gauge,
     pub socket_skipped: Gauge,
+    pub http_connections_open: Gauge,
+    pub http_connections_max: Gauge,
+    pub http_connections_closed: Family<ReasonLabels, Counter>,
+    pub http_accept_errors: Counter,
 }
 
 /// Seconds from 50 µs to ~26 s, doubling.
@@ -88,6 +92,10 @@ impl Metrics {
             socket_connections: Family::default(),
             socket_dropped: Gauge::default(),
             socket_skipped: Gauge::default(),
+            http_connections_open: Gauge::default(),
+            http_connections_max: Gauge::default(),
+            http_connections_closed: Family::default(),
+            http_accept_errors: Counter::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -169,6 +177,26 @@ impl Metrics {
             "socketio_skipped_broadcasts",
             "Events whose live message on `/` was skipped because the fan-out queue was full",
             metrics.socket_skipped.clone(),
+        );
+        registry.register(
+            "http_connections_open",
+            "Open TCP connections (WebSockets included)",
+            metrics.http_connections_open.clone(),
+        );
+        registry.register(
+            "http_connections_max",
+            "The cap on open connections (HOOKVAULT_MAX_CONNECTIONS); at it, the longest idle one is closed",
+            metrics.http_connections_max.clone(),
+        );
+        registry.register(
+            "http_connections_closed",
+            "Connections the server closed, by reason (first_request_timeout, idle_timeout, evicted, aborted)",
+            metrics.http_connections_closed.clone(),
+        );
+        registry.register(
+            "http_accept_errors",
+            "Failed accepts (usually out of file descriptors)",
+            metrics.http_accept_errors.clone(),
         );
         Arc::new(metrics)
     }

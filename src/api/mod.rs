@@ -122,8 +122,12 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
             metrics,
             metrics::count_requests,
         ))
-        .with_state(state)
-        .layer(socket_io);
+        .with_state(state.clone())
+        .layer(socket_io)
+        .layer(middleware::from_fn_with_state(
+            state.hub.clone(),
+            crate::realtime::note_websocket_peer,
+        ));
     // Outside the Socket.IO layer, which would otherwise take every /socket.io/ path.
     let mut app = Router::new()
         .route("/socket.io/socket.io.js", get(socket_io_client))

@@ -81,7 +81,7 @@ impl Feed {
         self.state.lock().expect("feed lock").subscribers.len()
     }
 
-    fn remove(&self, sid: Sid) {
+    pub(super) fn remove(&self, sid: Sid) {
         self.state
             .lock()
             .expect("feed lock")
@@ -109,6 +109,7 @@ pub async fn on_connect(socket: SocketRef) {
     );
     socket.on_disconnect(async |s: SocketRef, State(ctx): State<Ctx>| {
         ctx.hub.feed.remove(s.id);
+        ctx.hub.forget(s.id);
     });
 }
 
@@ -129,18 +130,23 @@ async fn subscribe(ctx: Ctx, socket: SocketRef, request: Value) -> bool {
     let filter = Filter::from_value(&request);
     let since = match request.get("since").filter(|v| !v.is_null()) {
         None => None,
-        Some(value) => match resolve_since(&ctx.store, value).await {
-            Some(seq) => Some(seq),
-            None => {
-                let message =
-                    format!("since {value} is neither a sequence id nor a stored delivery id");
-                let _ = socket.emit(
-                    "subscription-error",
-                    &serde_json::json!({"message": message}),
-                );
+        Some(value) => {
+            let Some(handles) = ctx.handles() else {
                 return false;
+            };
+            match resolve_since(&handles.store, value).await {
+                Some(seq) => Some(seq),
+                None => {
+                    let message =
+                        format!("since {value} is neither a sequence id nor a stored delivery id");
+                    let _ = socket.emit(
+                        "subscription-error",
+                        &serde_json::json!({"message": message}),
+                    );
+                    return false;
+                }
             }
-        },
+        }
     };
     {
         let mut state = ctx.hub.feed.state.lock().expect("feed lock");
@@ -179,7 +185,9 @@ async fn catch_up(ctx: Ctx, sid: Sid) {
                 max_seq.min(subscriber.last_seq + CATCH_UP_STEP),
             )
         };
-        let store = ctx.store.clone();
+        let Some(super::Handles { store, .. }) = ctx.handles() else {
+            return;
+        };
         let records =
             match tokio::task::spawn_blocking(move || store.records_blocking(from + 1, target))
                 .await

@@ -15,7 +15,13 @@ use crate::search::SearchIndex;
 use crate::store::Store;
 
 pub async fn on_connect(socket: SocketRef, io: SocketIo, State(ctx): State<Ctx>) {
-    if let Some(update) = snapshot(&counts(&io), &ctx.hub, &ctx.store, &ctx.search).await {
+    socket.on_disconnect(async |s: SocketRef, State(ctx): State<Ctx>| {
+        ctx.hub.forget(s.id);
+    });
+    let Some(handles) = ctx.handles() else {
+        return;
+    };
+    if let Some(update) = snapshot(&counts(&io), &ctx.hub, &handles.store, &handles.search).await {
         send(&ctx.hub, &socket, "update", &update);
     }
 }

@@ -4,6 +4,7 @@
 mod ack_log;
 mod browsers;
 mod cli;
+mod connections;
 mod dashboard;
 mod dedup;
 mod disk_full;

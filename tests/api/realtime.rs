@@ -58,6 +58,10 @@ fn spawn(mut command: Command) -> Client {
 }
 
 fn node(app: &TestApp, script: &str, args: &[&str]) -> Option<Client> {
+    node_at(&app.address, script, args)
+}
+
+fn node_at(address: &str, script: &str, args: &[&str]) -> Option<Client> {
     let dir = clients_dir().join("js");
     if !dir.join("node_modules/socket.io-client").exists() {
         return missing("socket.io-client (npm ci --prefix tests/clients/js)");
@@ -66,7 +70,7 @@ fn node(app: &TestApp, script: &str, args: &[&str]) -> Option<Client> {
     command
         .arg(dir.join(script))
         .args(args)
-        .env("HOOKVAULT_URL", &app.address);
+        .env("HOOKVAULT_URL", address);
     Some(spawn(command))
 }
 
@@ -485,22 +489,49 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
     let Some(mut monitor) = node(&app, "client.mjs", &["monitoring"]) else {
         return;
     };
+    // Cut off for real: no longer connected to `/`, and counted once, however many
+    // messages found its buffer full.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         monitor.read_for(Duration::from_millis(300)).await;
-        let dropped = monitor
-            .reports("update")
-            .last()
-            .map(|u| u["droppedClients"].as_u64().unwrap())
-            .unwrap_or(0);
-        if dropped >= 1 {
+        let last = monitor.reports("update").last().cloned();
+        let dropped = last
+            .as_ref()
+            .map_or(0, |u| u["droppedClients"].as_u64().unwrap());
+        let on_main = last
+            .as_ref()
+            .map_or(1, |u| u["connectedClients"]["/"].as_u64().unwrap());
+        if dropped >= 1 && on_main == 0 {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the stuck client was never dropped"
+            "the stuck client was never disconnected: {last:?}"
         );
     }
+    // More deliveries for its repository find it gone and count nothing more.
+    for _ in 0..200 {
+        app.post_signed("push", &new_id(), &body).await;
+    }
+    app.settle().await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hookvault_socketio_dropped_clients 1\n"),
+        "dropped once: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("socketio"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     std::process::Command::new("kill")
         .args(["-CONT", &pid])
         .status()
@@ -564,4 +595,125 @@ async fn a_client_message_over_64_kib_closes_the_connection() {
         large.seen
     );
     assert!(line.contains("transport"), "{line}");
+}
+
+#[tokio::test]
+async fn a_cross_origin_socket_io_handshake_is_refused() {
+    let app = TestApp::spawn().await;
+    for transport in ["polling", "websocket"] {
+        let Some(mut foreign) = node(
+            &app,
+            "client.mjs",
+            &["origin", "https://evil.example", transport],
+        ) else {
+            return;
+        };
+        foreign.expect("connect_error").await;
+        let Some(mut own) = node(&app, "client.mjs", &["origin", &app.address, transport]) else {
+            return;
+        };
+        own.expect("\"connected\"").await;
+    }
+    // The engine.io handshake itself, as a browser on another site sends it.
+    let response = app
+        .client
+        .get(app.url("/socket.io/?EIO=4&transport=polling"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+/// Waits for the binary to exit after SIGTERM; false if it is still running after
+/// `within` (then it is killed).
+fn terminated_within(binary: &mut crate::process::Binary, within: Duration) -> bool {
+    let pid = binary.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = binary.child.try_wait().unwrap() {
+            assert!(status.success(), "clean shutdown exits 0, got {status}");
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = binary.child.kill();
+    let _ = binary.child.wait();
+    false
+}
+
+/// Issue #23 §4: SIGTERM ends the process promptly whatever Socket.IO clients did.
+/// Before, a client refused by the token that then went away kept the store open
+/// until engine.io's ping timeout (~45 s). The bound below is generous (the stop
+/// takes well under a second); it only has to be shorter than that timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_promptly_whatever_socket_io_clients_did() {
+    for case in ["refused", "connected", "half-open", "refused by origin"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = crate::process::command(dir.path());
+        command.env("HOOKVAULT_API_TOKEN", TOKEN);
+        let mut binary = crate::process::Binary::start(command);
+        let address = binary.address.clone();
+        let mut clients = Vec::new();
+        match case {
+            "refused" => {
+                let Some(mut client) = node_at(
+                    &address,
+                    "client.mjs",
+                    &["connect", "/", "wrong-token-0123456789"],
+                ) else {
+                    return;
+                };
+                client.expect("connect_error").await;
+                // Gone: the process exits after reporting.
+                let _ = client._child.wait().await;
+            }
+            "connected" | "half-open" => {
+                for namespace in ["/", "/webhooks", "/monitoring"] {
+                    let Some(mut client) =
+                        node_at(&address, "client.mjs", &["stay", namespace, TOKEN])
+                    else {
+                        return;
+                    };
+                    client.expect("\"connected\"").await;
+                    if case == "half-open" {
+                        let pid = client._child.id().unwrap().to_string();
+                        std::process::Command::new("kill")
+                            .args(["-STOP", &pid])
+                            .status()
+                            .unwrap();
+                    }
+                    clients.push(client);
+                }
+            }
+            _ => {
+                let Some(mut client) = node_at(
+                    &address,
+                    "client.mjs",
+                    &["origin", "https://evil.example", "polling"],
+                ) else {
+                    return;
+                };
+                client.expect("connect_error").await;
+            }
+        }
+        let started = std::time::Instant::now();
+        let stopped = terminated_within(&mut binary, Duration::from_secs(15));
+        println!("{case}: stopped after {:?}", started.elapsed());
+        for client in &clients {
+            if let Some(pid) = client._child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-CONT", &pid.to_string()])
+                    .status();
+            }
+        }
+        assert!(
+            stopped,
+            "SIGTERM with a {case} Socket.IO client did not stop the process"
+        );
+    }
 }

@@ -7,13 +7,15 @@
 //   node client.mjs guess <wrong> <token>               <wrong> bad tokens on /, then the right one
 //   node client.mjs subscribe-many <n>                  n repository subscriptions on /, acks counted
 //   node client.mjs oversize <bytes>                    send one message that large on /, report the disconnect
+//   node client.mjs stay <namespace> [token]            connect and stay connected until killed
+//   node client.mjs origin <origin> <transport>         connect to / sending that Origin, report ok or connect_error
 import { io } from "socket.io-client";
 
 const url = process.env.HOOKVAULT_URL;
 const runMs = Number(process.env.RUN_MS || 8000);
 const report = (kind, data) => console.log(JSON.stringify({ kind, data }));
 const [mode, arg, arg2] = process.argv.slice(2);
-setTimeout(() => process.exit(0), runMs);
+if (mode !== "stay") setTimeout(() => process.exit(0), runMs);
 
 if (mode === "webhooks") {
   const socket = io(`${url}/webhooks`);
@@ -84,4 +86,14 @@ if (mode === "webhooks") {
     socket.emit("subscribe:repository", "x".repeat(Number(arg)), (ok) => report("ack", ok));
   });
   socket.on("disconnect", (reason) => { report("disconnect", reason); process.exit(0); });
+} else if (mode === "stay") {
+  const options = arg2 ? { auth: { token: arg2 } } : {};
+  const socket = io(`${url}${arg}`, { ...options, reconnection: false });
+  socket.on("connect", () => report("connected", socket.id));
+  socket.on("connect_error", (e) => report("connect_error", e.message));
+  socket.on("disconnect", (reason) => report("disconnect", reason));
+} else if (mode === "origin") {
+  const socket = io(url, { reconnection: false, transports: [arg2], extraHeaders: { Origin: arg } });
+  socket.on("connect", () => { report("connected", socket.id); process.exit(0); });
+  socket.on("connect_error", (e) => { report("connect_error", e.message); process.exit(0); });
 }
