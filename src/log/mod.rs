@@ -15,6 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The default size past which a segment is closed and a new one begun. Segments
@@ -144,7 +145,12 @@ impl Log {
         next_seq: u64,
         segment_bytes: u64,
     ) -> Result<(Self, Recovered), LogError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        // Owner only, whatever the umask: the segments hold every payload (#33 §5).
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error(dir))?;
         let mut firsts: Vec<u64> = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_error(dir))? {
             let path = entry.map_err(io_error(dir))?.path();
@@ -205,6 +211,7 @@ impl Log {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&current.path)
             .map_err(io_error(&current.path))?;
         let len = file.metadata().map_err(io_error(&current.path))?.len();
@@ -259,6 +266,7 @@ impl Log {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io_error(&path))?;
         sync_dir(&self.dir)?;

@@ -156,6 +156,11 @@ fn the_data_dir_and_store_are_private_whatever_the_umask() {
     assert_eq!(mode(&data.join("webhook-secret")), 0o600, "secret");
     assert_eq!(mode(&data.join("hookvault.redb")), 0o600, "store");
     assert_eq!(mode(&data.join("search-index")), 0o700, "index dir");
+    let log = data.join("log");
+    assert_eq!(mode(&log), 0o700, "ack log dir");
+    for segment in std::fs::read_dir(&log).unwrap() {
+        assert_eq!(mode(&segment.unwrap().path()), 0o600, "ack log segment");
+    }
 
     // An existing world-readable data dir and store (an older version, or a umask of
     // 000) are made private at the next start.
