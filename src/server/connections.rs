@@ -174,6 +174,8 @@ pub struct Conn {
     /// Milliseconds after `accepted` of the last request's end.
     last_active_ms: AtomicU64,
     aborted: AtomicBool,
+    /// Wakes the watchdog when a request ends: the deadline moves.
+    request_ended: tokio::sync::Notify,
     /// Bytes written to the socket so far.
     written: AtomicU64,
     read_waker: AtomicWaker,
@@ -189,6 +191,7 @@ impl Conn {
             handed_off: AtomicBool::new(false),
             last_active_ms: AtomicU64::new(0),
             aborted: AtomicBool::new(false),
+            request_ended: tokio::sync::Notify::new(),
             written: AtomicU64::new(0),
             read_waker: AtomicWaker::new(),
             write_waker: AtomicWaker::new(),
@@ -256,6 +259,7 @@ impl Drop for RequestGuard {
         let ms = conn.accepted.elapsed().as_millis() as u64;
         conn.last_active_ms.store(ms, Ordering::Relaxed);
         conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        conn.request_ended.notify_one();
     }
 }
 
@@ -359,7 +363,12 @@ pub async fn expired(conn: &Conn, limits: Limits) -> CloseReason {
         let at = conn
             .expiry(limits)
             .map_or(Instant::now() + limits.idle, |(at, _)| at);
-        tokio::time::sleep_until(at.into()).await;
+        // A request that ends moves the deadline (to the idle timeout from then),
+        // possibly earlier than the one slept for: look again.
+        tokio::select! {
+            () = tokio::time::sleep_until(at.into()) => {}
+            () = conn.request_ended.notified() => continue,
+        }
         if let Some((at, reason)) = conn.expiry(limits)
             && at <= Instant::now()
         {

@@ -99,6 +99,9 @@ async fn a_keep_alive_connection_is_closed_once_idle() {
     .await;
     let host = app.address.trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&host).await.unwrap();
+    // The request comes after the server has started waiting for it (60 s): its end
+    // must still bring the deadline forward to the idle timeout.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     stream
         .write_all(b"GET /api/webhooks/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
