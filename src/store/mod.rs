@@ -5,6 +5,7 @@
 
 mod alerts;
 mod appender;
+mod apply;
 mod codec;
 mod compression;
 mod counters;
@@ -155,7 +156,7 @@ impl Store {
             .map(|frame| codec::decode::<LogEntry>(&frame.payload))
             .collect::<Result<Vec<_>, _>>()?;
         let replayed = entries.len();
-        writer::write_entries(&db, &entries, &committed_tx)?;
+        apply::write_entries(&db, &entries, &committed_tx)?;
         let next_seq = entries.last().map_or(position.next_seq, |e| e.seq + 1);
         if replayed > 0 || recovered.torn_bytes > 0 {
             tracing::info!(
