@@ -145,22 +145,13 @@ impl Log {
         next_seq: u64,
         segment_bytes: u64,
     ) -> Result<(Self, Recovered), LogError> {
-        // Owner only, whatever the umask: the segments hold every payload (#33 §5).
+        // Owner only, whatever the umask: the segments hold every payload.
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(io_error(dir))?;
-        let mut firsts: Vec<u64> = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_error(dir))? {
-            let path = entry.map_err(io_error(dir))?.path();
-            let first: Option<u64> = path
-                .extension()
-                .filter(|e| *e == EXTENSION)
-                .and_then(|_| path.file_stem()?.to_str()?.parse().ok());
-            firsts.extend(first);
-        }
-        firsts.sort_unstable();
+        let firsts = segment_firsts(dir)?;
 
         let mut recovered = Recovered::default();
         let mut segments = Vec::new();
@@ -322,6 +313,21 @@ impl Log {
 /// The frames with a seq above `after`, read without changing anything (for a
 /// reader beside the writer: a frame being written ends the reading).
 pub fn read_after(dir: &Path, after: u64) -> Result<Vec<Frame>, LogError> {
+    let mut frames = Vec::new();
+    for first in segment_firsts(dir)? {
+        let path = segment_path(dir, first);
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+        let (found, _, problem) = decode_frames(&bytes);
+        frames.extend(found.into_iter().filter(|f| f.seq > after));
+        if problem.is_some() {
+            break;
+        }
+    }
+    Ok(frames)
+}
+
+/// The first seqs of the segments in `dir`, in order.
+fn segment_firsts(dir: &Path) -> Result<Vec<u64>, LogError> {
     let mut firsts: Vec<u64> = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
         let path = entry.map_err(io_error(dir))?.path();
@@ -332,17 +338,7 @@ pub fn read_after(dir: &Path, after: u64) -> Result<Vec<Frame>, LogError> {
         firsts.extend(first);
     }
     firsts.sort_unstable();
-    let mut frames = Vec::new();
-    for first in firsts {
-        let path = segment_path(dir, first);
-        let bytes = fs::read(&path).map_err(io_error(&path))?;
-        let (found, _, problem) = decode_frames(&bytes);
-        frames.extend(found.into_iter().filter(|f| f.seq > after));
-        if problem.is_some() {
-            break;
-        }
-    }
-    Ok(frames)
+    Ok(firsts)
 }
 
 /// Makes a created or removed file name durable.
