@@ -135,17 +135,7 @@ pub fn retire(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
     let Some(record) = load(t, seq)? else {
         return Ok(false);
     };
-    t.events.remove(seq)?;
-    let freed = t
-        .payloads
-        .remove(seq)?
-        .map_or(0, |p| p.value().len() as i64);
-    t.payload_bytes -= freed;
-    t.headers.remove(seq)?;
-    t.index.remove_all(&record, seq)?;
-    if let Some(due) = record.next_attempt_ms {
-        t.retry_queue.remove((due, seq))?;
-    }
+    remove_stored(t, seq, &record)?;
     t.retired.insert(seq, codec::encode(&record).as_slice())?;
     Ok(true)
 }
@@ -157,6 +147,15 @@ pub fn remove_test(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
     let Some(record) = load(t, seq)?.filter(|r| r.test) else {
         return Ok(false);
     };
+    remove_stored(t, seq, &record)?;
+    t.deliveries.remove(record.delivery_id.as_str())?;
+    t.counters.apply(&record, -1);
+    Ok(true)
+}
+
+/// Removes what an event keeps besides its delivery id and counts: the record, its
+/// payload, headers, index entries and retry entry.
+fn remove_stored(t: &mut WriteTables, seq: u64, record: &EventRecord) -> Result<(), StoreError> {
     t.events.remove(seq)?;
     let freed = t
         .payloads
@@ -164,11 +163,9 @@ pub fn remove_test(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
         .map_or(0, |p| p.value().len() as i64);
     t.payload_bytes -= freed;
     t.headers.remove(seq)?;
-    t.deliveries.remove(record.delivery_id.as_str())?;
-    t.index.remove_all(&record, seq)?;
+    t.index.remove_all(record, seq)?;
     if let Some(due) = record.next_attempt_ms {
         t.retry_queue.remove((due, seq))?;
     }
-    t.counters.apply(&record, -1);
-    Ok(true)
+    Ok(())
 }

@@ -62,6 +62,13 @@ async fn every_acknowledged_delivery_is_readable_at_once() {
     assert!(metrics.contains("hookvault_log_applier_lag "), "{metrics}");
 }
 
+/// The binary on `dir`, with the test secret.
+fn start_in(dir: &std::path::Path) -> Binary {
+    let mut cmd = command(dir);
+    cmd.env("GITHUB_WEBHOOK_SECRET", SECRET);
+    Binary::start(cmd)
+}
+
 async fn post(client: &reqwest::Client, address: &str, event: &str, body: &[u8]) -> String {
     let id = new_id();
     let delivery = Delivery::new(event, &id, body);
@@ -92,11 +99,7 @@ async fn found(client: &reqwest::Client, address: &str, ids: &[String]) -> usize
 #[tokio::test]
 async fn a_crash_before_the_durable_commit_is_repaired_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        let mut cmd = command(dir.path());
-        cmd.env("GITHUB_WEBHOOK_SECRET", SECRET);
-        Binary::start(cmd)
-    };
+    let start = || start_in(dir.path());
     let client = reqwest::Client::new();
     let corpus = fixtures();
     let mut binary = start();
@@ -138,11 +141,7 @@ fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn a_torn_tail_is_cut_and_damage_before_it_stops_startup() {
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        let mut cmd = command(dir.path());
-        cmd.env("GITHUB_WEBHOOK_SECRET", SECRET);
-        Binary::start(cmd)
-    };
+    let start = || start_in(dir.path());
     let client = reqwest::Client::new();
     let push = fixtures().into_iter().find(|f| f.event == "push").unwrap();
     let binary = start();
@@ -196,11 +195,7 @@ async fn a_torn_tail_is_cut_and_damage_before_it_stops_startup() {
 #[tokio::test]
 async fn a_clean_stop_leaves_nothing_to_apply() {
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        let mut cmd = command(dir.path());
-        cmd.env("GITHUB_WEBHOOK_SECRET", SECRET);
-        Binary::start(cmd)
-    };
+    let start = || start_in(dir.path());
     let client = reqwest::Client::new();
     let binary = start();
     let mut ids = HashSet::new();
