@@ -220,6 +220,8 @@ async fn test_event(
     let IngestOutcome::Stored { seq } = state.store.ingest(delivery).await? else {
         unreachable!("a fresh random delivery id is never a duplicate");
     };
+    // Processing records its outcome on the stored event: wait until it is there.
+    state.store.applied(seq).await?;
     let record = state
         .processor
         .process_now(seq)

@@ -2,9 +2,11 @@
 //! request waiting, decides each one (a delivery id already stored or in flight is a
 //! duplicate; content seen within the window makes a content duplicate), gives the
 //! new ones their sequence numbers, appends them to the acknowledgement log and makes
-//! the batch durable with one `fdatasync`. Then it hands the batch to the store
-//! writer, which applies it to redb and answers the callers. A 2xx is therefore sent
-//! only for a delivery on disk in the log; the store follows the log.
+//! the batch durable with one `fdatasync`. Then it puts the batch in the acknowledged
+//! tail (readable by delivery id at once), queues it for the store writer, which
+//! applies it to redb, and answers the callers. A 2xx is therefore sent only for a
+//! delivery on disk in the log, and it never waits for redb; the store follows the
+//! log.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,10 +17,11 @@ use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::dedup::ContentWindow;
+use super::dedup::{ContentWindow, Original};
 use super::slot::DbSlot;
 use super::tables;
-use super::writer::{DuplicateReason, IngestOutcome, PreparedEvent, WriteRequest, refuse};
+use super::tail::Tail;
+use super::writer::{DuplicateReason, IngestOutcome, PreparedEvent, WriteRequest};
 use super::{EventRecord, StoreError, codec};
 use crate::domain::ContentKey;
 use crate::log::Log;
@@ -42,13 +45,6 @@ pub struct LogEntry {
     pub encoded_headers: Vec<u8>,
     /// Seq of the stored event this one duplicates by content.
     pub duplicate_of: Option<u64>,
-}
-
-/// A logged delivery on its way to the store writer, with the caller to answer once
-/// it is applied (none when it is replayed at start).
-pub struct Appended {
-    pub entry: LogEntry,
-    pub reply: Option<Reply>,
 }
 
 /// Where the log and its application stand, for health and metrics.
@@ -81,19 +77,27 @@ pub struct Appender {
     pub next_seq: u64,
     pub writer: mpsc::Sender<WriteRequest>,
     pub progress: Arc<LogProgress>,
+    /// What readers find before the store writer has applied it.
+    pub tail: Arc<Tail>,
     /// Delivery ids appended but maybe not yet applied, oldest first, so the store
-    /// and this tail together know every delivery id.
+    /// and this map together know every delivery id. Not `tail`: that one empties
+    /// when a commit becomes visible, and a read transaction begun before it would
+    /// miss the ids in between; this one forgets only before a batch's read begins.
     pub in_flight: HashMap<String, u64>,
     pub in_flight_order: VecDeque<(u64, String)>,
 }
 
 /// What the batch decided for one request.
 enum Decision {
-    Append(Box<LogEntry>, ContentKeyed),
+    Append {
+        entry: Box<LogEntry>,
+        /// The content key this delivery is the first of, to remember.
+        key: Option<ContentKey>,
+        /// For a content duplicate, its original's delivery id.
+        duplicate_of: Option<String>,
+    },
     Answer(IngestOutcome),
 }
-
-type ContentKeyed = Option<ContentKey>;
 
 impl Appender {
     /// Runs until every sender is dropped. Blocking: call on its own thread.
@@ -134,7 +138,7 @@ impl Appender {
         let frames: Vec<(u64, Vec<u8>)> = decisions
             .iter()
             .filter_map(|d| match d {
-                Decision::Append(entry, _) => Some((entry.seq, codec::encode(entry))),
+                Decision::Append { entry, .. } => Some((entry.seq, codec::encode(entry))),
                 Decision::Answer(_) => None,
             })
             .collect();
@@ -161,33 +165,60 @@ impl Appender {
 
         let now = Instant::now();
         let mut entries = Vec::new();
-        let mut answered = Vec::new();
-        for (reply, decision) in replies.into_iter().zip(decisions) {
+        let mut readable = Vec::new();
+        let mut outcomes = Vec::with_capacity(decisions.len());
+        let mut delivery_duplicates = 0;
+        for decision in decisions {
             match decision {
-                Decision::Append(entry, key) => {
-                    if let Some(key) = key {
-                        self.window.remember(key, entry.seq, now);
-                    }
+                Decision::Append {
+                    entry,
+                    key,
+                    duplicate_of,
+                } => {
+                    let entry: Arc<LogEntry> = Arc::from(entry);
                     let id = entry.record.delivery_id.clone();
+                    if let Some(key) = key {
+                        let original = Original {
+                            seq: entry.seq,
+                            delivery_id: id.as_str().into(),
+                        };
+                        self.window.remember(key, original, now);
+                    }
+                    outcomes.push(match entry.duplicate_of {
+                        Some(_) => IngestOutcome::Duplicate {
+                            seq: entry.seq,
+                            reason: DuplicateReason::Content {
+                                of: duplicate_of.clone(),
+                            },
+                        },
+                        None => IngestOutcome::Stored { seq: entry.seq },
+                    });
                     self.in_flight.insert(id.clone(), entry.seq);
                     self.in_flight_order.push_back((entry.seq, id));
-                    entries.push(Appended {
-                        entry: *entry,
-                        reply: Some(reply),
-                    });
+                    readable.push((entry.clone(), duplicate_of));
+                    entries.push(entry);
                 }
-                Decision::Answer(outcome) => answered.push((reply, outcome)),
+                Decision::Answer(outcome) => {
+                    delivery_duplicates += 1;
+                    outcomes.push(outcome);
+                }
             }
         }
-        // The writer answers everyone after its commit, so an answer is never ahead
-        // of what a reader can find.
+        self.tail.add(readable);
+        // Queued before anyone is answered, so whatever a caller asks of the store
+        // writer next (a status change, a replay) comes after the apply.
         let request = WriteRequest::Apply {
             entries,
-            answered,
+            delivery_duplicates,
             appended_at: now,
         };
-        if let Err(mpsc::error::SendError(request)) = self.writer.blocking_send(request) {
-            refuse(request, &StoreError::Closed);
+        if self.writer.blocking_send(request).is_err() {
+            // The store writer is gone (a stop): the log holds the batch, and the
+            // next start applies it.
+            tracing::warn!("store writer stopped; the logged batch is applied at the next start");
+        }
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(Ok(outcome));
         }
         self.remove_applied_segments();
     }
@@ -212,7 +243,7 @@ impl Appender {
         let folded = txn.open_table(tables::CONTENT_DUPLICATES)?;
         let now = Instant::now();
         let mut in_batch: HashMap<String, u64> = HashMap::new();
-        let mut batch_keys: HashMap<ContentKey, u64> = HashMap::new();
+        let mut batch_keys: HashMap<ContentKey, Original> = HashMap::new();
         let mut decisions = Vec::with_capacity(batch.len());
         for event in batch {
             let id = event.record.delivery_id.as_str();
@@ -231,39 +262,48 @@ impl Appender {
                 continue;
             }
             let key = event.content_key.filter(|_| self.window.is_enabled());
-            let duplicate_of = match &event.duplicate_of {
+            let original = match &event.duplicate_of {
                 Some(original) => in_batch
                     .get(original.as_str())
                     .or_else(|| self.in_flight.get(original.as_str()))
                     .copied()
-                    .or(deliveries.get(original.as_str())?.map(|s| s.value())),
+                    .or(deliveries.get(original.as_str())?.map(|s| s.value()))
+                    .map(|seq| Original {
+                        seq,
+                        delivery_id: original.as_str().into(),
+                    }),
                 None => key.and_then(|key| {
                     batch_keys
                         .get(&key)
-                        .copied()
+                        .cloned()
                         .or_else(|| self.window.lookup(&key, now))
                 }),
             };
             let seq = self.next_seq;
             self.next_seq += 1;
             in_batch.insert(id.to_owned(), seq);
-            let remembered = match duplicate_of {
+            let remembered = match original {
                 Some(_) => None,
                 None => key,
             };
             if let Some(key) = remembered {
-                batch_keys.insert(key, seq);
+                let first = Original {
+                    seq,
+                    delivery_id: id.into(),
+                };
+                batch_keys.insert(key, first);
             }
-            decisions.push(Decision::Append(
-                Box::new(LogEntry {
+            decisions.push(Decision::Append {
+                entry: Box::new(LogEntry {
                     seq,
                     record: event.record,
                     compressed_body: event.compressed_body,
                     encoded_headers: event.encoded_headers,
-                    duplicate_of,
+                    duplicate_of: original.as_ref().map(|o| o.seq),
                 }),
-                remembered,
-            ));
+                key: remembered,
+                duplicate_of: original.map(|o| o.delivery_id.to_string()),
+            });
         }
         Ok(decisions)
     }

@@ -27,22 +27,17 @@ pub(super) fn apply_batch(
     for request in batch {
         let outcome = match request {
             WriteRequest::Apply {
-                entries, answered, ..
+                entries,
+                delivery_duplicates,
+                ..
             } => {
-                for (_, outcome) in answered {
-                    if let IngestOutcome::Duplicate {
-                        reason: DuplicateReason::DeliveryId,
-                        ..
-                    } = outcome
-                    {
-                        bump(&mut t, meta::DELIVERY_DUPLICATES)?;
-                    }
+                if *delivery_duplicates > 0 {
+                    bump(&mut t, meta::DELIVERY_DUPLICATES, *delivery_duplicates)?;
                 }
-                let mut applied = Vec::with_capacity(entries.len());
-                for appended in entries {
-                    applied.push(apply_entry(&mut t, &mut changes, &appended.entry)?);
+                for entry in entries {
+                    apply_entry(&mut t, &mut changes, entry)?;
                 }
-                Outcome::Applied(applied)
+                Outcome::Applied
             }
             WriteRequest::Update { update, .. } => {
                 let record = events::update_status(&mut t, update)?;
@@ -182,7 +177,7 @@ fn apply_entry(
     let outcome = match entry.duplicate_of {
         Some(original) => {
             let of = events::insert_content_duplicate(t, seq, entry, original)?;
-            bump(t, meta::CONTENT_DUPLICATES)?;
+            bump(t, meta::CONTENT_DUPLICATES, 1)?;
             IngestOutcome::Duplicate {
                 seq,
                 reason: DuplicateReason::Content { of },
@@ -202,8 +197,8 @@ fn apply_entry(
     Ok(outcome)
 }
 
-fn bump(t: &mut WriteTables, key: &str) -> Result<(), StoreError> {
+fn bump(t: &mut WriteTables, key: &str, by: u64) -> Result<(), StoreError> {
     let count = t.meta.get(key)?.map_or(0, |v| v.value());
-    t.meta.insert(key, count + 1)?;
+    t.meta.insert(key, count + by)?;
     Ok(())
 }

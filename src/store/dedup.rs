@@ -2,6 +2,7 @@
 //! `WEBHOOK_DEDUP_TTL`. quick_cache bounds memory; it has no TTL of its own, so each
 //! entry carries the instant it was stored and expired entries read as absent.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quick_cache::unsync::Cache;
@@ -15,7 +16,14 @@ const CAPACITY: usize = 100_000;
 
 pub struct ContentWindow {
     ttl: Duration,
-    seen: Cache<ContentKey, (u64, Instant)>,
+    seen: Cache<ContentKey, (Original, Instant)>,
+}
+
+/// The event first stored with a content key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Original {
+    pub seq: u64,
+    pub delivery_id: Arc<str>,
 }
 
 impl ContentWindow {
@@ -31,18 +39,18 @@ impl ContentWindow {
         !self.ttl.is_zero()
     }
 
-    /// The seq of the event stored with this key within the window, if any.
-    pub fn lookup(&self, key: &ContentKey, now: Instant) -> Option<u64> {
+    /// The event stored with this key within the window, if any.
+    pub fn lookup(&self, key: &ContentKey, now: Instant) -> Option<Original> {
         if !self.is_enabled() {
             return None;
         }
-        let (seq, stored_at) = *self.seen.get(key)?;
-        (now.saturating_duration_since(stored_at) < self.ttl).then_some(seq)
+        let (original, stored_at) = self.seen.get(key)?;
+        (now.saturating_duration_since(*stored_at) < self.ttl).then(|| original.clone())
     }
 
-    pub fn remember(&mut self, key: ContentKey, seq: u64, stored_at: Instant) {
+    pub fn remember(&mut self, key: ContentKey, original: Original, stored_at: Instant) {
         if self.is_enabled() {
-            self.seen.insert(key, (seq, stored_at));
+            self.seen.insert(key, (original, stored_at));
         }
     }
 }
@@ -51,13 +59,23 @@ impl ContentWindow {
 mod tests {
     use super::*;
 
+    fn original(seq: u64) -> Original {
+        Original {
+            seq,
+            delivery_id: format!("d-{seq}").into(),
+        }
+    }
+
     #[test]
     fn keys_expire_after_the_ttl() {
         let mut window = ContentWindow::new(Duration::from_secs(60));
         let key = ContentKey([7; 32]);
         let t0 = Instant::now();
-        window.remember(key, 5, t0);
-        assert_eq!(window.lookup(&key, t0 + Duration::from_secs(59)), Some(5));
+        window.remember(key, original(5), t0);
+        assert_eq!(
+            window.lookup(&key, t0 + Duration::from_secs(59)),
+            Some(original(5))
+        );
         assert_eq!(window.lookup(&key, t0 + Duration::from_secs(60)), None);
         assert_eq!(window.lookup(&ContentKey([8; 32]), t0), None);
     }
@@ -66,7 +84,7 @@ mod tests {
     fn zero_ttl_turns_content_dedup_off() {
         let mut window = ContentWindow::new(Duration::ZERO);
         let key = ContentKey([7; 32]);
-        window.remember(key, 5, Instant::now());
+        window.remember(key, original(5), Instant::now());
         assert_eq!(window.lookup(&key, Instant::now()), None);
     }
 }

@@ -63,16 +63,7 @@ pub fn insert_content_duplicate(
     event: &LogEntry,
     original: u64,
 ) -> Result<Option<String>, StoreError> {
-    let mut record = event.record.clone();
-    record.status = Status::Duplicate;
-    // Processing may have run before the store (see `Processor::first_attempt`); a
-    // duplicate keeps none of it.
-    record.attempts = 0;
-    record.last_error = None;
-    record.processing_time_us = None;
-    record.processed_at_ms = None;
-    record.next_attempt_ms = None;
-    record.facts.clear();
+    let record = as_duplicate(event.record.clone());
     insert_record(t, seq, &record, event)?;
     t.content_duplicates.insert(
         record.delivery_id.as_str(),
@@ -85,6 +76,19 @@ pub fn insert_content_duplicate(
     t.events
         .insert(original, codec::encode(&first).as_slice())?;
     Ok(Some(first.delivery_id))
+}
+
+/// The record a content duplicate is stored with: status `duplicate`, and none of
+/// the processing that may have run before the store (`Processor::first_attempt`).
+pub fn as_duplicate(mut record: EventRecord) -> EventRecord {
+    record.status = Status::Duplicate;
+    record.attempts = 0;
+    record.last_error = None;
+    record.processing_time_us = None;
+    record.processed_at_ms = None;
+    record.next_attempt_ms = None;
+    record.facts.clear();
+    record
 }
 
 /// Records a processing outcome: status, attempts, error, time, facts, the status

@@ -20,6 +20,7 @@ mod rejected;
 mod slot;
 mod stats;
 mod tables;
+mod tail;
 mod verify;
 mod writer;
 
@@ -86,6 +87,7 @@ pub struct Store {
     committed: watch::Receiver<u64>,
     write_health: Arc<WriteHealth>,
     log: Arc<LogProgress>,
+    tail: Arc<tail::Tail>,
 }
 
 /// Owns the log writer and store writer threads. [`WriterHandle::join`] returns once
@@ -181,12 +183,14 @@ impl Store {
 
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let write_health = Arc::new(WriteHealth::default());
+        let tail = Arc::new(tail::Tail::default());
         let writer = Writer {
             db: db.clone(),
             committed: committed_tx,
             health: write_health.clone(),
             on_commit: options.on_commit.clone(),
             progress: progress.clone(),
+            tail: tail.clone(),
             last_durable: Instant::now(),
             log_dir: dir.join(LOG_DIR),
             nondurable: false,
@@ -202,6 +206,7 @@ impl Store {
             next_seq,
             writer: queue.clone(),
             progress: progress.clone(),
+            tail: tail.clone(),
             in_flight: Default::default(),
             in_flight_order: Default::default(),
         };
@@ -215,12 +220,14 @@ impl Store {
             committed,
             write_health,
             log: progress,
+            tail,
         };
         Ok((store, WriterHandle { appender, writer }))
     }
 
-    /// Stores a delivery durably, or recognizes it as a duplicate. Resolves only after
-    /// it is durable in the log and visible to readers of the store.
+    /// Stores a delivery durably, or recognizes it as a duplicate. Resolves once it
+    /// is durable in the log: from then on [`Store::get`] finds it, and lists,
+    /// counters and the change feed have it once applied ([`Store::applied`]).
     pub async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
         self.ingest_prepared(Self::prepare(delivery)?).await
     }
@@ -243,6 +250,19 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Resolves once the delivery logged under `seq` is applied to redb: in lists,
+    /// counters and the change feed.
+    pub async fn applied(&self, seq: u64) -> Result<(), StoreError> {
+        let mut changes = self.committed.clone();
+        loop {
+            changes.borrow_and_update();
+            if self.log.applied.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            changes.changed().await.map_err(|_| StoreError::Closed)?;
+        }
     }
 
     /// Where the acknowledgement log and its application stand.
@@ -482,7 +502,15 @@ fn recent_content_window(db: &Database, ttl: Duration) -> Result<ContentWindow, 
         if let Some(key) = record.content_key {
             let age =
                 Duration::from_millis(u64::try_from(now_ms - record.received_at_ms).unwrap_or(0));
-            window.remember(ContentKey(key), seq, now.checked_sub(age).unwrap_or(now));
+            let original = dedup::Original {
+                seq,
+                delivery_id: record.delivery_id.as_str().into(),
+            };
+            window.remember(
+                ContentKey(key),
+                original,
+                now.checked_sub(age).unwrap_or(now),
+            );
         }
     }
     Ok(window)

@@ -177,6 +177,10 @@ impl Store {
 
     /// [`Store::get_seq`] for callers already off the async executor.
     pub fn get_seq_blocking(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        // The tail first: see `tail` for why the order matters.
+        if let Some(event) = self.tail.by_seq(seq)? {
+            return Ok(Some(event));
+        }
         load_event(&self.db.get()?.begin_read()?, seq)
     }
 
@@ -186,7 +190,13 @@ impl Store {
     }
 
     /// The event stored under this delivery id, with headers and body.
+    /// Finds every acknowledged delivery, applied or still only in the log.
     pub async fn get(&self, delivery_id: String) -> Result<Option<StoredEvent>, StoreError> {
+        // The tail first (see `tail` for why the order matters); it answers even
+        // while the database is being reopened.
+        if let Some(event) = self.tail.by_id(&delivery_id)? {
+            return Ok(Some(event));
+        }
         self.read(move |db| {
             let txn = db.begin_read()?;
             match seq_of(&txn, &delivery_id)? {
@@ -198,6 +208,9 @@ impl Store {
     }
 
     pub async fn get_seq(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        if let Some(event) = self.tail.by_seq(seq)? {
+            return Ok(Some(event));
+        }
         self.read(move |db| load_event(&db.begin_read()?, seq))
             .await
     }

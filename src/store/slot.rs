@@ -54,17 +54,17 @@ impl DbSlot {
     /// Opens the file again (redb repairs it if it has to); fails while the old
     /// handle is still held somewhere or the disk still refuses.
     /// Runs `prepare` on the reopened database before anyone else can use it.
-    pub fn reopen_then(
+    pub fn reopen_then<T>(
         &self,
-        prepare: impl FnOnce(&Database) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        prepare: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let db = Database::builder()
             .set_cache_size(self.cache_bytes)
             .create(&self.path)?;
-        prepare(&db)?;
+        let prepared = prepare(&db)?;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.db = Some(Arc::new(db));
         state.trouble = None;
-        Ok(())
+        Ok(prepared)
     }
 }

@@ -1,13 +1,13 @@
 //! The single writer, the store's applier: one thread owns every write transaction
 //! and packs all the requests waiting in its queue into one commit (group commit).
 //!
-//! Deliveries reach it already durable in the acknowledgement log (`appender`): it
-//! applies them with non-durable commits, which readers see at once, answers their
-//! callers after that commit, and makes everything durable about once a second with
-//! one commit that also records the log position it covers. A crash loses only
-//! non-durable commits, and the log holds every delivery they held. Status changes,
-//! retirements and removals have no log behind them: they commit durably before
-//! their callers are answered, as before.
+//! Deliveries reach it already durable in the acknowledgement log and answered
+//! (`appender`): it applies them with non-durable commits, which readers see at once,
+//! then drops them from the acknowledged tail, and makes everything durable about
+//! once a second with one commit that also records the log position it covers. A
+//! crash loses only non-durable commits, and the log holds every delivery they held.
+//! Status changes, retirements and removals have no log behind them: they commit
+//! durably before their callers are answered.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use redb::Durability;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::appender::{Appended, LogProgress, Reply};
+use super::appender::{LogEntry, LogProgress};
 use super::apply::{apply_batch, logged_after, write_entries};
 use super::events::StatusUpdate;
 use super::rejected::RejectedDelivery;
 use super::slot::DbSlot;
+use super::tail::Tail;
 use super::{EventRecord, StoreError};
 use crate::domain::{ContentKey, timestamp};
 
@@ -59,11 +60,11 @@ pub struct PreparedEvent {
 }
 
 pub enum WriteRequest {
-    /// Deliveries appended to the log, to apply, and duplicates decided there, to
-    /// answer once the batch is visible.
+    /// Deliveries appended to the log (and answered already), to apply.
     Apply {
-        entries: Vec<Appended>,
-        answered: Vec<(Reply, IngestOutcome)>,
+        entries: Vec<Arc<LogEntry>>,
+        /// Redeliveries of stored ids the log writer answered, to count.
+        delivery_duplicates: u64,
         /// When the log writer synced the batch.
         appended_at: Instant,
     },
@@ -109,7 +110,7 @@ pub enum DuplicateReason {
 }
 
 pub(super) enum Outcome {
-    Applied(Vec<IngestOutcome>),
+    Applied,
     Update(Option<Box<EventRecord>>),
     Retire(usize),
     Removed(usize),
@@ -155,6 +156,7 @@ pub struct Writer {
     pub health: Arc<WriteHealth>,
     pub on_commit: Option<super::CommitObserver>,
     pub progress: Arc<LogProgress>,
+    pub tail: Arc<Tail>,
     /// When the last commit that waited for the disk finished.
     pub last_durable: Instant,
     /// The acknowledgement log, read again when a reopened database has rolled back
@@ -199,8 +201,13 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let applies = batch
+                .iter()
+                .any(|r| matches!(r, WriteRequest::Apply { .. }));
             if let Err(error) = self.commit_batch(batch) {
-                if self.flush().is_err() && !self.recover(&mut queue, &error) {
+                // Deliveries of a failed batch are only in the log now; reopening
+                // the database applies them again from it.
+                if (applies || self.flush().is_err()) && !self.recover(&mut queue, &error) {
                     return;
                 }
             } else if self.nondurable && self.last_durable.elapsed() >= DURABLE_EVERY {
@@ -267,11 +274,17 @@ impl Writer {
             let reopened = self.db.reopen_then(|db| {
                 let entries = logged_after(&self.log_dir, db)?;
                 reapplied = entries.len();
-                write_entries(db, &entries, &self.committed)
+                write_entries(db, &entries, &self.committed)?;
+                Ok(entries.last().map(|e| e.seq))
             });
             match reopened {
-                Ok(()) => {
+                Ok(last) => {
                     tracing::info!(reapplied, "database reopened; writes resume");
+                    if let Some(seq) = last {
+                        self.applied_through(seq);
+                        // Wakes whoever waits for these to be visible.
+                        self.committed.send_modify(|_| {});
+                    }
                     self.durable_now();
                     return true;
                 }
@@ -300,14 +313,14 @@ impl Writer {
         let last_seq = batch
             .iter()
             .filter_map(|r| match r {
-                WriteRequest::Apply { entries, .. } => entries.last().map(|a| a.entry.seq),
+                WriteRequest::Apply { entries, .. } => entries.last().map(|e| e.seq),
                 _ => None,
             })
             .max();
         match self.write(&batch, durability) {
             Ok((outcomes, last_change)) => {
                 if let Some(seq) = last_seq {
-                    self.progress.applied.fetch_max(seq, Ordering::AcqRel);
+                    self.applied_through(seq);
                 }
                 if durable {
                     self.durable_now();
@@ -319,24 +332,9 @@ impl Writer {
                 }
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     match (request, outcome) {
-                        (
-                            WriteRequest::Apply {
-                                entries,
-                                answered,
-                                appended_at,
-                            },
-                            Outcome::Applied(outcomes),
-                        ) => {
+                        (WriteRequest::Apply { appended_at, .. }, Outcome::Applied) => {
                             let waited = appended_at.elapsed().as_micros() as u64;
                             self.progress.last_apply_us.store(waited, Ordering::Relaxed);
-                            for (appended, outcome) in entries.into_iter().zip(outcomes) {
-                                if let Some(reply) = appended.reply {
-                                    let _ = reply.send(Ok(outcome));
-                                }
-                            }
-                            for (reply, outcome) in answered {
-                                let _ = reply.send(Ok(outcome));
-                            }
                         }
                         (WriteRequest::Update { reply, .. }, Outcome::Update(record)) => {
                             let _ = reply.send(Ok(record.map(|r| *r)));
@@ -367,6 +365,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Deliveries through `seq` are visible in redb: out of the tail.
+    fn applied_through(&self, seq: u64) {
+        let applied = self
+            .progress
+            .applied
+            .fetch_max(seq, Ordering::AcqRel)
+            .max(seq);
+        self.tail.applied_through(applied);
+    }
+
     fn write(
         &self,
         batch: &[WriteRequest],
@@ -392,20 +400,11 @@ impl Writer {
     }
 }
 
-/// Answers a request that will not be carried out.
+/// Answers a request that will not be carried out. Logged deliveries have been
+/// answered already: the log keeps them for the reopened database.
 pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
     match request {
-        WriteRequest::Apply {
-            entries, answered, ..
-        } => {
-            for reply in entries
-                .into_iter()
-                .filter_map(|a| a.reply)
-                .chain(answered.into_iter().map(|(reply, _)| reply))
-            {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
+        WriteRequest::Apply { .. } => {}
         WriteRequest::Update { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }

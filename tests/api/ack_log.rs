@@ -12,6 +12,82 @@ use reqwest::StatusCode;
 use crate::helpers::{Delivery, SECRET, TestApp, fixtures, new_id};
 use crate::process::{Binary, command};
 
+/// A delivery is answered once the log has it, not once the store has applied it,
+/// and it is readable from then on: the store writer is slowed here (each commit
+/// holds it 300 ms), so the reads come while the delivery is only in the log.
+#[tokio::test]
+async fn the_ack_does_not_wait_for_the_store_and_the_tail_is_readable() {
+    use hookvault::store::{IngestOutcome, Store, StoreOptions};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        cache_bytes: 1 << 20,
+        dedup_ttl: Duration::from_secs(60),
+        on_commit: Some(Arc::new(|_, _| {
+            std::thread::sleep(Duration::from_millis(300))
+        })),
+        log_segment_bytes: hookvault::log::SEGMENT_BYTES,
+    };
+    let (store, writer) = Store::open(dir.path(), &options).unwrap();
+    let push = crate::helpers::fixture("push", 0).bytes;
+    let first = crate::helpers::delivery("push", &push);
+    let first_id = first.id.to_string();
+    let started = Instant::now();
+    let IngestOutcome::Stored { seq } = store.ingest(first).await.unwrap() else {
+        panic!("a new delivery is stored")
+    };
+    // The same content under another id: a content duplicate of one still unapplied.
+    let copy = crate::helpers::delivery("push", &push);
+    assert!(copy.content_key.is_some());
+    let copy_id = copy.id.to_string();
+    let copied = store.ingest(copy).await.unwrap();
+    let acked_in = started.elapsed();
+    assert!(
+        store.log_progress().lag() > 0,
+        "the store had applied them already (acks took {acked_in:?}): nothing was read from the tail"
+    );
+    assert!(
+        matches!(
+            copied,
+            IngestOutcome::Duplicate { reason: hookvault::store::DuplicateReason::Content { of: Some(ref of) }, .. } if *of == first_id
+        ),
+        "{copied:?}"
+    );
+    let found = store
+        .get(first_id.clone())
+        .await
+        .unwrap()
+        .expect("found by delivery id");
+    assert_eq!(found.seq, seq);
+    assert_eq!(found.body, push);
+    assert_eq!(
+        store
+            .get_seq(seq)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .delivery_id,
+        first_id
+    );
+    let duplicate = store
+        .get(copy_id)
+        .await
+        .unwrap()
+        .expect("the duplicate too");
+    assert_eq!(duplicate.record.status, hookvault::store::Status::Duplicate);
+    assert_eq!(duplicate.duplicate_of.as_deref(), Some(first_id.as_str()));
+    assert_eq!(duplicate.body, push);
+    // Once applied, the same answers come from redb.
+    store.applied(seq + 1).await.unwrap();
+    assert_eq!(store.log_progress().lag(), 0);
+    let applied = store.get(first_id).await.unwrap().unwrap();
+    assert_eq!((applied.seq, applied.body), (found.seq, found.body));
+    drop(store);
+    writer.join();
+}
+
 /// Each delivery's 200 comes only once a reader can find it.
 #[tokio::test]
 async fn every_acknowledged_delivery_is_readable_at_once() {
@@ -25,10 +101,18 @@ async fn every_acknowledged_delivery_is_readable_at_once() {
             for i in 0..1000 / 32 + usize::from(worker < 1000 % 32) {
                 let (event, body) = &corpus[(worker * 31 + i) % corpus.len()];
                 let id = new_id();
-                let (status, answer) = app.post_signed(event, &id, body).await;
+                // Read back at once, before the store has applied it (mostly).
+                let delivery = Delivery::new(event, &id, body);
+                let (status, answer) = app.post_unapplied(delivery).await;
                 assert_eq!(status, StatusCode::OK, "{answer}");
-                let (found, _) = app.get_json(&format!("/api/webhooks/events/{id}")).await;
-                if found != StatusCode::OK {
+                let raw = app
+                    .client
+                    .get(app.url(&format!("/api/webhooks/events/{id}/raw")))
+                    .send()
+                    .await
+                    .unwrap();
+                let found = raw.status();
+                if found != StatusCode::OK || raw.bytes().await.unwrap() != body.as_slice() {
                     missing.push(id);
                 }
             }

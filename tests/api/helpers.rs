@@ -116,7 +116,34 @@ impl TestApp {
         self.post(Delivery::new(event, delivery_id, body)).await
     }
 
+    /// Posts a delivery and, when it is acknowledged, waits until the store has
+    /// applied it (an ack comes when the log has it; lists and counters follow).
     pub async fn post(&self, delivery: Delivery) -> (StatusCode, Value) {
+        let answer = self.post_unapplied(delivery).await;
+        if answer.0.is_success() {
+            self.applied().await;
+        }
+        answer
+    }
+
+    /// Waits until every acknowledged delivery is applied to the store.
+    pub async fn applied(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, health) = self.get_json("/api/webhooks/health").await;
+            if health["data"]["log"]["applierLag"].as_u64() == Some(0) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the store did not apply the log: {health}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Posts a delivery and returns as soon as it is answered.
+    pub async fn post_unapplied(&self, delivery: Delivery) -> (StatusCode, Value) {
         let mut request = self.client.post(self.url("/api/webhooks/github"));
         for (name, value) in &delivery.headers {
             request = request.header(name.as_str(), value.as_str());
@@ -152,6 +179,7 @@ impl TestApp {
 
     /// Waits until no event is pending (processing runs in the background).
     pub async fn settle(&self) {
+        self.applied().await;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while self.count("status=pending").await > 0 {
             assert!(

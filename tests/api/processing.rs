@@ -308,7 +308,11 @@ async fn the_processor_can_be_stepped_with_run_once() {
     let (store, writer) = crate::helpers::open_store(dir.path());
     for (event, n) in [("push", 0), ("issues", 1), ("check_run", 2)] {
         let delivery = crate::helpers::delivery(event, &fixture(event, n).bytes);
-        store.ingest(delivery).await.unwrap();
+        let outcome = store.ingest(delivery).await.unwrap();
+        let hookvault::store::IngestOutcome::Stored { seq } = outcome else {
+            panic!("{outcome:?}")
+        };
+        store.applied(seq).await.unwrap();
     }
     let policy = RetryPolicy {
         max_retries: 0,

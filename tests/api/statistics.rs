@@ -182,7 +182,11 @@ async fn statistics_windows_select_hour_buckets() {
         let mut delivery =
             crate::helpers::delivery("push", &crate::helpers::fixture("push", n).bytes);
         delivery.received_at_ms = now - age_hours * hour;
-        store.ingest(delivery).await.unwrap();
+        let outcome = store.ingest(delivery).await.unwrap();
+        let hookvault::store::IngestOutcome::Stored { seq } = outcome else {
+            panic!("{outcome:?}")
+        };
+        store.applied(seq).await.unwrap();
     }
     let policy = RetryPolicy {
         max_retries: 0,
