@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`config`]: settings from flags and env, validated; secrets redacted.
+//! - [`banner`]: the startup lines: listen address, Payload URL, dashboard, data
+//!   directory, who may use the API.
 //! - [`domain`]: pure types: delivery id, event type, extracted fields, content key,
 //!   the event catalog.
 //! - [`ingest`]: HTTP request → authentic [`domain::Delivery`] (headers, size,
@@ -37,6 +39,7 @@
 
 pub mod access;
 pub mod api;
+pub mod banner;
 pub mod commands;
 pub mod config;
 pub mod dashboard;

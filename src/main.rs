@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use hookvault::banner::Banner;
 use hookvault::commands::{self, refuse};
 use hookvault::config::{Cli, Command, Config, SecretSource};
 use tracing_subscriber::EnvFilter;
@@ -43,6 +44,10 @@ fn serve(config: Config) -> ExitCode {
                 ));
             }
         };
+        match listener.local_addr() {
+            Ok(bound) => announce(&Banner::new(&config, bound)),
+            Err(e) => tracing::warn!("cannot tell the bound address: {e}"),
+        }
         announce_secret(&config);
         match hookvault::run(config, listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -52,6 +57,19 @@ fn serve(config: Config) -> ExitCode {
             }
         }
     })
+}
+
+/// The startup banner: for people on standard output (the terminal, or the journal
+/// under systemd), and its facts in the log, once.
+fn announce(banner: &Banner) {
+    println!("{}\n", banner.lines().join("\n"));
+    tracing::info!(
+        payload_url = %banner.payload_url,
+        dashboard_url = %banner.dashboard_url,
+        data_dir = %banner.data_dir.display(),
+        api_token = if banner.token_set { "set" } else { "not set" },
+        "where to reach hookvault"
+    );
 }
 
 /// Says where the webhook secret comes from. The value itself is shown only once,

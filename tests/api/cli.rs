@@ -191,3 +191,81 @@ fn the_data_dir_and_store_are_private_whatever_the_umask() {
         "{stderr}"
     );
 }
+
+/// The value of `field=` in a log line (up to the next space).
+fn logged_field<'a>(log: &'a str, field: &str) -> &'a str {
+    let start = log
+        .find(&format!("{field}="))
+        .unwrap_or_else(|| panic!("{field} is logged: {log}"))
+        + field.len()
+        + 1;
+    log[start..].split_whitespace().next().unwrap()
+}
+
+/// Issue #25 §2: the startup banner, once on standard output and once in the log,
+/// with the port actually bound (`--listen 127.0.0.1:0`), and URLs that answer.
+#[tokio::test]
+async fn the_banner_names_the_bound_port_and_urls_that_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut binary = Binary::start(command(dir.path()));
+    let bound = binary.address.trim_start_matches("http://").to_owned();
+    assert!(!bound.ends_with(":0"), "{bound}");
+    let log = binary.logged();
+    let payload_url = logged_field(&log, "payload_url").to_owned();
+    let dashboard_url = logged_field(&log, "dashboard_url").to_owned();
+    assert_eq!(payload_url, format!("http://{bound}/api/webhooks/github"));
+    assert_eq!(dashboard_url, format!("http://{bound}/dashboard"));
+    assert_eq!(log.matches("payload_url=").count(), 1, "once: {log}");
+
+    let secret = std::fs::read_to_string(dir.path().join("webhook-secret")).unwrap();
+    let body = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let delivery = Delivery::new("ping", &new_id(), body).with(
+        "X-Hub-Signature-256",
+        &Signature::compute(secret.as_bytes(), body).to_header(),
+    );
+    let client = reqwest::Client::new();
+    let mut request = client.post(&payload_url);
+    for (name, value) in &delivery.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.body(delivery.body).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the Payload URL ingests");
+    let dashboard = client.get(&dashboard_url).send().await.unwrap();
+    assert_eq!(dashboard.status(), 200, "the dashboard URL serves it");
+
+    let (stdout, stderr) = binary.terminate();
+    let data_dir = std::fs::canonicalize(dir.path()).unwrap();
+    for line in [
+        format!("hookvault is listening on {bound} (this machine only)"),
+        format!(
+            "  Payload URL for GitHub: the public URL of the proxy or tunnel that forwards to {payload_url}"
+        ),
+        format!("  Dashboard:              {dashboard_url}"),
+        format!("  Data directory:         {}", data_dir.display()),
+    ] {
+        assert_eq!(
+            stdout.matches(&line).count(),
+            1,
+            "{line:?} once in {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("  API token:              not set, so the API and dashboard answer clients on this machine only"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("api_token=\"not set\""), "{stderr}");
+
+    // With a token: said to be set, never shown.
+    let token = "banner-test-token-0123456789";
+    let mut with_token = command(dir.path());
+    with_token.env("HOOKVAULT_API_TOKEN", token);
+    let (stdout, stderr) = Binary::start(with_token).terminate();
+    assert!(
+        stdout.contains(
+            "  API token:              set; other machines reach the dashboard through the proxy"
+        ),
+        "{stdout}"
+    );
+    assert!(stderr.contains("api_token=\"set\""), "{stderr}");
+    assert!(!stdout.contains(token) && !stderr.contains(token));
+}

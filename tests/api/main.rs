@@ -19,6 +19,7 @@ mod metrics;
 mod openapi;
 mod process;
 mod processing;
+mod proxy;
 mod realtime;
 mod rejected;
 mod retention;

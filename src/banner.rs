@@ -1,0 +1,161 @@
+//! The few lines `serve` prints once at startup: where it listens, the Payload URL
+//! to paste into GitHub, the dashboard, the data directory and who may use the API.
+//! Built from the bound address, so `--listen …:0` shows the port actually taken.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::config::Config;
+
+/// The facts of the banner; [`Banner::lines`] words them for people.
+#[derive(Debug, Clone)]
+pub struct Banner {
+    pub listen: SocketAddr,
+    pub payload_url: String,
+    pub dashboard_url: String,
+    pub data_dir: PathBuf,
+    pub token_set: bool,
+}
+
+impl Banner {
+    pub fn new(config: &Config, bound: SocketAddr) -> Self {
+        let port = bound.port();
+        let ip = bound.ip();
+        // On every interface no one address is "the" address: GitHub needs a public
+        // one, which only the user knows (a port forward, a tunnel, a DNS name).
+        let payload_host = if ip.is_unspecified() {
+            "HOST".to_owned()
+        } else {
+            url_host(ip)
+        };
+        let local = match ip {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Self {
+            listen: bound,
+            payload_url: format!("http://{payload_host}:{port}/api/webhooks/github"),
+            dashboard_url: format!("http://{}:{port}/dashboard", url_host(local)),
+            data_dir: std::fs::canonicalize(&config.data_dir)
+                .unwrap_or_else(|_| config.data_dir.clone()),
+            token_set: config.api_token.is_some(),
+        }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        let ip = self.listen.ip();
+        let (scope, payload) = if ip.is_unspecified() {
+            (
+                "every interface",
+                format!(
+                    "{} (HOST: the name or address GitHub reaches this machine by: a port \
+                     forward, a tunnel or a proxy)",
+                    self.payload_url
+                ),
+            )
+        } else if ip.is_loopback() {
+            (
+                "this machine only",
+                format!(
+                    "the public URL of the proxy or tunnel that forwards to {}",
+                    self.payload_url
+                ),
+            )
+        } else {
+            ("this address only", self.payload_url.clone())
+        };
+        // The token rule (SPEC §6): without one, only loopback clients are served;
+        // host names other than IP addresses must be allowed (DNS rebinding).
+        let access = match (self.token_set, ip.is_loopback()) {
+            (true, false) if ip.is_unspecified() => format!(
+                "set; other machines open http://<this machine's IP address>:{}/dashboard \
+                 (or a host name listed in HOOKVAULT_ALLOWED_HOSTS) and enter the token",
+                self.listen.port()
+            ),
+            (true, false) => format!(
+                "set; other machines open {} and enter the token",
+                self.dashboard_url
+            ),
+            (true, true) => "set; other machines reach the dashboard through the proxy \
+                 (its host name listed in HOOKVAULT_ALLOWED_HOSTS) and enter the token"
+                .to_owned(),
+            (false, loopback) => format!(
+                "not set, so the API and dashboard answer clients on this machine only; \
+                 for other machines set HOOKVAULT_API_TOKEN (16+ characters){}",
+                if loopback {
+                    " and listen on 0.0.0.0 or use a proxy"
+                } else {
+                    ""
+                }
+            ),
+        };
+        vec![
+            format!("hookvault is listening on {} ({scope})", self.listen),
+            format!("  Payload URL for GitHub: {payload}"),
+            format!("  Dashboard:              {}", self.dashboard_url),
+            format!("  Data directory:         {}", self.data_dir.display()),
+            format!("  API token:              {access}"),
+        ]
+    }
+}
+
+/// An address as the host part of a URL (`[…]` around IPv6).
+fn url_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn banner(listen: &str, token: bool) -> Banner {
+        let mut config = Config::new("/nonexistent/data", Vec::new());
+        config.api_token = token.then(|| Secret::new("a-token-of-16-chars"));
+        Banner::new(&config, listen.parse().unwrap())
+    }
+
+    #[test]
+    fn every_interface_names_a_placeholder_for_github_and_loopback_for_the_dashboard() {
+        let b = banner("0.0.0.0:3000", false);
+        assert_eq!(b.payload_url, "http://HOST:3000/api/webhooks/github");
+        assert_eq!(b.dashboard_url, "http://127.0.0.1:3000/dashboard");
+        let text = b.lines().join("\n");
+        assert!(text.contains("every interface"), "{text}");
+        assert!(text.contains("set HOOKVAULT_API_TOKEN"), "{text}");
+        assert!(!text.contains("listen on 0.0.0.0"), "{text}");
+        assert!(text.contains("/nonexistent/data"), "{text}");
+
+        let v6 = banner("[::]:8080", true);
+        assert_eq!(v6.dashboard_url, "http://[::1]:8080/dashboard");
+        assert!(v6.lines()[4].contains("<this machine's IP address>:8080/dashboard"));
+    }
+
+    #[test]
+    fn a_loopback_listener_points_github_at_a_proxy() {
+        let b = banner("127.0.0.1:4000", false);
+        let lines = b.lines();
+        assert!(lines[0].contains("this machine only"));
+        assert!(lines[1].contains("proxy or tunnel that forwards to http://127.0.0.1:4000/"));
+        assert!(lines[4].contains("listen on 0.0.0.0 or use a proxy"));
+        assert!(banner("127.0.0.1:4000", true).lines()[4].contains("through the proxy"));
+    }
+
+    #[test]
+    fn a_specific_address_is_the_payload_url() {
+        let b = banner("192.168.1.20:3000", true);
+        assert_eq!(
+            b.payload_url,
+            "http://192.168.1.20:3000/api/webhooks/github"
+        );
+        assert_eq!(b.dashboard_url, "http://192.168.1.20:3000/dashboard");
+        assert_eq!(
+            b.lines()[1],
+            format!("  Payload URL for GitHub: {}", b.payload_url)
+        );
+    }
+}
