@@ -29,9 +29,10 @@ wait_healthy() { # port → milliseconds until health answers
 # CPU ticks (utime + stime) per thread name of a process.
 thread_ticks() {
   for stat in /proc/$1/task/*/stat; do
-    # The name is in parentheses and may hold spaces.
+    # The name is in parentheses and may hold spaces. After the name and the state,
+    # utime and stime (fields 14 and 15 of stat) are the 11th and 12th.
     sed -E 's/^[0-9]+ \((.*)\) [A-Za-z] (.*)$/\1|\2/' "$stat" 2>/dev/null |
-      awk -F'|' '{split($2, f, " "); print $1 "\t" f[12] + f[13]}'
+      awk -F'|' '{split($2, f, " "); print $1 "\t" f[11] + f[12]}'
   done | awk -F'\t' '{sum[$1] += $2} END {for (n in sum) print n "\t" sum[n]}' | sort
 }
 write_bytes() { awk '/^write_bytes/ {print $2}' /proc/$1/io; }
@@ -49,6 +50,7 @@ $LOADGEN --url http://127.0.0.1:3912 --secret bench --seconds 5 --max-requests 2
 sleep 2
 before_bytes=$(write_bytes $HV)
 thread_ticks $HV > "$WORK/ticks-before"
+curl -s http://127.0.0.1:3912/metrics > "$WORK/metrics-before"
 # The applier's lag, sampled from health every 100 ms during the run.
 ( while kill -0 $HV 2>/dev/null; do
     curl -s http://127.0.0.1:3912/api/webhooks/health |
@@ -60,6 +62,7 @@ kill $SAMPLER 2>/dev/null || true
 sleep 2 # the index and processing catch up; their bytes and CPU count too
 after_bytes=$(write_bytes $HV)
 thread_ticks $HV > "$WORK/ticks-after"
+curl -s http://127.0.0.1:3912/metrics > "$WORK/metrics-after"
 acked=$(wc -l < "$WORK/acked.txt")
 hz=$(getconf CLK_TCK)
 echo "acknowledged in the measured run: $acked"
@@ -67,6 +70,22 @@ echo "bytes written to disk per delivery (/proc/<pid>/io write_bytes, run + 2 s)
 echo "CPU µs per delivery by thread (run + 2 s):"
 join -t$'\t' -a2 -e0 -o 0,1.2,2.2 "$WORK/ticks-before" "$WORK/ticks-after" |
   awk -F'\t' -v n="$acked" -v hz="$hz" '{d = $3 - $2; if (d > 0) {printf "  %-20s %7.1f\n", $1, d * 1e6 / hz / n; t += d}} END {printf "  %-20s %7.1f\n", "total", t * 1e6 / hz / n}'
+python3 - "$WORK/metrics-before" "$WORK/metrics-after" <<'PY'
+import re, sys
+def sums(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r"(hookvault_(?:log_append_batch_size|log_append_seconds|commit_batch_size|commit_seconds))_(sum|count) (\S+)", line)
+        if m:
+            out[m.group(1), m.group(2)] = float(m.group(3))
+    return out
+a, b = sums(sys.argv[1]), sums(sys.argv[2])
+mean = lambda n: (b[n, "sum"] - a.get((n, "sum"), 0)) / max(1, b[n, "count"] - a.get((n, "count"), 0))
+count = lambda n: b[n, "count"] - a.get((n, "count"), 0)
+print(f"log appends: {count('hookvault_log_append_batch_size'):.0f}, {mean('hookvault_log_append_batch_size'):.1f} deliveries and "
+      f"{mean('hookvault_log_append_seconds') * 1000:.2f} ms (write + fdatasync) each; store commits: "
+      f"{count('hookvault_commit_batch_size'):.0f}, {mean('hookvault_commit_batch_size'):.1f} requests and {mean('hookvault_commit_seconds') * 1000:.2f} ms each")
+PY
 python3 - "$WORK/lag.txt" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 2]

@@ -44,6 +44,7 @@ async fn main() {
         cache_bytes: common::cache_bytes(),
         dedup_ttl: Duration::ZERO,
         on_commit: None,
+        on_append: None,
         log_segment_bytes: hookvault::log::SEGMENT_BYTES,
     };
     let (store, writer) = Store::open(dir.path(), &options).unwrap();

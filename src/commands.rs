@@ -69,6 +69,7 @@ fn open_stopped(config: &Config, existing: Existing) -> Result<(Store, WriterHan
         cache_bytes: config.cache_bytes,
         dedup_ttl: std::time::Duration::ZERO,
         on_commit: None,
+        on_append: None,
         log_segment_bytes: config.log_segment_bytes,
     };
     Store::open(dir, &options).map_err(|e| match e {

@@ -109,11 +109,12 @@ impl App {
     ) -> anyhow::Result<()> {
         let config = self.config;
         let metrics = Metrics::new();
-        let observer = metrics.clone();
+        let (commits, appends) = (metrics.clone(), metrics.clone());
         let options = StoreOptions {
             cache_bytes: config.cache_bytes,
             dedup_ttl: config.dedup_ttl,
-            on_commit: Some(Arc::new(move |batch, took| observer.commit(batch, took))),
+            on_commit: Some(Arc::new(move |batch, took| commits.commit(batch, took))),
+            on_append: Some(Arc::new(move |batch, took| appends.append(batch, took))),
             log_segment_bytes: config.log_segment_bytes,
         };
         let data_dir = config.data_dir.clone();

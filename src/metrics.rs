@@ -52,6 +52,8 @@ pub struct Metrics {
     pub processing_time: Histogram,
     pub commit_batch: Histogram,
     pub commit_time: Histogram,
+    pub append_batch: Histogram,
+    pub append_time: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
     pub store_bytes: Gauge,
     pub index_lag: Gauge,
@@ -83,6 +85,8 @@ impl Metrics {
             processing_time: Histogram::new(seconds_buckets()),
             commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_time: Histogram::new(seconds_buckets()),
+            append_batch: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            append_time: Histogram::new(seconds_buckets()),
             http_requests: Family::default(),
             store_bytes: Gauge::default(),
             index_lag: Gauge::default(),
@@ -110,7 +114,7 @@ impl Metrics {
         );
         registry.register(
             "ack_latency_seconds",
-            "Time from request to acknowledgement of authentic deliveries (after the durable commit)",
+            "Time from request to acknowledgement of authentic deliveries (once durable in the log)",
             metrics.ack_latency.clone(),
         );
         registry.register(
@@ -132,6 +136,16 @@ impl Metrics {
             "commit_seconds",
             "Duration of each group commit",
             metrics.commit_time.clone(),
+        );
+        registry.register(
+            "log_append_batch_size",
+            "Deliveries per batch the log writer appends with one fdatasync",
+            metrics.append_batch.clone(),
+        );
+        registry.register(
+            "log_append_seconds",
+            "Time to write and fdatasync each batch of the acknowledgement log",
+            metrics.append_time.clone(),
         );
         registry.register(
             "http_requests",
@@ -220,6 +234,11 @@ impl Metrics {
     pub fn commit(&self, batch: usize, took: Duration) {
         self.commit_batch.observe(batch as f64);
         self.commit_time.observe(took.as_secs_f64());
+    }
+
+    pub fn append(&self, batch: usize, took: Duration) {
+        self.append_batch.observe(batch as f64);
+        self.append_time.observe(took.as_secs_f64());
     }
 
     /// The text exposition of every metric.

@@ -360,6 +360,7 @@ mod tests {
             cache_bytes: 1 << 20,
             dedup_ttl: Duration::ZERO,
             on_commit: None,
+            on_append: None,
             log_segment_bytes: crate::log::SEGMENT_BYTES,
         };
         let (store, _writer) = Store::open(dir.path(), &options).unwrap();

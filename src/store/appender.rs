@@ -79,6 +79,7 @@ pub struct Appender {
     pub progress: Arc<LogProgress>,
     /// What readers find before the store writer has applied it.
     pub tail: Arc<Tail>,
+    pub on_append: Option<super::CommitObserver>,
     /// Delivery ids appended but maybe not yet applied, oldest first, so the store
     /// and this map together know every delivery id. Not `tail`: that one empties
     /// when a commit becomes visible, and a read transaction begun before it would
@@ -143,6 +144,7 @@ impl Appender {
             })
             .collect();
         if !frames.is_empty() {
+            let started = Instant::now();
             let appended = self.log.append(
                 frames
                     .iter()
@@ -152,6 +154,9 @@ impl Appender {
                 tracing::error!(%error, "the acknowledgement log refused a batch");
                 self.next_seq = first_seq; // nothing of the batch was kept
                 return refuse_all(replies, &StoreError::Unavailable(error.to_string()));
+            }
+            if let Some(observe) = &self.on_append {
+                observe(frames.len(), started.elapsed());
             }
             let last = frames.last().map_or(0, |(seq, _)| *seq);
             self.progress.appended.store(last, Ordering::Release);

@@ -64,7 +64,8 @@ const TEST_ID_END: &str = "test.";
 /// Requests that may wait for the writer before callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 4096;
 
-/// Called after every successful group commit with its size and duration.
+/// Called after every successful group commit (or log append) with its size and
+/// duration.
 pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 
 #[derive(Clone)]
@@ -73,6 +74,9 @@ pub struct StoreOptions {
     pub cache_bytes: usize,
     pub dedup_ttl: Duration,
     pub on_commit: Option<CommitObserver>,
+    /// Called after every batch the log writer made durable: deliveries, time to
+    /// write and `fdatasync` them.
+    pub on_append: Option<CommitObserver>,
     /// Size past which the acknowledgement log begins a new segment.
     pub log_segment_bytes: u64,
 }
@@ -207,6 +211,7 @@ impl Store {
             writer: queue.clone(),
             progress: progress.clone(),
             tail: tail.clone(),
+            on_append: options.on_append.clone(),
             in_flight: Default::default(),
             in_flight_order: Default::default(),
         };

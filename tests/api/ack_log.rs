@@ -27,6 +27,7 @@ async fn the_ack_does_not_wait_for_the_store_and_the_tail_is_readable() {
         on_commit: Some(Arc::new(|_, _| {
             std::thread::sleep(Duration::from_millis(300))
         })),
+        on_append: None,
         log_segment_bytes: hookvault::log::SEGMENT_BYTES,
     };
     let (store, writer) = Store::open(dir.path(), &options).unwrap();

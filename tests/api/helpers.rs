@@ -372,6 +372,7 @@ pub fn open_store(dir: &Path) -> (hookvault::store::Store, hookvault::store::Wri
         cache_bytes: 1 << 20,
         dedup_ttl: Duration::ZERO,
         on_commit: None,
+        on_append: None,
         log_segment_bytes: hookvault::log::SEGMENT_BYTES,
     };
     hookvault::store::Store::open(dir, &options).expect("store opens")

@@ -35,6 +35,7 @@ async fn random_workload(dir: &std::path::Path, seed: u64, steps: usize) {
         cache_bytes: 4 << 20,
         dedup_ttl: Duration::from_secs(60),
         on_commit: None,
+        on_append: None,
         log_segment_bytes: hookvault::log::SEGMENT_BYTES,
     };
     let (store, writer) = Store::open(dir, &options).unwrap();
