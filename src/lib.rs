@@ -13,7 +13,8 @@
 //! - [`log`]: the acknowledgement log's files: segments of CRC-checked frames,
 //!   appended with one `fdatasync` per batch, a torn tail cut off on opening.
 //! - [`store`]: redb only: tables, the log writer (dedup, then append to the log),
-//!   the applier (log → redb in large transactions), secondary indexes, materialized
+//!   the acknowledged tail readers see until the applier (log → redb in large
+//!   transactions) has it, secondary indexes, materialized
 //!   counters, queries, `verify`.
 //! - [`process`]: pending → processed/failed, retries with backoff, replay, the
 //!   [`process::Stage`] hook point, synthesized test events.
@@ -26,6 +27,8 @@
 //! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
 //! - [`retention`]: retires events older than the retention window.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
+//! - [`memory`]: hands memory freed by bursts back to the system (the one `unsafe`
+//!   call, `malloc_trim`).
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
 //! - [`commands`]: the commands on a stopped instance (`verify`, `reindex`, `export`,
 //!   `import`, `compact`), which open the store one way and never create one.
@@ -35,7 +38,7 @@
 //! `main.rs` parses the command line and calls [`run`] with a bound listener; tests
 //! call [`App::run`] the same way on port 0.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // one exception, allowed where it is: memory::trim
 
 pub mod access;
 pub mod api;
@@ -49,6 +52,7 @@ pub mod fuzzing;
 pub mod guard;
 pub mod ingest;
 pub mod log;
+pub mod memory;
 pub mod metrics;
 pub mod process;
 pub mod realtime;
@@ -194,6 +198,8 @@ impl App {
             config.monitor_interval,
             until_stopped(),
         ));
+
+        tokio::spawn(memory::give_back_freed(until_stopped()));
 
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
         let state = AppState {

@@ -36,6 +36,7 @@ sleep 2
 echo "after 905 alerts: $(rss) (peak $(hwm))"
 kill -CONT $SUBS; kill -KILL $SUBS; wait $SUBS 2>/dev/null || true
 SUBS=0
-sleep 5
+# Freed memory goes back to the system every 10 s (src/memory.rs): wait for one.
+sleep 11
 echo "clients gone:    $(rss)"
 curl -s $URL/metrics | grep -E '^hookvault_(socketio_dropped_clients|socketio_skipped_broadcasts|http_connections_closed_total)'
