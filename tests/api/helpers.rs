@@ -365,6 +365,17 @@ pub fn delivery(event: &str, body: &[u8]) -> hookvault::domain::Delivery {
     .unwrap()
 }
 
+/// Waits, if the top of the hour is less than `room` away, until it has passed: for
+/// tests whose events must all fall in one hour bucket.
+pub async fn clear_of_the_hour(room: Duration) {
+    const HOUR_MS: i64 = 3_600_000;
+    let now = hookvault::domain::timestamp::now_ms();
+    let left = HOUR_MS - now.rem_euclid(HOUR_MS);
+    if left < room.as_millis() as i64 {
+        tokio::time::sleep(Duration::from_millis(left as u64 + 100)).await;
+    }
+}
+
 /// Opens a store directly (no server), with content dedup off, for tests that drive
 /// the store or the processor themselves.
 pub fn open_store(dir: &Path) -> (hookvault::store::Store, hookvault::store::WriterHandle) {

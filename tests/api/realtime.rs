@@ -118,6 +118,23 @@ impl Client {
         self.seen.clone()
     }
 
+    /// Reads until `count` reports of `kind` have arrived (20 s at most), so a slow
+    /// machine makes the test slower, not red.
+    async fn expect_reports(&mut self, kind: &str, count: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.reports(kind).len() < count {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => self.seen.push(line),
+                _ => panic!(
+                    "{count} {kind} reports expected, got {}: {:#?}",
+                    self.reports(kind).len(),
+                    self.seen
+                ),
+            }
+        }
+        self.reports(kind)
+    }
+
     /// Lines until none arrives for `idle`.
     async fn drain(&mut self, idle: Duration) -> Vec<String> {
         while let Ok(Some(line)) = tokio::time::timeout(idle, self.lines.recv()).await {
@@ -248,6 +265,9 @@ async fn webhooks_subscribers_get_exactly_what_their_filter_selects() {
         }
     }
     app.settle().await;
+    // Every wanted event first, however long it takes; then a quiet moment for any
+    // that should not come.
+    client.expect_reports("event", wanted.len()).await;
     client.drain(Duration::from_millis(700)).await;
     let got: Vec<String> = client
         .reports("event")
@@ -274,6 +294,7 @@ async fn webhooks_subscribers_get_exactly_what_their_filter_selects() {
             .await;
         assert_eq!(status, StatusCode::OK);
     }
+    client.expect_reports("event-updated", 1).await;
     client.drain(Duration::from_millis(700)).await;
     let updated = client.reports("event-updated");
     let wanted_id = events[0]["id"].clone();
@@ -326,13 +347,21 @@ async fn monitoring_sends_updates_on_connect_and_on_a_timer() {
     app.post_signed("ping", &new_id(), &fixture("ping", 0).bytes)
         .await;
     app.settle().await;
-    // Timed, not "until quiet": updates come every 200 ms, so a quiet moment may not.
-    client.read_for(Duration::from_millis(1000)).await;
-    let updates = client.reports("update");
-    assert!(
-        updates.len() >= 3,
-        "one on connect, then one per interval: {updates:?}"
-    );
+    // One on connect, then one per interval: waits for the first that counts the
+    // delivery, however slow the machine (updates keep coming, so "until quiet"
+    // would never end).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let updates = loop {
+        let updates = client.expect_reports("update", 1).await;
+        if updates.len() >= 3 && updates[updates.len() - 1]["totals"]["events"] == 1 {
+            break updates;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no update counted the delivery: {updates:?}"
+        );
+        client.read_for(Duration::from_millis(100)).await;
+    };
     let update = &updates[updates.len() - 1];
     for key in [
         "eventsPerMinute",
