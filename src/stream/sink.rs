@@ -31,6 +31,11 @@ const READ_BYTES: usize = 16 << 20;
 const SAVE_EVERY: Duration = Duration::from_millis(100);
 const SAVE_EVERY_MESSAGES: u64 = 1_000;
 
+/// Under load the store commits every few milliseconds (and processing adds a change
+/// per event): waiting this long after a change before reading takes the events of
+/// several commits in one read, instead of a read and a wake-up for each.
+const COALESCE: Duration = Duration::from_millis(5);
+
 /// After a failure, the first pause before trying again (doubling up to `MAX_BACKOFF`).
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -135,7 +140,10 @@ impl Sink {
                     }
                 }
                 changed = feed.changed(), if !more => match changed {
-                    Ok(()) => more = true,
+                    Ok(()) => {
+                        tokio::time::sleep(COALESCE).await;
+                        more = true;
+                    }
                     Err(_) => break,
                 },
                 _ = tokio::time::sleep_until(save_due.into()), if self.cursor > self.saved => {
