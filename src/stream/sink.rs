@@ -96,6 +96,13 @@ impl Sink {
                 .store(connected, std::sync::atomic::Ordering::Relaxed);
             if !connected {
                 self.status.note("not connected to NATS");
+                // What was in flight may have gone with the connection: sent again
+                // from the cursor once connected, rather than after its ack timeout.
+                if !self.in_flight.is_empty() {
+                    self.in_flight = FuturesOrdered::new();
+                    self.read = self.cursor;
+                    more = true;
+                }
             }
             let ready = connected && (self.stream_ready || self.check_stream().await);
             if !ready {
