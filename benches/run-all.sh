@@ -100,3 +100,10 @@ if [ -d tests/clients/js/node_modules/socket.io-client ]; then
 else
   echo; echo "== Socket.IO section skipped: run npm ci --prefix tests/clients/js"
 fi
+
+if command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; then
+  echo; echo "== streaming to NATS JetStream: ingest on vs off, publish rate and lag"
+  benches/stream.sh
+else
+  echo; echo "== NATS section skipped: apt-get install nats-server"
+fi

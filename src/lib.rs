@@ -20,6 +20,8 @@
 //!   [`process::Stage`] hook point, synthesized test events.
 //! - [`search`]: the tantivy index derived from the store: schema, the indexer that
 //!   follows the store's change log, queries with facets and snippets.
+//! - [`stream`]: the NATS JetStream sink: follows the store with its own cursor and
+//!   publishes every stored event once acknowledged by JetStream.
 //! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
 //! - [`access`]: who may use the API and Socket.IO (token, or local callers only).
 //! - [`metrics`]: Prometheus metrics, one registry per app.
@@ -60,6 +62,7 @@ pub mod retention;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod stream;
 pub mod transfer;
 
 use std::future::Future;
@@ -112,7 +115,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let config = self.config;
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_streaming(config.nats.is_some());
         let (commits, appends) = (metrics.clone(), metrics.clone());
         let options = StoreOptions {
             cache_bytes: config.cache_bytes,
@@ -190,6 +193,20 @@ impl App {
                 until_stopped(),
             ))
         });
+        let (stream_status, streaming) = match config.nats.clone() {
+            Some(nats) => {
+                let cursor = store.cursor(stream::CURSOR).await?;
+                let status = stream::Status::new(&metrics, cursor);
+                let task = tokio::spawn(stream::run(
+                    store.clone(),
+                    nats,
+                    status.clone(),
+                    until_stopped(),
+                ));
+                (Some(status), Some(task))
+            }
+            None => (None, None),
+        };
         let live = tokio::spawn(realtime::run(
             io.clone(),
             hub.clone(),
@@ -212,6 +229,7 @@ impl App {
             hub,
             access,
             ingest_slots,
+            stream: stream_status,
         };
         let io_for_close = state.io.clone();
         let router = api::router(state, socket_layer);
@@ -229,6 +247,9 @@ impl App {
         live.await?;
         if let Some(retiring) = retiring {
             retiring.await?;
+        }
+        if let Some(streaming) = streaming {
+            streaming.await?;
         }
         let _ = stop_indexing.send(true);
         indexing.await?;

@@ -67,6 +67,10 @@ pub struct Metrics {
     pub http_connections_max: Gauge,
     pub http_connections_closed: Family<ReasonLabels, Counter>,
     pub http_accept_errors: Counter,
+    /// Registered only when streaming to NATS is on.
+    pub stream_lag: Gauge,
+    pub stream_published: Counter,
+    pub stream_errors: Counter,
 }
 
 /// Seconds from 50 µs to ~26 s, doubling.
@@ -76,6 +80,11 @@ fn seconds_buckets() -> impl Iterator<Item = f64> {
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
+        Self::with_streaming(false)
+    }
+
+    /// The metrics, with those of the NATS sink when `streaming`.
+    pub fn with_streaming(streaming: bool) -> Arc<Self> {
         let mut metrics = Self {
             registry: Registry::with_prefix("hookvault"),
             deliveries: Family::default(),
@@ -100,6 +109,9 @@ impl Metrics {
             http_connections_max: Gauge::default(),
             http_connections_closed: Family::default(),
             http_accept_errors: Counter::default(),
+            stream_lag: Gauge::default(),
+            stream_published: Counter::default(),
+            stream_errors: Counter::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -212,6 +224,23 @@ impl Metrics {
             "Failed accepts (usually out of file descriptors)",
             metrics.http_accept_errors.clone(),
         );
+        if streaming {
+            registry.register(
+                "stream_lag",
+                "Acknowledged deliveries not yet published to NATS JetStream",
+                metrics.stream_lag.clone(),
+            );
+            registry.register(
+                "stream_published",
+                "Messages NATS JetStream acknowledged",
+                metrics.stream_published.clone(),
+            );
+            registry.register(
+                "stream_errors",
+                "Failed NATS connections, stream checks and publishes (each retried)",
+                metrics.stream_errors.clone(),
+            );
+        }
         Arc::new(metrics)
     }
 

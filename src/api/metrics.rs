@@ -30,6 +30,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     m.log_lag.set(log.lag() as i64);
     m.log_bytes.set(log.bytes.load(Ordering::Relaxed) as i64);
     m.index_docs.set(state.search.num_docs() as i64);
+    if let Some(stream) = &state.stream {
+        m.stream_lag.set(stream.lag(&state.store) as i64);
+    }
     for namespace in ["/", "/webhooks", "/monitoring"] {
         let connected = state.io.of(namespace).map_or(0, |n| n.sockets().len());
         let labels = NamespaceLabels {

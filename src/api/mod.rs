@@ -63,6 +63,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Deliveries being verified and stored right now (bounded, like every resource).
     pub ingest_slots: Arc<Semaphore>,
+    /// The NATS sink's progress, when streaming is on.
+    pub stream: Option<Arc<crate::stream::Status>>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served

@@ -224,7 +224,7 @@ fn log_facts(log: &crate::store::LogProgress) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/webhooks/health", tag = "statistics",
-    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, log{applierLag, lastApplyMs, bytes, segments}, search{indexLag, rebuilding, lastFailureTime}, tokenRequired", body = Envelope)))]
+    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, log{applierLag, lastApplyMs, bytes, segments}, search{indexLag, rebuilding, lastFailureTime}, stream{lag, cursor, published, connected, lastError} (when streaming to NATS), tokenRequired", body = Envelope)))]
 async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = timestamp::now_ms();
     let facts = match state.store.health_facts(now - 5 * 60_000).await {
@@ -248,7 +248,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         50.. => "degraded",
         _ => "unhealthy",
     };
-    Ok(envelope::ok(json!({
+    let mut health = json!({
         "status": status,
         "healthScore": score,
         "recentEvents": facts.events_since,
@@ -269,7 +269,17 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
             "failed": hour.failed,
             "avgProcessingTimeMs": avg_ms(&hour),
         }},
-    })))
+    });
+    if let Some(stream) = &state.stream {
+        health["stream"] = json!({
+            "lag": stream.lag(&state.store),
+            "cursor": stream.cursor(),
+            "published": stream.published.get(),
+            "connected": stream.connected(),
+            "lastError": stream.last_error(),
+        });
+    }
+    Ok(envelope::ok(health))
 }
 
 #[cfg(test)]

@@ -70,6 +70,10 @@ pub(super) fn apply_batch(
                 rejected::insert(&mut t, entry)?;
                 Outcome::Rejected
             }
+            WriteRequest::Cursor { name, seq } => {
+                t.cursors.insert(*name, *seq)?;
+                Outcome::Cursor
+            }
         };
         outcomes.push(outcome);
     }

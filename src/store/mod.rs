@@ -320,6 +320,23 @@ impl Store {
             .is_ok()
     }
 
+    /// Saves a consumer's cursor (the highest seq it is done with). Committed with the
+    /// writer's next batch and made durable with its next durable commit (within a
+    /// second): a crash may take it back that far, never past what the store holds.
+    pub async fn save_cursor(&self, name: &'static str, seq: u64) -> Result<(), StoreError> {
+        self.send(WriteRequest::Cursor { name, seq }).await
+    }
+
+    /// A consumer's saved cursor (0 when it never saved one).
+    pub async fn cursor(&self, name: &'static str) -> Result<u64, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let cursors = txn.open_table(tables::CURSORS)?;
+            Ok(cursors.get(name)?.map_or(0, |v| v.value()))
+        })
+        .await
+    }
+
     /// The newest `limit` rejected deliveries and the running count per reason code.
     pub async fn rejected(&self, limit: usize) -> Result<RejectedLog, StoreError> {
         self.read(move |db| rejected::list(db, limit)).await

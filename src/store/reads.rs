@@ -142,6 +142,38 @@ impl Store {
         Ok(out)
     }
 
+    /// The applied events after seq `after`, in seq order, with their bodies: up to
+    /// `limit` of them, stopping once `max_bytes` of bodies are read. Retired
+    /// and removed events leave gaps, which are skipped. Events acknowledged but not
+    /// yet applied are not here yet (the applier follows within milliseconds); the
+    /// applier writes in seq order, so what is here is never missing an earlier seq
+    /// that will come later.
+    pub async fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let events = txn.open_table(tables::EVENTS)?;
+            let mut out = Vec::new();
+            let mut bytes = 0;
+            for entry in events.range(after.saturating_add(1)..)? {
+                if out.len() >= limit || (bytes >= max_bytes && !out.is_empty()) {
+                    break;
+                }
+                let seq = entry?.0.value();
+                if let Some(event) = load_event(&txn, seq)? {
+                    bytes += event.body.len();
+                    out.push(event);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Metadata of one event, without its payload. Blocking.
     pub fn record_blocking(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
         let txn = self.db.get()?.begin_read()?;

@@ -43,6 +43,11 @@ pub const REJECTED: TableDefinition<u64, &[u8]> = TableDefinition::new("rejected
 /// (due_ms, seq) → (): failed events waiting for their automatic retry.
 pub const RETRY_QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("retry_queue_v1");
 
+/// consumer name → the highest seq it is done with (published or skipped). A
+/// consumer's cursor commits with the applier's next durable commit: after a crash it
+/// may be up to a second behind, and the consumer repeats what it sent since.
+pub const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors_v1");
+
 /// `webhook_event_stats`: (hour, event, metric) → value. Metrics are the statuses,
 /// `total`, `time_us_sum`, `timed` and `duplicates`.
 pub const HOURLY: TableDefinition<(i64, &str, &str), i64> = TableDefinition::new("hourly_v1");
@@ -96,6 +101,7 @@ pub struct WriteTables<'txn> {
     pub changes: redb::Table<'txn, u64, u64>,
     pub retired: redb::Table<'txn, u64, &'static [u8]>,
     pub rejected: redb::Table<'txn, u64, &'static [u8]>,
+    pub cursors: redb::Table<'txn, &'static str, u64>,
     pub index: IndexTables<'txn>,
     pub counters: CounterTables<'txn>,
     pub alerts: AlertTables<'txn>,
@@ -116,6 +122,7 @@ impl<'txn> WriteTables<'txn> {
             changes: txn.open_table(CHANGES)?,
             retired: txn.open_table(RETIRED)?,
             rejected: txn.open_table(REJECTED)?,
+            cursors: txn.open_table(CURSORS)?,
             index: IndexTables::open(txn)?,
             counters: CounterTables::open(txn)?,
             alerts: AlertTables::open(txn)?,

@@ -84,6 +84,9 @@ pub enum WriteRequest {
     },
     /// A delivery refused at the edge, for the rejected log. Nobody waits for it.
     Reject(Box<RejectedDelivery>),
+    /// A consumer's new cursor (`cursors_v1`). Nobody waits for it: it rides on the
+    /// next durable commit, and a consumer repeats what a crash made it forget.
+    Cursor { name: &'static str, seq: u64 },
 }
 
 /// What the store did with a delivery. Both variants are durable when returned.
@@ -115,6 +118,7 @@ pub(super) enum Outcome {
     Retire(usize),
     Removed(usize),
     Rejected,
+    Cursor,
 }
 
 /// How the writer's commits have been going, for health.
@@ -295,8 +299,9 @@ impl Writer {
 
     /// Commits one batch and answers its callers; the error, if the commit failed.
     fn commit_batch(&mut self, batch: Vec<WriteRequest>) -> Result<(), StoreError> {
-        // Applied deliveries are in the log already, and rejected-log entries are
-        // worth no fsync of their own: those ride on the next durable commit.
+        // Applied deliveries are in the log already, and rejected-log entries and
+        // cursors are worth no fsync of their own: those ride on the next durable
+        // commit.
         let durable = batch.iter().any(|r| {
             matches!(
                 r,
@@ -343,7 +348,8 @@ impl Writer {
                         | (WriteRequest::RemoveTests { reply, .. }, Outcome::Removed(count)) => {
                             let _ = reply.send(Ok(count));
                         }
-                        (WriteRequest::Reject(_), Outcome::Rejected) => {}
+                        (WriteRequest::Reject(_), Outcome::Rejected)
+                        | (WriteRequest::Cursor { .. }, Outcome::Cursor) => {}
                         _ => unreachable!("outcomes are produced in request order"),
                     }
                 }
@@ -411,6 +417,6 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
         WriteRequest::Retire { reply, .. } | WriteRequest::RemoveTests { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        WriteRequest::Reject(_) => {}
+        WriteRequest::Reject(_) | WriteRequest::Cursor { .. } => {}
     }
 }

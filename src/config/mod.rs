@@ -15,6 +15,10 @@ use ipnet::IpNet;
 
 use crate::guard::{AllowedHosts, CorsOrigins, RateLimit};
 
+mod nats;
+
+pub use nats::{NatsAuth, NatsConfig};
+
 /// File in the data directory that holds the generated webhook secret.
 pub const SECRET_FILE: &str = "webhook-secret";
 
@@ -234,6 +238,74 @@ pub struct Settings {
     /// redb page cache in MiB.
     #[arg(long, env = "HOOKVAULT_CACHE_MB", default_value_t = DEFAULT_CACHE_MB.to_string(), global = true)]
     cache_mb: String,
+    /// NATS servers (comma-separated URLs) to stream every stored event to; streaming
+    /// is off when unset (docs/streaming.md).
+    #[arg(
+        long,
+        env = "HOOKVAULT_NATS_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    nats_url: Option<String>,
+    /// The JetStream stream events are published to (created when missing).
+    #[arg(
+        long,
+        env = "HOOKVAULT_NATS_STREAM",
+        default_value = "HOOKVAULT_EVENTS",
+        global = true
+    )]
+    nats_stream: String,
+    /// NATS authentication token.
+    #[arg(
+        long,
+        env = "HOOKVAULT_NATS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    nats_token: Option<String>,
+    /// NATS user name (with --nats-password).
+    #[arg(long, env = "HOOKVAULT_NATS_USER", global = true)]
+    nats_user: Option<String>,
+    /// NATS password (with --nats-user).
+    #[arg(
+        long,
+        env = "HOOKVAULT_NATS_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    nats_password: Option<String>,
+    /// NKey seed (`SU…`) to authenticate to NATS with.
+    #[arg(
+        long,
+        env = "HOOKVAULT_NATS_NKEY_SEED",
+        hide_env_values = true,
+        global = true
+    )]
+    nats_nkey_seed: Option<String>,
+    /// NATS credentials file (JWT and NKey seed, `.creds`).
+    #[arg(long, env = "HOOKVAULT_NATS_CREDS", global = true)]
+    nats_creds: Option<PathBuf>,
+    /// PEM file of the CA certificates that sign the NATS servers' certificates.
+    #[arg(long, env = "HOOKVAULT_NATS_TLS_CA", global = true)]
+    nats_tls_ca: Option<PathBuf>,
+    /// PEM client certificate for NATS (with --nats-tls-key).
+    #[arg(long, env = "HOOKVAULT_NATS_TLS_CERT", global = true)]
+    nats_tls_cert: Option<PathBuf>,
+    /// PEM private key of the NATS client certificate.
+    #[arg(long, env = "HOOKVAULT_NATS_TLS_KEY", global = true)]
+    nats_tls_key: Option<PathBuf>,
+    /// Replicas of the stream, when hookvault creates it (1 to 5).
+    #[arg(
+        long,
+        env = "HOOKVAULT_NATS_REPLICAS",
+        default_value = "1",
+        global = true
+    )]
+    nats_replicas: String,
+    /// Days JetStream keeps a message, when hookvault creates the stream (default:
+    /// no limit).
+    #[arg(long, env = "HOOKVAULT_NATS_MAX_AGE_DAYS", global = true)]
+    nats_max_age_days: Option<String>,
     /// Size of an acknowledgement-log segment in KiB (tests make it small to see
     /// segments rotate and go).
     #[arg(long, env = "HOOKVAULT_LOG_SEGMENT_KB", default_value_t = (crate::log::SEGMENT_BYTES >> 10).to_string(), global = true, hide = true)]
@@ -304,6 +376,8 @@ pub struct Config {
     pub cors_origins: CorsOrigins,
     pub allowed_hosts: AllowedHosts,
     pub max_concurrent_ingest: usize,
+    /// Streaming to NATS JetStream; `None`: off.
+    pub nats: Option<NatsConfig>,
 }
 
 impl Config {
@@ -335,6 +409,7 @@ impl Config {
             cors_origins: CorsOrigins::Closed,
             allowed_hosts: AllowedHosts::default(),
             max_concurrent_ingest: 256,
+            nats: None,
         }
     }
 
@@ -462,6 +537,8 @@ impl Config {
             ));
         }
 
+        let nats = NatsConfig::parse(&settings)?;
+
         if purpose == Purpose::Serve {
             prepare_data_dir(&settings.data_dir)?;
         }
@@ -496,6 +573,7 @@ impl Config {
             cors_origins,
             allowed_hosts,
             max_concurrent_ingest,
+            nats,
         })
     }
 }

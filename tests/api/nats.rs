@@ -1,0 +1,233 @@
+//! Real `nats-server -js` processes on free loopback ports (Debian's `nats-server`,
+//! installed by `.ci/run`), killed when dropped, and what the tests read back from a
+//! stream.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, message::StreamMessage};
+
+use crate::skips::skip;
+
+/// The stream hookvault creates by default.
+pub const STREAM: &str = "HOOKVAULT_EVENTS";
+
+/// `nats-server` on the PATH, or where Debian puts it (`/usr/sbin`, off a user's PATH).
+fn binary() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|path| path.is_file())
+}
+
+/// The binary, or `None` after recording the skip (a failure under CI).
+pub fn installed() -> Option<PathBuf> {
+    let found = binary();
+    if found.is_none() {
+        skip("nats-server is not installed (apt-get install nats-server)");
+    }
+    found
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One server; `cluster` makes it a member of a three-node cluster.
+pub struct NatsServer {
+    binary: PathBuf,
+    pub port: u16,
+    args: Vec<String>,
+    pub store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// A stand-alone JetStream server, or `None` when nats-server is missing.
+    pub async fn start() -> Option<Self> {
+        let mut server = Self::new(installed()?, Vec::new());
+        server.run();
+        server.ready().await;
+        Some(server)
+    }
+
+    fn new(binary: PathBuf, args: Vec<String>) -> Self {
+        Self {
+            binary,
+            port: free_port(),
+            args,
+            store: tempfile::tempdir().unwrap(),
+            child: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) {
+        let child = Command::new(&self.binary)
+            .arg("-js")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-sd")
+            .arg(self.store.path())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store directory.
+    pub async fn restart(&mut self) {
+        self.run();
+        self.ready().await;
+    }
+
+    /// Waits until JetStream answers (a cluster member: until its client port is open).
+    async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(client) = async_nats::connect(self.url()).await
+                && (!self.args.is_empty() || jetstream_answers(client).await)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server on {} did not start",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// JetStream answers a lookup (of a stream that is not there) once it is up.
+async fn jetstream_answers(client: async_nats::Client) -> bool {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    match jetstream::new(client).get_stream("NO_SUCH_STREAM").await {
+        Ok(_) => true,
+        Err(e) => matches!(e.kind(), GetStreamErrorKind::JetStream(_)),
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Three servers in one JetStream cluster, or `None` when nats-server is missing.
+pub async fn cluster() -> Option<Vec<NatsServer>> {
+    let binary = installed()?;
+    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut nodes: Vec<NatsServer> = (0..3)
+        .map(|i| {
+            let others: Vec<String> = routes
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, port)| format!("nats://127.0.0.1:{port}"))
+                .collect();
+            let args = vec![
+                "-n".into(),
+                format!("hv-{i}"),
+                "--cluster_name".into(),
+                "hookvault-test".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{}", routes[i]),
+                "--routes".into(),
+                others.join(","),
+            ];
+            NatsServer::new(binary.clone(), args)
+        })
+        .collect();
+    for node in &mut nodes {
+        node.run();
+    }
+    for node in &nodes {
+        node.ready().await;
+    }
+    // JetStream in a cluster answers once the meta group has a leader.
+    let client = async_nats::connect(nodes[0].url()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !jetstream_answers(client.clone()).await {
+        assert!(
+            Instant::now() < deadline,
+            "the NATS cluster elected no leader"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(nodes)
+}
+
+/// The servers as `HOOKVAULT_NATS_URL` takes them.
+pub fn urls(nodes: &[NatsServer]) -> String {
+    nodes
+        .iter()
+        .map(NatsServer::url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Every message in the stream, in stream order.
+pub async fn messages(url: &str) -> Vec<StreamMessage> {
+    let js = jetstream::new(async_nats::connect(url).await.unwrap());
+    let mut stream = js.get_stream(STREAM).await.expect("the stream exists");
+    let state = stream.info().await.unwrap().state.clone();
+    let mut out = Vec::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        if state.messages == 0 {
+            break;
+        }
+        out.push(stream.get_raw_message(seq).await.expect("message"));
+    }
+    assert_eq!(out.len() as u64, state.messages);
+    out
+}
+
+/// Waits until the stream holds `count` messages (and no more come).
+pub async fn wait_for_messages(url: &str, count: u64) {
+    let js = jetstream::new(async_nats::connect(url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = match js.get_stream(STREAM).await {
+            Ok(mut stream) => stream.info().await.map_or(0, |i| i.state.messages),
+            Err(_) => 0,
+        };
+        if held >= count {
+            assert_eq!(held, count, "more messages than deliveries");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream holds {held} of {count} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A header of a stored message. Parsed, so `Nats-Msg-Id` finds the library's
+/// well-known header too.
+pub fn header<'a>(message: &'a StreamMessage, name: &str) -> Option<&'a str> {
+    let name: async_nats::HeaderName = name.parse().unwrap();
+    message.headers.get(name).map(|v| v.as_str())
+}
