@@ -134,15 +134,7 @@ async fn every_acknowledged_delivery_is_readable_at_once() {
         health["data"]["log"]["bytes"].as_u64().unwrap() > 0,
         "{health}"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("hookvault_log_bytes "), "{metrics}");
     assert!(metrics.contains("hookvault_log_applier_lag "), "{metrics}");
 }

@@ -74,15 +74,7 @@ async fn two_thousand_silent_connections_are_closed_while_deliveries_go_through(
             i % 3
         );
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let closed = metric(
         &metrics,
         "hookvault_http_connections_closed_total{reason=\"first_request_timeout\"}",

@@ -208,6 +208,16 @@ impl TestApp {
         }
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await;
+        response
+            .expect("request sent")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
             .client

@@ -543,15 +543,7 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
         app.post_signed("push", &new_id(), &body).await;
     }
     app.settle().await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("hookvault_socketio_dropped_clients 1\n"),
         "dropped once: {}",

@@ -172,15 +172,7 @@ async fn every_stored_delivery_is_in_the_stream_once_with_its_body_and_headers()
         );
     }
 
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(&format!(
             "hookvault_stream_published_total {}",
