@@ -708,11 +708,12 @@ fn load_or_generate_secret(dir: &Path) -> Result<(Vec<Secret>, SecretSource), Co
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn settings(args: &[&str]) -> Settings {
+    /// The settings a command line parses to (shared with `nats`'s tests).
+    pub(crate) fn settings(args: &[&str]) -> Settings {
         let mut argv = vec!["hookvault"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).unwrap().settings

@@ -199,15 +199,9 @@ fn readable(setting: &'static str, path: &Path) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Cli, Config};
+    use super::super::Config;
+    use super::super::tests::settings;
     use super::*;
-    use clap::Parser;
-
-    fn settings(args: &[&str]) -> Settings {
-        let mut argv = vec!["hookvault"];
-        argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).unwrap().settings
-    }
 
     #[test]
     fn nats_settings_are_checked_and_their_secrets_redacted() {
