@@ -49,6 +49,7 @@ pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod domain;
+pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
