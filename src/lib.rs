@@ -22,6 +22,8 @@
 //!   follows the store's change log, queries with facets and snippets.
 //! - [`stream`]: the NATS JetStream sink: follows the store with its own cursor and
 //!   publishes every stored event once acknowledged by JetStream.
+//! - [`forward`]: forwarding to targets: each follows the store with its own cursor
+//!   and sends every matching delivery as GitHub sent it, at least once.
 //! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
 //! - [`access`]: who may use the API and Socket.IO (token, or local callers only).
 //! - [`metrics`]: Prometheus metrics, one registry per app.
@@ -218,6 +220,8 @@ impl App {
         ));
 
         tokio::spawn(memory::give_back_freed(until_stopped()));
+        let forwarding =
+            forward::Forwarding::start(store.clone(), metrics.clone(), &config.forward).await?;
 
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
         let state = AppState {
@@ -231,6 +235,7 @@ impl App {
             access,
             ingest_slots,
             stream: stream_status,
+            forwarding: forwarding.clone(),
         };
         let io_for_close = state.io.clone();
         let router = api::router(state, socket_layer);
@@ -252,6 +257,7 @@ impl App {
         if let Some(streaming) = streaming {
             streaming.await?;
         }
+        forwarding.stop().await;
         let _ = stop_indexing.send(true);
         indexing.await?;
         tokio::task::spawn_blocking(move || writer.join()).await?;

@@ -39,6 +39,22 @@ pub struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// A forwarding target's name.
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetOutcomeLabels {
+    pub target: String,
+    /// `ok` (a 2xx) or `error`.
+    pub outcome: String,
+}
+
+/// A histogram family's constructor (a plain `fn`, so the family has a name).
+pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NamespaceLabels {
     pub namespace: String,
 }
@@ -71,6 +87,16 @@ pub struct Metrics {
     pub stream_lag: Gauge,
     pub stream_published: Counter,
     pub stream_errors: Counter,
+    pub forward_delivered: Family<TargetLabels, Counter>,
+    pub forward_failed: Family<TargetLabels, Counter>,
+    pub forward_attempts: Family<TargetOutcomeLabels, Counter>,
+    pub forward_attempt_time: HistogramFamily<TargetLabels>,
+    pub forward_backlog: Family<TargetLabels, Gauge>,
+    pub forward_circuit_open: Family<TargetLabels, Gauge>,
+}
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(seconds_buckets())
 }
 
 /// Seconds from 50 µs to ~26 s, doubling.
@@ -112,6 +138,12 @@ impl Metrics {
             stream_lag: Gauge::default(),
             stream_published: Counter::default(),
             stream_errors: Counter::default(),
+            forward_delivered: Family::default(),
+            forward_failed: Family::default(),
+            forward_attempts: Family::default(),
+            forward_attempt_time: Family::new_with_constructor(seconds_histogram),
+            forward_backlog: Family::default(),
+            forward_circuit_open: Family::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -223,6 +255,36 @@ impl Metrics {
             "http_accept_errors",
             "Failed accepts (usually out of file descriptors)",
             metrics.http_accept_errors.clone(),
+        );
+        registry.register(
+            "forward_delivered",
+            "Deliveries a forwarding target took (a 2xx), by target",
+            metrics.forward_delivered.clone(),
+        );
+        registry.register(
+            "forward_failed",
+            "Deliveries marked failed for a target after their attempts, by target",
+            metrics.forward_failed.clone(),
+        );
+        registry.register(
+            "forward_attempts",
+            "Requests to forwarding targets, by target and outcome (ok, error)",
+            metrics.forward_attempts.clone(),
+        );
+        registry.register(
+            "forward_attempt_seconds",
+            "Duration of each request to a forwarding target, answer included",
+            metrics.forward_attempt_time.clone(),
+        );
+        registry.register(
+            "forward_backlog",
+            "Stored deliveries after a target's cursor (not all may match its filters)",
+            metrics.forward_backlog.clone(),
+        );
+        registry.register(
+            "forward_circuit_open",
+            "1 while a target's circuit is open (attempts paused but for probes)",
+            metrics.forward_circuit_open.clone(),
         );
         if streaming {
             registry.register(

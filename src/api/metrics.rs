@@ -30,6 +30,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     m.log_lag.set(log.lag() as i64);
     m.log_bytes.set(log.bytes.load(Ordering::Relaxed) as i64);
     m.index_docs.set(state.search.num_docs() as i64);
+    state.forwarding.observe().await;
     if let Some(stream) = &state.stream {
         m.stream_lag.set(stream.lag(&state.store) as i64);
     }

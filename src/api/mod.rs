@@ -5,6 +5,7 @@ mod catalog;
 mod envelope;
 mod error;
 mod events;
+mod forwarding;
 mod metrics;
 mod openapi;
 mod params;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub ingest_slots: Arc<Semaphore>,
     /// The NATS sink's progress, when streaming is on.
     pub stream: Option<Arc<crate::stream::Status>>,
+    /// The forwarding targets and their workers.
+    pub forwarding: Arc<crate::forward::Forwarding>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
@@ -86,6 +89,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(rejected::router())
         .merge(repositories::router())
         .merge(search::router())
+        .merge(forwarding::router())
         .merge(metrics::router())
         .route_layer(middleware::from_fn_with_state(
             state.access.clone(),

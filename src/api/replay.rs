@@ -135,7 +135,7 @@ fn catalog_names() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
 }
 
 /// `application/json` or `application/<something>+json`, with any parameters.
-fn is_json(headers: &HeaderMap) -> bool {
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -306,6 +306,10 @@ pub struct Settings {
     /// no limit).
     #[arg(long, env = "HOOKVAULT_NATS_MAX_AGE_DAYS", global = true)]
     nats_max_age_days: Option<String>,
+    /// URLs to forward every stored delivery to, comma-separated (more targets, with
+    /// filters, through /api/forwarding/targets; docs/forwarding.md).
+    #[arg(long, env = "HOOKVAULT_FORWARD", hide_env_values = true, global = true)]
+    forward: Option<String>,
     /// Size of an acknowledgement-log segment in KiB (tests make it small to see
     /// segments rotate and go).
     #[arg(long, env = "HOOKVAULT_LOG_SEGMENT_KB", default_value_t = (crate::log::SEGMENT_BYTES >> 10).to_string(), global = true, hide = true)]
@@ -378,6 +382,8 @@ pub struct Config {
     pub max_concurrent_ingest: usize,
     /// Streaming to NATS JetStream; `None`: off.
     pub nats: Option<NatsConfig>,
+    /// `HOOKVAULT_FORWARD`: a target for each URL, every event.
+    pub forward: Vec<String>,
 }
 
 impl Config {
@@ -410,6 +416,7 @@ impl Config {
             allowed_hosts: AllowedHosts::default(),
             max_concurrent_ingest: 256,
             nats: None,
+            forward: Vec::new(),
         }
     }
 
@@ -538,6 +545,17 @@ impl Config {
         }
 
         let nats = NatsConfig::parse(&settings)?;
+        let forward: Vec<String> = settings
+            .forward
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
+        crate::forward::settings_targets(&forward)
+            .map_err(|e| ConfigError::new("HOOKVAULT_FORWARD (--forward)", e.to_string()))?;
 
         if purpose == Purpose::Serve {
             prepare_data_dir(&settings.data_dir)?;
@@ -574,6 +592,7 @@ impl Config {
             allowed_hosts,
             max_concurrent_ingest,
             nats,
+            forward,
         })
     }
 }

@@ -1,4 +1,548 @@
-//! Forwarding: passes every stored delivery on to targets inside the network, as
-//! GitHub sent it, at least once.
+//! Forwarding: every stored delivery passed on to targets inside the network, as
+//! GitHub sent it, at least once. Like the search indexer and the NATS sink, each
+//! target is a consumer of the store with a cursor of its own (`cursors_v1`,
+//! `forward/<name>`): nothing on the ingest path waits for a target, and a target
+//! that is down, slow or gone only grows its backlog.
+//!
+//! - [`target`]: what a target is (URL, filters, secret, limits), checked.
+//! - [`address`]: which addresses a target may reach.
+//! - [`outgoing`]: the headers sent (GitHub's, signatures passed through or signed again).
+//! - [`send`]: one attempt, over HTTP.
+//! - [`breaker`]: the retry schedule and the circuit breaker.
+//! - [`worker`]: a target's loop: cursor, concurrency, order, retries, failures.
+//! - [`status`]: what the API and `/metrics` show of a target.
+//!
+//! This module is the registry: the targets from the settings (`HOOKVAULT_FORWARD`)
+//! and those made through the API (kept in the store), each with its running worker.
 
+pub mod address;
+pub mod breaker;
 pub mod outgoing;
+pub mod send;
+pub mod status;
+pub mod target;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
+use utoipa::ToSchema;
+
+use crate::metrics::{Metrics, TargetLabels, TargetOutcomeLabels};
+use crate::store::{ForwardingChange, Store, StoreError};
+use breaker::Breaker;
+use status::{Attempt, FailedDelivery, LastError, TargetStatus};
+use target::{Filter, Start, TargetSpec};
+
+/// Attempts shown with a target.
+const RECENT_ATTEMPTS: usize = 20;
+/// Failed deliveries re-sent by one request at most.
+pub const MAX_RESEND: usize = 10_000;
+
+/// Where a target was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `POST /api/forwarding/targets`; kept in the store.
+    Api,
+    /// `HOOKVAULT_FORWARD`; changed only there.
+    Settings,
+}
+
+/// A target as its worker uses it.
+pub struct Target {
+    pub spec: TargetSpec,
+    pub source: Source,
+    filter: Filter,
+    client: reqwest::Client,
+    breaker: Breaker,
+    pub status: TargetStatus,
+    metrics: Arc<Metrics>,
+}
+
+impl Target {
+    fn new(
+        spec: TargetSpec,
+        source: Source,
+        metrics: Arc<Metrics>,
+        cursor: u64,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            filter: Filter::new(&spec),
+            client: send::client(&spec)?,
+            breaker: Breaker::new(
+                spec.circuit_threshold,
+                std::time::Duration::from_millis(spec.max_backoff_ms),
+            ),
+            status: TargetStatus::new(cursor),
+            source,
+            spec,
+            metrics,
+        })
+    }
+
+    fn labels(&self) -> TargetLabels {
+        TargetLabels {
+            target: self.spec.name.clone(),
+        }
+    }
+
+    fn metrics_delivered(&self) {
+        self.metrics
+            .forward_delivered
+            .get_or_create(&self.labels())
+            .inc();
+    }
+
+    fn metrics_failed(&self) {
+        self.metrics
+            .forward_failed
+            .get_or_create(&self.labels())
+            .inc();
+    }
+
+    fn metrics_attempt(&self, attempt: &Attempt) {
+        let outcome = if attempt.succeeded() { "ok" } else { "error" };
+        let labels = TargetOutcomeLabels {
+            target: self.spec.name.clone(),
+            outcome: outcome.to_owned(),
+        };
+        self.metrics.forward_attempts.get_or_create(&labels).inc();
+        self.metrics
+            .forward_attempt_time
+            .get_or_create(&self.labels())
+            .observe(attempt.latency_ms / 1000.0);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a target named {0:?} exists already")]
+    Exists(String),
+    #[error("no target named {0:?}")]
+    NotFound(String),
+    #[error("target {0:?} is defined by HOOKVAULT_FORWARD; change it there")]
+    FromSettings(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A target as the API shows it: its spec (never its secret) and its state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetView {
+    #[serde(flatten)]
+    pub spec: TargetSpec,
+    pub has_secret: bool,
+    pub source: Source,
+    /// `healthy`, `retrying` (failed attempts since the last success) or `open`
+    /// (the circuit is open: attempts paused but for probes).
+    pub state: &'static str,
+    /// Every stored delivery up to this seq was taken, failed or did not match.
+    pub cursor: u64,
+    /// Stored deliveries after the cursor (not all may match the filters).
+    pub backlog: u64,
+    pub in_flight: u64,
+    /// Deliveries the target took since hookvault started.
+    pub delivered: u64,
+    /// Deliveries marked failed for this target and not re-sent since.
+    pub failed: u64,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<LastError>,
+    /// The last attempts, newest first.
+    pub recent_attempts: Vec<Attempt>,
+}
+
+struct Running {
+    target: Arc<Target>,
+    commands: mpsc::Sender<worker::Command>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+pub struct Forwarding {
+    store: Store,
+    metrics: Arc<Metrics>,
+    targets: Mutex<BTreeMap<String, Running>>,
+}
+
+impl Forwarding {
+    /// Starts a worker for each target: those of `urls` (`HOOKVAULT_FORWARD`) and
+    /// those made through the API.
+    pub async fn start(
+        store: Store,
+        metrics: Arc<Metrics>,
+        urls: &[String],
+    ) -> anyhow::Result<Arc<Self>> {
+        let forwarding = Arc::new(Self {
+            store,
+            metrics,
+            targets: Mutex::new(BTreeMap::new()),
+        });
+        let mut targets = forwarding.targets.lock().await;
+        for saved in forwarding.store.forwarding_targets().await? {
+            let spec: TargetSpec = serde_json::from_slice(&saved.spec)
+                .map_err(|e| anyhow::anyhow!("forwarding target {}: {e}", saved.name))?;
+            let running = forwarding.launch(spec, Source::Api).await?;
+            targets.insert(saved.name, running);
+        }
+        for spec in settings_targets(urls)? {
+            if targets.contains_key(&spec.name) {
+                anyhow::bail!(
+                    "HOOKVAULT_FORWARD: the target for {} would be named {:?}, like a target made through the API; delete that one first",
+                    spec.url,
+                    spec.name
+                );
+            }
+            if forwarding
+                .store
+                .forwarding_cursor(&spec.name)
+                .await?
+                .is_none()
+            {
+                // A new target starts with what is stored from now on; the cursor is
+                // durable first, so a restart does not skip what came meanwhile.
+                let seq = forwarding
+                    .store
+                    .log_progress()
+                    .appended
+                    .load(Ordering::Acquire);
+                forwarding
+                    .store
+                    .change_forwarding(vec![ForwardingChange::StartAt {
+                        name: spec.name.clone(),
+                        seq,
+                    }])
+                    .await?;
+            }
+            let name = spec.name.clone();
+            let running = forwarding.launch(spec, Source::Settings).await?;
+            targets.insert(name, running);
+        }
+        drop(targets);
+        Ok(forwarding)
+    }
+
+    async fn launch(&self, spec: TargetSpec, source: Source) -> anyhow::Result<Running> {
+        let cursor = self.store.forwarding_cursor(&spec.name).await?.unwrap_or(0);
+        let name = spec.name.clone();
+        let target = Arc::new(
+            Target::new(spec, source, self.metrics.clone(), cursor)
+                .map_err(|e| anyhow::anyhow!("forwarding target {name}: {e}"))?,
+        );
+        let (commands, receiver) = mpsc::channel(16);
+        let (stop, stopped) = watch::channel(false);
+        let worker = worker::Worker::new(target.clone(), self.store.clone(), cursor);
+        let task = tokio::spawn(worker.run(receiver, stopped));
+        Ok(Running {
+            target,
+            commands,
+            stop,
+            task,
+        })
+    }
+
+    pub async fn list(&self) -> Result<Vec<TargetView>, ForwardError> {
+        let targets: Vec<Arc<Target>> = self
+            .targets
+            .lock()
+            .await
+            .values()
+            .map(|r| r.target.clone())
+            .collect();
+        let mut views = Vec::with_capacity(targets.len());
+        for target in targets {
+            views.push(self.view(&target).await?);
+        }
+        Ok(views)
+    }
+
+    pub async fn get(&self, name: &str) -> Result<TargetView, ForwardError> {
+        let target = self.target(name).await?;
+        self.view(&target).await
+    }
+
+    async fn target(&self, name: &str) -> Result<Arc<Target>, ForwardError> {
+        let targets = self.targets.lock().await;
+        targets
+            .get(name)
+            .map(|r| r.target.clone())
+            .ok_or_else(|| ForwardError::NotFound(name.to_owned()))
+    }
+
+    async fn view(&self, target: &Target) -> Result<TargetView, ForwardError> {
+        let (_, failed) = self
+            .store
+            .forwarding_failed(&target.spec.name, 0, 0, 0)
+            .await?;
+        let status = &target.status;
+        let cursor = status.cursor();
+        let appended = self.store.log_progress().appended.load(Ordering::Relaxed);
+        Ok(TargetView {
+            spec: target.spec.clone(),
+            has_secret: target.spec.secret.is_some(),
+            source: target.source,
+            state: target.breaker.state(),
+            cursor,
+            backlog: appended.saturating_sub(cursor),
+            in_flight: status.in_flight.load(Ordering::Relaxed),
+            delivered: status.delivered.load(Ordering::Relaxed),
+            failed,
+            last_success_at: status.last_success(),
+            last_error: status.last_error(),
+            recent_attempts: status.recent_attempts(RECENT_ATTEMPTS),
+        })
+    }
+
+    /// Creates a target through the API: durable, then running.
+    pub async fn create(&self, spec: TargetSpec) -> Result<TargetView, ForwardError> {
+        spec.check().map_err(ForwardError::Invalid)?;
+        let mut targets = self.targets.lock().await;
+        if targets.contains_key(&spec.name) {
+            return Err(ForwardError::Exists(spec.name));
+        }
+        let seq = match spec.start.unwrap_or(Start::Now) {
+            Start::Now => self.store.log_progress().appended.load(Ordering::Acquire),
+            Start::Beginning => 0,
+            Start::After(seq) => seq,
+        };
+        let name = spec.name.clone();
+        self.store
+            .change_forwarding(vec![
+                ForwardingChange::PutTarget {
+                    name: name.clone(),
+                    spec: stored(&spec),
+                },
+                ForwardingChange::StartAt {
+                    name: name.clone(),
+                    seq,
+                },
+            ])
+            .await?;
+        let running = self
+            .launch(spec, Source::Api)
+            .await
+            .map_err(|e| ForwardError::Invalid(e.to_string()))?;
+        let target = running.target.clone();
+        targets.insert(name, running);
+        drop(targets);
+        self.view(&target).await
+    }
+
+    /// Replaces a target's spec; its cursor and failed deliveries stay. A spec
+    /// without a secret keeps the target's secret.
+    pub async fn replace(&self, mut spec: TargetSpec) -> Result<TargetView, ForwardError> {
+        spec.check().map_err(ForwardError::Invalid)?;
+        let mut targets = self.targets.lock().await;
+        let Some(old) = targets.get(&spec.name) else {
+            return Err(ForwardError::NotFound(spec.name));
+        };
+        if old.target.source == Source::Settings {
+            return Err(ForwardError::FromSettings(spec.name));
+        }
+        if spec.secret.is_none() {
+            spec.secret = old.target.spec.secret.clone();
+        }
+        spec.start = None;
+        let name = spec.name.clone();
+        self.store
+            .change_forwarding(vec![ForwardingChange::PutTarget {
+                name: name.clone(),
+                spec: stored(&spec),
+            }])
+            .await?;
+        let old = targets.remove(&name).expect("checked above");
+        stop(old).await;
+        let running = self
+            .launch(spec, Source::Api)
+            .await
+            .map_err(|e| ForwardError::Invalid(e.to_string()))?;
+        let target = running.target.clone();
+        targets.insert(name, running);
+        drop(targets);
+        self.view(&target).await
+    }
+
+    /// Stops and forgets a target made through the API, with its cursor and failures.
+    pub async fn delete(&self, name: &str) -> Result<(), ForwardError> {
+        let mut targets = self.targets.lock().await;
+        match targets.get(name) {
+            None => return Err(ForwardError::NotFound(name.to_owned())),
+            Some(r) if r.target.source == Source::Settings => {
+                return Err(ForwardError::FromSettings(name.to_owned()));
+            }
+            Some(_) => {}
+        }
+        let running = targets.remove(name).expect("checked above");
+        let labels = running.target.labels();
+        stop(running).await;
+        self.store
+            .change_forwarding(vec![ForwardingChange::DeleteTarget {
+                name: name.to_owned(),
+            }])
+            .await?;
+        self.metrics.forward_backlog.remove(&labels);
+        self.metrics.forward_circuit_open.remove(&labels);
+        Ok(())
+    }
+
+    /// A target's failed deliveries with seq in `from..=to`, oldest first, and how
+    /// many it has in all.
+    pub async fn failed(
+        &self,
+        name: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<(Vec<FailedDelivery>, u64), ForwardError> {
+        self.target(name).await?;
+        let (records, total) = self.store.forwarding_failed(name, from, to, limit).await?;
+        let failed = records
+            .into_iter()
+            .filter_map(|(_, bytes)| serde_json::from_slice(&bytes).ok())
+            .collect();
+        Ok((failed, total))
+    }
+
+    /// Queues failed deliveries to be sent again; they leave the failed list once the
+    /// target takes them.
+    pub async fn resend(&self, name: &str, seqs: Vec<u64>) -> Result<usize, ForwardError> {
+        let commands = {
+            let targets = self.targets.lock().await;
+            let running = targets
+                .get(name)
+                .ok_or_else(|| ForwardError::NotFound(name.to_owned()))?;
+            running.commands.clone()
+        };
+        let count = seqs.len();
+        if count > 0 {
+            commands
+                .send(worker::Command::Resend(seqs))
+                .await
+                .map_err(|_| ForwardError::Store(StoreError::Closed))?;
+        }
+        Ok(count)
+    }
+
+    /// Sets the gauges read at scrape time.
+    pub async fn observe(&self) {
+        let appended = self.store.log_progress().appended.load(Ordering::Relaxed);
+        for running in self.targets.lock().await.values() {
+            let target = &running.target;
+            let labels = target.labels();
+            let backlog = appended.saturating_sub(target.status.cursor());
+            self.metrics
+                .forward_backlog
+                .get_or_create(&labels)
+                .set(backlog as i64);
+            let open = i64::from(target.breaker.state() == "open");
+            self.metrics
+                .forward_circuit_open
+                .get_or_create(&labels)
+                .set(open);
+        }
+    }
+
+    /// Stops every worker; each saves its cursor.
+    pub async fn stop(&self) {
+        let targets = std::mem::take(&mut *self.targets.lock().await);
+        for running in targets.into_values() {
+            stop(running).await;
+        }
+    }
+}
+
+async fn stop(running: Running) {
+    let _ = running.stop.send(true);
+    let _ = running.task.await;
+}
+
+/// The spec as stored: with its secret (the data directory is private to the
+/// service user), without the creation-only `start`.
+fn stored(spec: &TargetSpec) -> Vec<u8> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Stored<'a> {
+        #[serde(flatten)]
+        spec: &'a TargetSpec,
+        secret: &'a Option<String>,
+    }
+    serde_json::to_vec(&Stored {
+        spec,
+        secret: &spec.secret,
+    })
+    .expect("specs serialize")
+}
+
+/// The targets of `HOOKVAULT_FORWARD`, named after their host, port and path
+/// (`10.0.0.5-8080-github-webhook`), so a name stays with its URL when the list
+/// changes.
+pub fn settings_targets(urls: &[String]) -> anyhow::Result<Vec<TargetSpec>> {
+    let mut specs: Vec<TargetSpec> = Vec::new();
+    for url in urls {
+        let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("{url:?}: {e}"))?;
+        let mut slug = String::new();
+        let place = format!(
+            "{}-{}-{}",
+            parsed.host_str().unwrap_or("target"),
+            parsed.port_or_known_default().unwrap_or(0),
+            parsed.path()
+        );
+        for c in place.chars() {
+            let c = if c.is_ascii_alphanumeric() || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            };
+            if !(c == '-' && (slug.is_empty() || slug.ends_with('-'))) {
+                slug.push(c);
+            }
+        }
+        let mut name: String = slug.trim_end_matches('-').chars().take(56).collect();
+        let base = name.clone();
+        let mut n = 2;
+        while specs.iter().any(|s| s.name == name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        let spec = TargetSpec::for_url(name, url.clone());
+        spec.check().map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_targets_are_named_after_their_place() {
+        let urls = [
+            "http://10.0.0.5:8080/github-webhook/".to_owned(),
+            "https://Jenkins.lan/hook".to_owned(),
+            "http://10.0.0.5:8080/github-webhook".to_owned(),
+        ];
+        let names: Vec<String> = settings_targets(&urls)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "10.0.0.5-8080-github-webhook",
+                "jenkins.lan-443-hook",
+                "10.0.0.5-8080-github-webhook-2"
+            ]
+        );
+        assert!(settings_targets(&["http://169.254.169.254/".to_owned()]).is_err());
+        assert!(settings_targets(&["not a url".to_owned()]).is_err());
+    }
+}

@@ -128,7 +128,12 @@ mod tests {
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         );
         assert_eq!(headers.get_all("x-hub-signature-256").iter().count(), 1);
-        assert!(headers["x-hub-signature"].to_str().unwrap().starts_with("sha1="));
+        assert!(
+            headers["x-hub-signature"]
+                .to_str()
+                .unwrap()
+                .starts_with("sha1=")
+        );
         assert_ne!(headers["x-hub-signature"], "sha1=original");
         assert_eq!(headers[ATTEMPT_HEADER], "3");
     }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::appender::LogEntry;
 use super::events;
+use super::forwarding;
 use super::rejected;
 use super::tables::{self, WriteTables, meta};
 use super::writer::{
@@ -71,8 +72,12 @@ pub(super) fn apply_batch(
                 Outcome::Rejected
             }
             WriteRequest::Cursor { name, seq } => {
-                t.cursors.insert(*name, *seq)?;
+                t.cursors.insert(name.as_str(), *seq)?;
                 Outcome::Cursor
+            }
+            WriteRequest::Forwarding { changes, .. } => {
+                forwarding::apply(txn, &mut t, changes)?;
+                Outcome::Forwarding
             }
         };
         outcomes.push(outcome);

@@ -12,6 +12,7 @@ mod counters;
 mod dedup;
 mod error;
 mod events;
+mod forwarding;
 mod index;
 mod query;
 mod reads;
@@ -36,6 +37,7 @@ pub use appender::LogProgress;
 pub use counters::{HOUR_MS, OPEN_SECURITY_ALERTS};
 pub use error::StoreError;
 pub use events::StatusUpdate;
+pub use forwarding::{ForwardingChange, SavedTarget, cursor_name as forwarding_cursor_name};
 pub use query::{EventQuery, Page};
 pub use reads::{HealthFacts, StoredEvent};
 pub use record::{EventRecord, Fact, Status};
@@ -323,7 +325,8 @@ impl Store {
     /// Saves a consumer's cursor (the highest seq it is done with). Committed with the
     /// writer's next batch and made durable with its next durable commit (within a
     /// second): a crash may take it back that far, never past what the store holds.
-    pub async fn save_cursor(&self, name: &'static str, seq: u64) -> Result<(), StoreError> {
+    pub async fn save_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        let name = name.to_owned();
         self.send(WriteRequest::Cursor { name, seq }).await
     }
 

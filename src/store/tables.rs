@@ -48,6 +48,15 @@ pub const RETRY_QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("r
 /// may be up to a second behind, and the consumer repeats what it sent since.
 pub const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors_v1");
 
+/// forwarding target name → its spec (JSON, `forward::target`), for the targets made
+/// through the API.
+pub const FORWARD_TARGETS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("forward_targets_v1");
+/// (target name, seq) → a delivery the target did not take, with its attempts (JSON,
+/// `forward::failed`).
+pub const FORWARD_FAILED: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("forward_failed_v1");
+
 /// `webhook_event_stats`: (hour, event, metric) → value. Metrics are the statuses,
 /// `total`, `time_us_sum`, `timed` and `duplicates`.
 pub const HOURLY: TableDefinition<(i64, &str, &str), i64> = TableDefinition::new("hourly_v1");

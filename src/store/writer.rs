@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::appender::{LogEntry, LogProgress};
 use super::apply::{apply_batch, logged_after, write_entries};
 use super::events::StatusUpdate;
+use super::forwarding::ForwardingChange;
 use super::rejected::RejectedDelivery;
 use super::slot::DbSlot;
 use super::tail::Tail;
@@ -86,7 +87,12 @@ pub enum WriteRequest {
     Reject(Box<RejectedDelivery>),
     /// A consumer's new cursor (`cursors_v1`). Nobody waits for it: it rides on the
     /// next durable commit, and a consumer repeats what a crash made it forget.
-    Cursor { name: &'static str, seq: u64 },
+    Cursor { name: String, seq: u64 },
+    /// Forwarding's targets and failed deliveries: durable before answered.
+    Forwarding {
+        changes: Vec<ForwardingChange>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// What the store did with a delivery. Both variants are durable when returned.
@@ -119,6 +125,7 @@ pub(super) enum Outcome {
     Removed(usize),
     Rejected,
     Cursor,
+    Forwarding,
 }
 
 /// How the writer's commits have been going, for health.
@@ -308,6 +315,7 @@ impl Writer {
                 WriteRequest::Update { .. }
                     | WriteRequest::Retire { .. }
                     | WriteRequest::RemoveTests { .. }
+                    | WriteRequest::Forwarding { .. }
             )
         });
         let durability = if durable {
@@ -347,6 +355,9 @@ impl Writer {
                         (WriteRequest::Retire { reply, .. }, Outcome::Retire(count))
                         | (WriteRequest::RemoveTests { reply, .. }, Outcome::Removed(count)) => {
                             let _ = reply.send(Ok(count));
+                        }
+                        (WriteRequest::Forwarding { reply, .. }, Outcome::Forwarding) => {
+                            let _ = reply.send(Ok(()));
                         }
                         (WriteRequest::Reject(_), Outcome::Rejected)
                         | (WriteRequest::Cursor { .. }, Outcome::Cursor) => {}
@@ -415,6 +426,9 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
             let _ = reply.send(Err(error.clone()));
         }
         WriteRequest::Retire { reply, .. } | WriteRequest::RemoveTests { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        WriteRequest::Forwarding { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
         WriteRequest::Reject(_) | WriteRequest::Cursor { .. } => {}

@@ -1,0 +1,381 @@
+//! One target's worker: follows the store with the target's cursor, sends what
+//! matches (up to `concurrency` at once, one at a time per repository when
+//! `ordered`), and moves the cursor past a delivery only once the target took it
+//! or it was marked failed for the target: after a restart or a crash it resumes
+//! from there, and what was in flight is sent again (at least once).
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::Target;
+use super::breaker::{Turn, backoff};
+use super::send::{self, Outbound};
+use super::status::{Attempt, FailedDelivery};
+use crate::domain::timestamp;
+use crate::store::{ForwardingChange, Status, Store, StoredEvent, forwarding_cursor_name};
+
+/// Matching deliveries read ahead of what is sent.
+const READ_AHEAD: usize = 512;
+/// Body bytes read from the store at once (besides the first event).
+const READ_BYTES: usize = 16 << 20;
+/// After a commit, wait this long before reading, to take several commits at once.
+const COALESCE: Duration = Duration::from_millis(5);
+/// The cursor is saved at most this often: a crash repeats what was sent since.
+const SAVE_EVERY: Duration = Duration::from_millis(200);
+/// Attempts kept with a failed delivery.
+const KEPT_ATTEMPTS: usize = 10;
+/// Pause after the store could not be read.
+const READ_RETRY: Duration = Duration::from_secs(1);
+
+pub enum Command {
+    /// Send these failed deliveries again.
+    Resend(Vec<u64>),
+}
+
+struct Done {
+    seq: u64,
+    /// The repository it held, for an ordered target.
+    holds: Option<String>,
+    resend: bool,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Taken,
+    Failed(FailedDelivery),
+    /// A failed delivery to re-send was retired meanwhile: nothing is left to send.
+    Gone,
+}
+
+pub struct Worker {
+    target: Arc<Target>,
+    store: Store,
+    cursor_name: String,
+    /// Every stored delivery up to here was taken, failed, or did not match.
+    cursor: u64,
+    /// Every stored delivery up to here is read.
+    read: u64,
+    waiting: VecDeque<Outbound>,
+    /// Matching deliveries read and not done (waiting or running).
+    pending: BTreeSet<u64>,
+    /// Repositories with a delivery running (ordered targets).
+    busy: HashSet<String>,
+    resends: VecDeque<u64>,
+    resending: HashSet<u64>,
+    running: JoinSet<Done>,
+    saved: u64,
+    saved_at: Instant,
+}
+
+impl Worker {
+    pub fn new(target: Arc<Target>, store: Store, cursor: u64) -> Self {
+        target.status.cursor.store(cursor, Ordering::Relaxed);
+        Self {
+            cursor_name: forwarding_cursor_name(&target.spec.name),
+            target,
+            store,
+            cursor,
+            read: cursor,
+            waiting: VecDeque::new(),
+            pending: BTreeSet::new(),
+            busy: HashSet::new(),
+            resends: VecDeque::new(),
+            resending: HashSet::new(),
+            running: JoinSet::new(),
+            saved: cursor,
+            saved_at: Instant::now(),
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut feed = self.store.subscribe();
+        let mut more = true;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            if more && self.waiting.len() < READ_AHEAD {
+                feed.borrow_and_update();
+                match self.fill().await {
+                    Ok(found) => more = found,
+                    Err(error) => {
+                        tracing::warn!(target = %self.target.spec.name, %error, "forwarding cannot read the store");
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            _ = tokio::time::sleep(READ_RETRY) => {}
+                        }
+                    }
+                }
+            }
+            self.dispatch();
+            self.advance();
+            if more && self.waiting.len() < READ_AHEAD {
+                continue;
+            }
+            let save_due = self.saved_at + SAVE_EVERY;
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                    match done {
+                        Ok(done) => self.finish(done).await,
+                        Err(error) => tracing::error!(%error, "a forwarding task panicked"),
+                    }
+                }
+                Some(command) = commands.recv() => match command {
+                    Command::Resend(seqs) => {
+                        for seq in seqs {
+                            if self.resending.insert(seq) {
+                                self.resends.push_back(seq);
+                            }
+                        }
+                    }
+                },
+                changed = feed.changed(), if !more => match changed {
+                    Ok(()) => {
+                        tokio::time::sleep(COALESCE).await;
+                        more = true;
+                    }
+                    Err(_) => break,
+                },
+                _ = tokio::time::sleep_until(save_due), if self.cursor > self.saved => self.save().await,
+            }
+        }
+        // What is in flight now is sent again after the restart.
+        self.running.abort_all();
+        if self.cursor > self.saved {
+            self.save().await;
+        }
+    }
+
+    /// Reads what follows `read`; true when it found anything (there may be more).
+    async fn fill(&mut self) -> Result<bool, String> {
+        let room = READ_AHEAD - self.waiting.len();
+        let events = self
+            .store
+            .events_after(self.read, room, READ_BYTES)
+            .await
+            .map_err(|e| e.to_string())?;
+        let found = !events.is_empty();
+        for event in events {
+            self.read = event.seq;
+            if forwarded(&event) && self.target.filter.matches(&event.record) {
+                self.pending.insert(event.seq);
+                self.waiting.push_back(outbound(event));
+            }
+        }
+        Ok(found)
+    }
+
+    fn dispatch(&mut self) {
+        let limit = self.target.spec.concurrency as usize;
+        while self.running.len() < limit {
+            let Some(seq) = self.resends.pop_front() else {
+                break;
+            };
+            let (target, store) = (self.target.clone(), self.store.clone());
+            self.running.spawn(resend(target, store, seq));
+        }
+        let ordered = self.target.spec.ordered;
+        let mut blocked = HashSet::new();
+        let mut next = 0;
+        while self.running.len() < limit && next < self.waiting.len() {
+            let holds = if ordered {
+                let repository = self.waiting[next].repository.clone().unwrap_or_default();
+                if self.busy.contains(&repository) || blocked.contains(&repository) {
+                    // Later deliveries of a repository wait for its earlier ones.
+                    blocked.insert(repository);
+                    next += 1;
+                    continue;
+                }
+                self.busy.insert(repository.clone());
+                Some(repository)
+            } else {
+                None
+            };
+            let delivery = self.waiting.remove(next).expect("next is in bounds");
+            let target = self.target.clone();
+            self.running.spawn(async move {
+                let seq = delivery.seq;
+                let outcome = match deliver(&target, &delivery, 0).await {
+                    Ok(()) => Outcome::Taken,
+                    Err(attempts) => Outcome::Failed(failed_delivery(&delivery, attempts)),
+                };
+                Done {
+                    seq,
+                    holds,
+                    resend: false,
+                    outcome,
+                }
+            });
+        }
+        let in_flight = self.running.len() as u64;
+        self.target
+            .status
+            .in_flight
+            .store(in_flight, Ordering::Relaxed);
+    }
+
+    async fn finish(&mut self, done: Done) {
+        if let Some(repository) = &done.holds {
+            self.busy.remove(repository);
+        }
+        let name = self.target.spec.name.clone();
+        let status = &self.target.status;
+        let cleared = || ForwardingChange::Cleared {
+            target: name.clone(),
+            seqs: vec![done.seq],
+        };
+        let change = match &done.outcome {
+            Outcome::Gone => Some(cleared()),
+            Outcome::Taken => {
+                status.delivered.fetch_add(1, Ordering::Relaxed);
+                self.target.metrics_delivered();
+                done.resend.then(cleared)
+            }
+            Outcome::Failed(failed) => {
+                status.failed.fetch_add(1, Ordering::Relaxed);
+                self.target.metrics_failed();
+                tracing::warn!(target = %name, seq = done.seq, delivery = %failed.delivery_id, "delivery failed for the target after its attempts");
+                Some(ForwardingChange::Failed {
+                    target: name.clone(),
+                    seq: done.seq,
+                    record: serde_json::to_vec(failed).expect("records serialize"),
+                })
+            }
+        };
+        // Recorded durably before the cursor may pass it: a failed delivery is never
+        // forgotten.
+        if let Some(change) = change {
+            while let Err(error) = self.store.change_forwarding(vec![change.clone()]).await {
+                tracing::warn!(%error, "cannot record a forwarding outcome; trying again");
+                tokio::time::sleep(READ_RETRY).await;
+            }
+        }
+        if done.resend {
+            self.resending.remove(&done.seq);
+        } else {
+            self.pending.remove(&done.seq);
+        }
+    }
+
+    fn advance(&mut self) {
+        self.cursor = self.pending.first().map_or(self.read, |first| first - 1);
+        self.target
+            .status
+            .cursor
+            .store(self.cursor, Ordering::Relaxed);
+    }
+
+    async fn save(&mut self) {
+        if let Err(error) = self.store.save_cursor(&self.cursor_name, self.cursor).await {
+            tracing::warn!(%error, "cannot save a forwarding cursor");
+        }
+        self.saved = self.cursor;
+        self.saved_at = Instant::now();
+    }
+}
+
+/// Content duplicates (another hook's copy of a delivery sent already) and
+/// synthesized test events are not forwarded.
+fn forwarded(event: &StoredEvent) -> bool {
+    event.record.status != Status::Duplicate && !event.record.test
+}
+
+fn outbound(event: StoredEvent) -> Outbound {
+    Outbound {
+        seq: event.seq,
+        delivery_id: event.record.delivery_id,
+        event: event.record.event,
+        repository: event.record.repository,
+        received_at_ms: event.record.received_at_ms,
+        headers: event.headers,
+        body: event.body.into(),
+    }
+}
+
+fn failed_delivery(delivery: &Outbound, attempts: Vec<Attempt>) -> FailedDelivery {
+    FailedDelivery {
+        seq: delivery.seq,
+        delivery_id: delivery.delivery_id.clone(),
+        event: delivery.event.clone(),
+        repository: delivery.repository.clone(),
+        received_at_ms: delivery.received_at_ms,
+        failed_at: timestamp::to_rfc3339(timestamp::now_ms()),
+        attempts,
+    }
+}
+
+/// Tries until the target takes it, or `maxAttempts` counted attempts failed (the
+/// attempts, then). `before`: attempts made earlier (a re-send numbers on).
+async fn deliver(target: &Target, delivery: &Outbound, before: u32) -> Result<(), Vec<Attempt>> {
+    let spec = &target.spec;
+    let mut number = before;
+    let mut counted = 0;
+    let mut attempts = Vec::new();
+    loop {
+        let turn = target.breaker.turn().await;
+        number += 1;
+        let attempt = send::attempt(&target.client, spec, delivery, number).await;
+        target.status.record(attempt.clone());
+        target.metrics_attempt(&attempt);
+        if attempt.succeeded() {
+            target.breaker.succeeded();
+            return Ok(());
+        }
+        target.breaker.failed(turn);
+        if attempts.len() == KEPT_ATTEMPTS {
+            attempts.remove(0);
+        }
+        attempts.push(attempt);
+        if turn == Turn::Normal {
+            counted += 1;
+            if counted >= spec.max_attempts {
+                return Err(attempts);
+            }
+        }
+        let base = Duration::from_millis(spec.backoff_ms);
+        let max = Duration::from_millis(spec.max_backoff_ms);
+        tokio::time::sleep(backoff(counted.max(1), base, max)).await;
+    }
+}
+
+/// Sends a failed delivery again, on from its recorded attempts.
+async fn resend(target: Arc<Target>, store: Store, seq: u64) -> Done {
+    let done = |outcome| Done {
+        seq,
+        holds: None,
+        resend: true,
+        outcome,
+    };
+    let Ok(Some(event)) = store.get_seq(seq).await else {
+        tracing::warn!(target = %target.spec.name, seq, "a failed delivery to re-send is no longer stored");
+        return done(Outcome::Gone);
+    };
+    let before = match store
+        .forwarding_failed(&target.spec.name, seq, seq, 1)
+        .await
+    {
+        Ok((records, _)) => records
+            .first()
+            .and_then(|(_, record)| serde_json::from_slice::<FailedDelivery>(record).ok())
+            .and_then(|record| record.attempts.last().map(|a| a.attempt))
+            .unwrap_or(0),
+        Err(_) => 0,
+    };
+    let delivery = outbound(event);
+    match deliver(&target, &delivery, before).await {
+        Ok(()) => done(Outcome::Taken),
+        Err(attempts) => done(Outcome::Failed(failed_delivery(&delivery, attempts))),
+    }
+}

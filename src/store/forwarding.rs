@@ -1,0 +1,158 @@
+//! Forwarding's durable state, kept opaque: the targets made through the API, and
+//! the deliveries a target never took (with their attempts). What the bytes mean is
+//! `forward`'s business; the store only keeps them, and each target's cursor in
+//! `cursors_v1` under [`cursor_name`], so one commit changes a target and its cursor
+//! together.
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::tables::{CURSORS, FORWARD_FAILED, FORWARD_TARGETS, WriteTables};
+use super::writer::WriteRequest;
+use super::{Store, StoreError};
+
+/// A change to forwarding's state. Each batch commits durably before it is answered.
+#[derive(Debug, Clone)]
+pub enum ForwardingChange {
+    /// Creates or replaces a target made through the API.
+    PutTarget { name: String, spec: Vec<u8> },
+    /// Forgets a target: its spec, cursor and failed deliveries.
+    DeleteTarget { name: String },
+    /// Sets a target's cursor (where a new target starts).
+    StartAt { name: String, seq: u64 },
+    /// A delivery the target did not take (or a new attempt at one).
+    Failed {
+        target: String,
+        seq: u64,
+        record: Vec<u8>,
+    },
+    /// Failed deliveries the target took at last.
+    Cleared { target: String, seqs: Vec<u64> },
+}
+
+/// A target's key in `cursors_v1`.
+pub fn cursor_name(target: &str) -> String {
+    format!("forward/{target}")
+}
+
+pub(super) fn apply(
+    txn: &WriteTransaction,
+    t: &mut WriteTables,
+    changes: &[ForwardingChange],
+) -> Result<(), StoreError> {
+    let mut targets = txn.open_table(FORWARD_TARGETS)?;
+    let mut failed = txn.open_table(FORWARD_FAILED)?;
+    for change in changes {
+        match change {
+            ForwardingChange::PutTarget { name, spec } => {
+                targets.insert(name.as_str(), spec.as_slice())?;
+            }
+            ForwardingChange::DeleteTarget { name } => {
+                targets.remove(name.as_str())?;
+                t.cursors.remove(cursor_name(name).as_str())?;
+                failed.retain_in((name.as_str(), 0)..=(name.as_str(), u64::MAX), |_, _| false)?;
+            }
+            ForwardingChange::StartAt { name, seq } => {
+                t.cursors.insert(cursor_name(name).as_str(), *seq)?;
+            }
+            ForwardingChange::Failed {
+                target,
+                seq,
+                record,
+            } => {
+                failed.insert((target.as_str(), *seq), record.as_slice())?;
+            }
+            ForwardingChange::Cleared { target, seqs } => {
+                for seq in seqs {
+                    failed.remove((target.as_str(), *seq))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A target made through the API, as stored.
+pub struct SavedTarget {
+    pub name: String,
+    pub spec: Vec<u8>,
+}
+
+impl Store {
+    /// Commits forwarding changes durably.
+    pub async fn change_forwarding(
+        &self,
+        changes: Vec<ForwardingChange>,
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteRequest::Forwarding { changes, reply })
+            .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The targets made through the API.
+    pub async fn forwarding_targets(&self) -> Result<Vec<SavedTarget>, StoreError> {
+        self.read(|db| {
+            let txn = db.begin_read()?;
+            let targets = match txn.open_table(FORWARD_TARGETS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            targets
+                .iter()?
+                .map(|entry| {
+                    let (name, spec) = entry?;
+                    Ok(SavedTarget {
+                        name: name.value().to_owned(),
+                        spec: spec.value().to_vec(),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// A target's cursor, if it has one.
+    pub async fn forwarding_cursor(&self, target: &str) -> Result<Option<u64>, StoreError> {
+        let name = cursor_name(target);
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let cursors = txn.open_table(CURSORS)?;
+            Ok(cursors.get(name.as_str())?.map(|v| v.value()))
+        })
+        .await
+    }
+
+    /// Up to `limit` of a target's failed deliveries with seq in `from..=to`, oldest
+    /// first, and how many it has in all.
+    pub async fn forwarding_failed(
+        &self,
+        target: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, Vec<u8>)>, u64), StoreError> {
+        let target = target.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let failed = match txn.open_table(FORWARD_FAILED) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), 0)),
+                Err(e) => return Err(e.into()),
+            };
+            let all = (target.as_str(), 0)..=(target.as_str(), u64::MAX);
+            let total = failed.range(all)?.count() as u64;
+            let mut out = Vec::new();
+            for entry in failed.range((target.as_str(), from)..=(target.as_str(), to))? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, record) = entry?;
+                out.push((key.value().1, record.value().to_vec()));
+            }
+            Ok((out, total))
+        })
+        .await
+    }
+}
