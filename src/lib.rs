@@ -258,6 +258,8 @@ impl App {
             streaming.await?;
         }
         forwarding.stop().await;
+        // Its handle to the store goes too, so the writer can stop.
+        drop(forwarding);
         let _ = stop_indexing.send(true);
         indexing.await?;
         tokio::task::spawn_blocking(move || writer.join()).await?;

@@ -29,15 +29,21 @@ pub struct Outbound {
     pub body: Bytes,
 }
 
-/// The HTTP client of one target: its timeout, redirect policy and resolver.
-pub fn client(spec: &TargetSpec) -> Result<reqwest::Client, String> {
+/// Makes ring rustls's process-wide crypto provider, once: reqwest is built without
+/// a provider of its own (its default, aws-lc-rs, needs cmake and doubles the
+/// build), and async-nats uses ring already. Call before building a reqwest client.
+pub fn install_crypto_provider() {
     static PROVIDER: Once = Once::new();
-    // reqwest's rustls without a provider of its own: ring, as async-nats uses
-    // (deprecated for lacking post-quantum key exchange; aws-lc-rs would need cmake).
+    // Deprecated for lacking post-quantum key exchange, which aws-lc-rs would add.
     #[allow(deprecated)]
     PROVIDER.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// The HTTP client of one target: its timeout, redirect policy and resolver.
+pub fn client(spec: &TargetSpec) -> Result<reqwest::Client, String> {
+    install_crypto_provider();
     let allow = spec.allow_link_local;
     let redirects = if spec.follow_redirects {
         redirect::Policy::custom(move |attempt| {

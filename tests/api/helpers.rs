@@ -73,7 +73,7 @@ impl TestApp {
                 .expect("server ran");
             }
         });
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
@@ -295,6 +295,17 @@ impl Delivery {
         delivery.body = body.to_vec();
         delivery
     }
+}
+
+/// A client builder for the tests. reqwest's rustls comes without a crypto provider
+/// of its own (the crate picks ring), so one is installed first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    hookvault::forward::send::install_crypto_provider();
+    reqwest::Client::builder()
+}
+
+pub fn client() -> reqwest::Client {
+    client_builder().build().expect("a client")
 }
 
 pub fn sign(body: &[u8]) -> String {

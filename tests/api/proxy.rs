@@ -119,7 +119,7 @@ impl Drop for Nginx {
 
 /// A visitor's client: every connection from [`CLIENT`].
 fn visitor() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::client_builder()
         .local_address(CLIENT.parse::<IpAddr>().unwrap())
         .timeout(Duration::from_secs(30))
         .build()
@@ -139,7 +139,9 @@ async fn post(client: &reqwest::Client, base: &str, delivery: Delivery) -> Statu
 async fn rejected_source(binary: &Binary, delivery_id: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let body: Value = reqwest::get(format!("{}/api/webhooks/rejected", binary.address))
+        let body: Value = crate::helpers::client()
+            .get(format!("{}/api/webhooks/rejected", binary.address))
+            .send()
             .await
             .unwrap()
             .json()
@@ -171,7 +173,9 @@ async fn refused_source_through(nginx: &Nginx, binary: &Binary) -> String {
 
 /// Local-only routes through the proxy, even with a made-up loopback address.
 async fn assert_never_local_through(nginx: &Nginx, binary: &Binary) {
-    let direct = reqwest::get(format!("{}/api/webhooks/events", binary.address))
+    let direct = crate::helpers::client()
+        .get(format!("{}/api/webhooks/events", binary.address))
+        .send()
         .await
         .unwrap();
     assert_eq!(direct.status(), StatusCode::OK, "direct loopback is local");
