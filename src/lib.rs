@@ -28,7 +28,8 @@
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
 //! - [`retention`]: retires events older than the retention window.
-//! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
+//! - [`server`]: the hyper accept loop with timeouts and graceful shutdown, over TCP
+//!   or TLS (certificates reloaded on SIGHUP and on change).
 //! - [`memory`]: hands memory freed by bursts back to the system (the one `unsafe`
 //!   call, `malloc_trim`).
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
@@ -139,6 +140,21 @@ impl App {
         tracing::info!(?opened, docs = search.num_docs(), "search index ready");
         let indexer = Indexer::new(store.clone(), search.clone(), checkpoint)?;
 
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let tls = match config.tls.clone() {
+            Some(files) => {
+                let tls = server::tls::Tls::new(files)?;
+                tokio::spawn(tls.clone().watch(until_stopped()));
+                Some(tls.acceptor())
+            }
+            None => None,
+        };
         let config = Arc::new(config);
         let access = Access::new(config.api_token.clone());
         let connections = server::Connections::new(
@@ -165,13 +181,6 @@ impl App {
         let policy = RetryPolicy::from_config(&config);
         let processor = Processor::new(store.clone(), stages, policy);
 
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
         let processing = tokio::spawn(processor.clone().run(until_stopped()));
         // The index stops last, so its final commit covers every status change the
         // other tasks made while stopping.
@@ -233,8 +242,12 @@ impl App {
         };
         let io_for_close = state.io.clone();
         let router = api::router(state, socket_layer);
-        tracing::info!(address = %listener.local_addr()?, "hookvault is listening");
-        server::serve(listener, router, connections, shutdown).await;
+        tracing::info!(
+            tls = tls.is_some(),
+            address = %listener.local_addr()?,
+            "hookvault is listening"
+        );
+        server::serve(listener, router, connections, tls, shutdown).await;
 
         tracing::info!("server stopped; finishing processing and closing the store");
         // Socket.IO sessions (connected, refused before joining a namespace, or

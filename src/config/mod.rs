@@ -16,8 +16,10 @@ use ipnet::IpNet;
 use crate::guard::{AllowedHosts, CorsOrigins, RateLimit};
 
 mod nats;
+mod tls;
 
 pub use nats::{NatsAuth, NatsConfig};
+pub use tls::TlsFiles;
 
 /// File in the data directory that holds the generated webhook secret.
 pub const SECRET_FILE: &str = "webhook-secret";
@@ -306,6 +308,13 @@ pub struct Settings {
     /// no limit).
     #[arg(long, env = "HOOKVAULT_NATS_MAX_AGE_DAYS", global = true)]
     nats_max_age_days: Option<String>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key); reloaded on SIGHUP
+    /// and when the file changes.
+    #[arg(long, env = "HOOKVAULT_TLS_CERT", global = true)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "HOOKVAULT_TLS_KEY", global = true)]
+    tls_key: Option<PathBuf>,
     /// Size of an acknowledgement-log segment in KiB (tests make it small to see
     /// segments rotate and go).
     #[arg(long, env = "HOOKVAULT_LOG_SEGMENT_KB", default_value_t = (crate::log::SEGMENT_BYTES >> 10).to_string(), global = true, hide = true)]
@@ -378,6 +387,8 @@ pub struct Config {
     pub max_concurrent_ingest: usize,
     /// Streaming to NATS JetStream; `None`: off.
     pub nats: Option<NatsConfig>,
+    /// HTTPS with these files; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -410,6 +421,7 @@ impl Config {
             allowed_hosts: AllowedHosts::default(),
             max_concurrent_ingest: 256,
             nats: None,
+            tls: None,
         }
     }
 
@@ -538,6 +550,7 @@ impl Config {
         }
 
         let nats = NatsConfig::parse(&settings)?;
+        let tls = TlsFiles::parse(&settings, purpose == Purpose::Serve)?;
 
         if purpose == Purpose::Serve {
             prepare_data_dir(&settings.data_dir)?;
@@ -574,6 +587,7 @@ impl Config {
             allowed_hosts,
             max_concurrent_ingest,
             nats,
+            tls,
         })
     }
 }

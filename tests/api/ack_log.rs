@@ -177,7 +177,7 @@ async fn found(client: &reqwest::Client, address: &str, ids: &[String]) -> usize
 async fn a_crash_before_the_durable_commit_is_repaired_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let start = || start_in(dir.path());
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let corpus = fixtures();
     let mut binary = start();
     let mut ids = Vec::new();
@@ -219,7 +219,7 @@ fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_torn_tail_is_cut_and_damage_before_it_stops_startup() {
     let dir = tempfile::tempdir().unwrap();
     let start = || start_in(dir.path());
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let push = fixtures().into_iter().find(|f| f.event == "push").unwrap();
     let binary = start();
     let first = post(&client, &binary.address, "push", &push.bytes).await;
@@ -273,7 +273,7 @@ async fn a_torn_tail_is_cut_and_damage_before_it_stops_startup() {
 async fn a_clean_stop_leaves_nothing_to_apply() {
     let dir = tempfile::tempdir().unwrap();
     let start = || start_in(dir.path());
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let binary = start();
     let mut ids = HashSet::new();
     for fixture in fixtures().iter().take(20) {

@@ -58,7 +58,8 @@ async fn a_generated_secret_is_printed_once_and_works() {
     let body = br#"{"zen":"Design for failure.","hook_id":1}"#;
     let signature = Signature::compute(secret.as_bytes(), body).to_header();
     let delivery = Delivery::new("ping", &new_id(), body).with("X-Hub-Signature-256", &signature);
-    let mut request = reqwest::Client::new().post(format!("{}/api/webhooks/github", first.address));
+    let mut request =
+        crate::helpers::client().post(format!("{}/api/webhooks/github", first.address));
     for (name, value) in &delivery.headers {
         request = request.header(name.as_str(), value.as_str());
     }
@@ -85,7 +86,7 @@ async fn configured_secrets_never_appear_in_debug_logs() {
     cmd.env("GITHUB_WEBHOOK_SECRET", format!("old-{secret},{secret}"))
         .env("DEBUG", "GitHubWebhook*");
     let binary = Binary::start(cmd);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     for signing_secret in [secret, "wrong"] {
         let body = br#"{"zen":"x"}"#;
         let delivery = Delivery::new("ping", &new_id(), body).with(
@@ -223,7 +224,7 @@ async fn the_banner_names_the_bound_port_and_urls_that_answer() {
         "X-Hub-Signature-256",
         &Signature::compute(secret.as_bytes(), body).to_header(),
     );
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let mut request = client.post(&payload_url);
     for (name, value) in &delivery.headers {
         request = request.header(name.as_str(), value.as_str());

@@ -130,7 +130,7 @@ async fn out_of_file_descriptors_deliveries_still_get_in() {
     for _ in 0..1100 {
         silent.push(TcpStream::connect(&host).await.unwrap());
     }
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::client_builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();

@@ -29,7 +29,7 @@ impl Stage for DownOnce {
 #[tokio::test]
 async fn the_dashboard_is_served_with_etags_and_fingerprinted_assets() {
     let app = TestApp::spawn().await;
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -47,7 +47,7 @@ async fn kill_harness(kills: usize) {
     let corpus: Arc<Vec<(String, Vec<u8>)>> =
         Arc::new(fixtures().into_iter().map(|f| (f.event, f.bytes)).collect());
     let ledger: Arc<Mutex<Ledger>> = Arc::default();
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -253,7 +253,7 @@ async fn a_clean_stop_leaves_no_repair_work_and_a_caught_up_index() {
     cmd.env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env("WEBHOOK_DEDUP_TTL", "0");
     let binary = Binary::start(cmd);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     for fixture in fixtures().iter().take(40) {
         let delivery = Delivery::new(&fixture.event, &new_id(), &fixture.bytes);
         let mut request = client.post(format!("{}/api/webhooks/github", binary.address));

@@ -73,7 +73,7 @@ impl TestApp {
                 .expect("server ran");
             }
         });
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
@@ -295,6 +295,17 @@ impl Delivery {
         delivery.body = body.to_vec();
         delivery
     }
+}
+
+/// An HTTP client. reqwest is built without a rustls crypto provider (hookvault
+/// picks ring), so the process-wide one is installed first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    hookvault::server::tls::install_provider();
+    reqwest::Client::builder()
+}
+
+pub fn client() -> reqwest::Client {
+    client_builder().build().expect("HTTP client")
 }
 
 pub fn sign(body: &[u8]) -> String {

@@ -28,6 +28,7 @@ mod search;
 mod skips;
 mod statistics;
 mod stream;
+mod tls;
 mod transfer;
 mod trust;
 mod validation;

@@ -119,7 +119,7 @@ impl Drop for Nginx {
 
 /// A visitor's client: every connection from [`CLIENT`].
 fn visitor() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::client_builder()
         .local_address(CLIENT.parse::<IpAddr>().unwrap())
         .timeout(Duration::from_secs(30))
         .build()

@@ -263,7 +263,7 @@ async fn a_sigkill_while_publishing_loses_and_doubles_nothing() {
     let corpus: Arc<Vec<(String, Vec<u8>)>> =
         Arc::new(fixtures().into_iter().map(|f| (f.event, f.bytes)).collect());
     let stored: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let mut binary = start();
     let workers: Vec<_> = (0..16)
         .map(|worker| {
