@@ -48,6 +48,11 @@ impl Banner {
         }
     }
 
+    /// Where clients on this machine reach it: `http(s)://address:port`.
+    pub fn local_url(&self) -> &str {
+        self.dashboard_url.trim_end_matches("/dashboard")
+    }
+
     /// `https` with the built-in TLS, else `http`.
     fn scheme(&self) -> &str {
         self.payload_url.split("://").next().unwrap_or("http")

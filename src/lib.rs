@@ -33,6 +33,8 @@
 //! - [`memory`]: hands memory freed by bursts back to the system (the one `unsafe`
 //!   call, `malloc_trim`).
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
+//! - [`backup`]: the online backup's archive (a store copy and its manifest in a
+//!   `.tar.zst`): written for `GET /api/backup`, checked and laid out by `restore`.
 //! - [`commands`]: the commands on a stopped instance (`verify`, `reindex`, `export`,
 //!   `import`, `compact`), which open the store one way and never create one.
 //! - `fuzzing` (hidden): the fuzz targets' entry points and invariants, shared by
@@ -45,6 +47,7 @@
 
 pub mod access;
 pub mod api;
+pub mod backup;
 pub mod banner;
 pub mod commands;
 pub mod config;
@@ -125,6 +128,7 @@ impl App {
             on_append: Some(Arc::new(move |batch, took| appends.append(batch, took))),
             log_segment_bytes: config.log_segment_bytes,
         };
+        backup::remove_leftovers(&config.data_dir);
         let data_dir = config.data_dir.clone();
         let (store, writer) = tokio::task::spawn_blocking(move || {
             Store::open(&data_dir, &options).map_err(|e| {
@@ -239,6 +243,7 @@ impl App {
             access,
             ingest_slots,
             stream: stream_status,
+            backups: api::backup_slots(),
         };
         let io_for_close = state.io.clone();
         let router = api::router(state, socket_layer);

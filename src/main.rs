@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::export(&config, &args),
         Command::Import(args) => commands::import(&config, &args),
         Command::Compact => commands::compact(&config),
+        Command::Backup(args) => commands::backup(&config, &args),
+        Command::Restore(args) => commands::restore(&config, &args),
     }
 }
 

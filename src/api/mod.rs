@@ -1,6 +1,7 @@
 //! The HTTP API: one `router()` per area, merged here so the whole route table fits
 //! on one screen.
 
+mod backup;
 mod catalog;
 mod envelope;
 mod error;
@@ -13,6 +14,7 @@ mod replay;
 mod repositories;
 mod search;
 mod statistics;
+mod streamed;
 mod webhooks;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use backup::backup_slots;
 pub use error::ApiError;
 pub use events::EventSummary;
 pub use statistics::{health_score, success_rate};
@@ -65,6 +68,8 @@ pub struct AppState {
     pub ingest_slots: Arc<Semaphore>,
     /// The NATS sink's progress, when streaming is on.
     pub stream: Option<Arc<crate::stream::Status>>,
+    /// Backups being taken ([`backup_slots`]).
+    pub backups: Arc<Semaphore>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
@@ -87,6 +92,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(repositories::router())
         .merge(search::router())
         .merge(metrics::router())
+        .merge(backup::router())
         .route_layer(middleware::from_fn_with_state(
             state.access.clone(),
             access::require,

@@ -81,6 +81,33 @@ pub enum Command {
     Import(ImportArgs),
     /// Rewrite the database file without its free pages. Run it on a stopped instance.
     Compact,
+    /// Download a consistent backup of a running instance (GET /api/backup) to a
+    /// file, and check it whole.
+    Backup(BackupArgs),
+    /// Lay out a backup made by `backup` in --data-dir (new or empty), for a stopped
+    /// instance to start from.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The file to write (replaced once the download is complete and checked).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// The running instance (default: this machine at --listen's port, https with
+    /// --tls-cert).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The API token (default: HOOKVAULT_API_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,6 +2,7 @@
 //! temp data dir.
 
 mod ack_log;
+mod backup;
 mod browsers;
 mod cli;
 mod connections;

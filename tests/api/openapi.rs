@@ -27,6 +27,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/api/repositories"),
     ("get", "/api/repositories/{owner}/{repo}"),
     ("get", "/metrics"),
+    ("get", "/api/backup"),
+    ("get", "/api/export"),
 ];
 
 #[tokio::test]
