@@ -133,7 +133,7 @@ impl App {
         let (store, writer) = tokio::task::spawn_blocking(move || {
             Store::open(&data_dir, &options).map_err(|e| {
                 let path = data_dir.join(store::DB_FILE);
-                anyhow::anyhow!("cannot open the store {}: {e}", path.display())
+                anyhow::Error::new(e).context(format!("cannot open the store {}", path.display()))
             })
         })
         .await??;

@@ -9,6 +9,7 @@ use clap::Parser;
 use hookvault::banner::Banner;
 use hookvault::commands::{self, refuse};
 use hookvault::config::{Cli, Command, Config, SecretSource};
+use hookvault::store::StoreError;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -54,6 +55,13 @@ fn serve(config: Config) -> ExitCode {
         announce_secret(&config);
         match hookvault::run(config, listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
+            // A store from a newer release: a refusal to start, like a bad setting.
+            Err(e)
+                if e.chain()
+                    .any(|c| matches!(c.downcast_ref(), Some(StoreError::NewerSchema { .. }))) =>
+            {
+                refuse(format!("{e:#}"))
+            }
             Err(e) => {
                 eprintln!("hookvault: {e:#}");
                 ExitCode::FAILURE

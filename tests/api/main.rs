@@ -32,5 +32,6 @@ mod stream;
 mod tls;
 mod transfer;
 mod trust;
+mod upgrade;
 mod validation;
 mod verify;
