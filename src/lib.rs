@@ -157,7 +157,10 @@ impl App {
                 tokio::spawn(tls.clone().watch(until_stopped()));
                 Some(tls.acceptor())
             }
-            None => None,
+            None => {
+                tokio::spawn(server::tls::ignore_hangups(until_stopped()));
+                None
+            }
         };
         let config = Arc::new(config);
         let access = Access::new(config.api_token.clone());

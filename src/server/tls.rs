@@ -113,6 +113,24 @@ impl ResolvesServerCert for Current {
     }
 }
 
+/// Without TLS, SIGHUP has nothing to reload, but it must not kill the server
+/// either (its default action): `systemctl reload` sends it to every instance.
+pub async fn ignore_hangups(shutdown: impl Future<Output = ()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            Some(()) = hangup.recv() => {
+                tracing::info!("SIGHUP: nothing to reload (no HOOKVAULT_TLS_CERT)");
+            }
+        }
+    }
+}
+
 /// The server's TLS: its acceptor and the files it reloads from.
 pub struct Tls {
     files: TlsFiles,

@@ -252,3 +252,21 @@ fn a_bad_certificate_stops_startup_naming_the_setting() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("HOOKVAULT_TLS_CERT"), "{stderr}");
 }
+
+/// `systemctl reload` sends SIGHUP to an instance without TLS too.
+#[tokio::test]
+async fn sighup_without_tls_leaves_the_server_running() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = command(data.path());
+    cmd.env("GITHUB_WEBHOOK_SECRET", SECRET);
+    let mut binary = Binary::start(cmd);
+    hang_up(&binary);
+    wait_logged(&mut binary, "nothing to reload", 1);
+    let health = crate::helpers::client()
+        .get(format!("{}/api/webhooks/health", binary.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    binary.terminate();
+}
