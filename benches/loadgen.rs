@@ -254,7 +254,8 @@ async fn main() {
     let count = expected.min(args.max_requests.unwrap_or(2_000_000));
     let deliveries = Arc::new(prepare(&templates, &args.secret, count, run));
     let mean_size = deliveries.iter().map(|d| d.body.len()).sum::<usize>() / deliveries.len();
-    hookvault::forward::send::install_crypto_provider();
+    // reqwest comes without a rustls crypto provider: hookvault's is ring.
+    hookvault::server::tls::install_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency.max(64))
         .timeout(Duration::from_secs(30))

@@ -33,14 +33,29 @@ impl Banner {
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         Self {
             listen: bound,
-            payload_url: format!("http://{payload_host}:{port}/api/webhooks/github"),
-            dashboard_url: format!("http://{}:{port}/dashboard", url_host(local)),
+            payload_url: format!("{scheme}://{payload_host}:{port}/api/webhooks/github"),
+            dashboard_url: format!("{scheme}://{}:{port}/dashboard", url_host(local)),
             data_dir: std::fs::canonicalize(&config.data_dir)
                 .unwrap_or_else(|_| config.data_dir.clone()),
             token_set: config.api_token.is_some(),
         }
+    }
+
+    /// Where clients on this machine reach it: `http(s)://address:port`.
+    pub fn local_url(&self) -> &str {
+        self.dashboard_url.trim_end_matches("/dashboard")
+    }
+
+    /// `https` with the built-in TLS, else `http`.
+    fn scheme(&self) -> &str {
+        self.payload_url.split("://").next().unwrap_or("http")
     }
 
     pub fn lines(&self) -> Vec<String> {
@@ -69,8 +84,9 @@ impl Banner {
         // host names other than IP addresses must be allowed (DNS rebinding).
         let access = match (self.token_set, ip.is_loopback()) {
             (true, false) if ip.is_unspecified() => format!(
-                "set; other machines open http://<this machine's IP address>:{}/dashboard \
+                "set; other machines open {}://<this machine's IP address>:{}/dashboard \
                  (or a host name listed in HOOKVAULT_ALLOWED_HOSTS) and enter the token",
+                self.scheme(),
                 self.listen.port()
             ),
             (true, false) => format!(
@@ -143,6 +159,20 @@ mod tests {
         assert!(lines[1].contains("proxy or tunnel that forwards to http://127.0.0.1:4000/"));
         assert!(lines[4].contains("listen on 0.0.0.0 or use a proxy"));
         assert!(banner("127.0.0.1:4000", true).lines()[4].contains("through the proxy"));
+    }
+
+    #[test]
+    fn with_tls_every_url_is_https() {
+        let mut config = Config::new("/nonexistent/data", Vec::new());
+        config.api_token = Some(Secret::new("a-token-of-16-chars"));
+        config.tls = Some(crate::config::TlsFiles {
+            cert: "/etc/hookvault/cert.pem".into(),
+            key: "/etc/hookvault/key.pem".into(),
+        });
+        let b = Banner::new(&config, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(b.payload_url, "https://HOST:8443/api/webhooks/github");
+        assert_eq!(b.dashboard_url, "https://127.0.0.1:8443/dashboard");
+        assert!(b.lines()[4].contains("https://<this machine's IP address>:8443/dashboard"));
     }
 
     #[test]

@@ -1,13 +1,15 @@
-//! The commands that work on a stopped instance: `verify`, `reindex`, `export`,
-//! `import` and `compact`. Each opens the store the one way [`open_stopped`] does,
-//! which refuses a missing store instead of creating one, and says what to do when a
-//! running server holds it.
+//! The commands besides `serve`: on a stopped instance `verify`, `reindex`,
+//! `export`, `import`, `compact` and `restore`, each opening the store the one way
+//! [`open_stopped`] does (which refuses a missing store instead of creating one, and
+//! says what to do when a running server holds it); and `backup`, a client of a
+//! running one.
 
 use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{Config, ExportArgs, ImportArgs, SECRET_FILE};
+use crate::backup::{self, RestoreError};
+use crate::config::{BackupArgs, Config, ExportArgs, ImportArgs, RestoreArgs, SECRET_FILE};
 use crate::domain::timestamp;
 use crate::process::{Processor, RetryPolicy};
 use crate::search::{Indexer, SearchIndex};
@@ -187,7 +189,7 @@ fn export_filter(args: &ExportArgs) -> Result<ExportFilter, String> {
         repository: args.repository.clone(),
         event: args.event.clone(),
         action: args.action.clone(),
-        status,
+        statuses: status.into_iter().collect(),
         start_ms: date("--start-date", &args.start_date)?,
         end_ms: date("--end-date", &args.end_date)?,
     })
@@ -272,11 +274,116 @@ async fn import_and_process(
 fn remind_of_the_secret(dir: &Path) {
     if !dir.join(SECRET_FILE).exists() {
         eprintln!(
-            "import: {} has no webhook secret yet. Copy {SECRET_FILE} from the old data \
+            "hookvault: {} has no webhook secret yet. Copy {SECRET_FILE} from the old data \
              directory into it (mode 0600), or start the server with GITHUB_WEBHOOK_SECRET \
              set to the secret GitHub has; otherwise the first start generates a new one \
              and GitHub's deliveries fail their signature check.",
             dir.display()
         );
+    }
+}
+
+/// Downloads `GET /api/backup` into `--to`, checks the archive whole, then puts it
+/// in place: a file at `--to` is always a complete backup.
+pub fn backup(config: &Config, args: &BackupArgs) -> ExitCode {
+    let base = match &args.url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => crate::banner::Banner::new(config, config.listen)
+            .local_url()
+            .to_owned(),
+    };
+    let token = args
+        .token
+        .clone()
+        .or_else(|| config.api_token.as_ref().map(|t| t.expose().to_owned()));
+    let url = format!("{base}/api/backup");
+    match runtime().block_on(download(&url, token, &args.to)) {
+        Ok(manifest) => {
+            eprintln!(
+                "backup: {} events (through #{}), store copy of {} bytes, written to {}",
+                manifest.events,
+                manifest.last_seq,
+                manifest.database_bytes,
+                args.to.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => finish("backup", Err(e)),
+    }
+}
+
+async fn download(url: &str, token: Option<String>, to: &Path) -> anyhow::Result<backup::Manifest> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // No overall timeout: a large store takes as long as it takes to send.
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.bytes().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let message = body["error"]["message"].as_str().unwrap_or("no message");
+        anyhow::bail!("{url} answered {status}: {message}");
+    }
+    let name = to.file_name().context("--to names no file")?;
+    let partial = to.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    let written = async {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        while let Some(chunk) = response.chunk().await.context("the download broke off")? {
+            file.write_all(&chunk)?;
+        }
+        file.sync_all()?;
+        let archive = std::io::BufReader::new(std::fs::File::open(&partial)?);
+        let manifest = backup::check(archive).context("the downloaded backup is not whole")?;
+        std::fs::rename(&partial, to)?;
+        anyhow::Ok(manifest)
+    }
+    .await;
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// Lays out a backup in the data directory of a stopped instance.
+pub fn restore(config: &Config, args: &RestoreArgs) -> ExitCode {
+    let file = match std::fs::File::open(&args.from) {
+        Ok(file) => std::io::BufReader::new(file),
+        Err(e) => return refuse(format!("cannot read {}: {e}", args.from.display())),
+    };
+    match backup::restore(file, &config.data_dir) {
+        Ok(manifest) => {
+            eprintln!(
+                "restore: {} events (through #{}, backed up {} by hookvault {}) are in {}; \
+                 the search index is rebuilt at the first start",
+                manifest.events,
+                manifest.last_seq,
+                manifest.created_at,
+                manifest.hookvault_version,
+                config.data_dir.display()
+            );
+            if config.secrets.is_empty() {
+                remind_of_the_secret(&config.data_dir);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ RestoreError::NotEmpty(_)) => refuse(e),
+        Err(e) => finish("restore", Err(e.into())),
     }
 }

@@ -30,10 +30,13 @@
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
 //! - [`retention`]: retires events older than the retention window.
-//! - [`server`]: the hyper accept loop with timeouts and graceful shutdown.
+//! - [`server`]: the hyper accept loop with timeouts and graceful shutdown, over TCP
+//!   or TLS (certificates reloaded on SIGHUP and on change).
 //! - [`memory`]: hands memory freed by bursts back to the system (the one `unsafe`
 //!   call, `malloc_trim`).
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
+//! - [`backup`]: the online backup's archive (a store copy and its manifest in a
+//!   `.tar.zst`): written for `GET /api/backup`, checked and laid out by `restore`.
 //! - [`commands`]: the commands on a stopped instance (`verify`, `reindex`, `export`,
 //!   `import`, `compact`), which open the store one way and never create one.
 //! - `fuzzing` (hidden): the fuzz targets' entry points and invariants, shared by
@@ -46,6 +49,7 @@
 
 pub mod access;
 pub mod api;
+pub mod backup;
 pub mod banner;
 pub mod commands;
 pub mod config;
@@ -127,11 +131,12 @@ impl App {
             on_append: Some(Arc::new(move |batch, took| appends.append(batch, took))),
             log_segment_bytes: config.log_segment_bytes,
         };
+        backup::remove_leftovers(&config.data_dir);
         let data_dir = config.data_dir.clone();
         let (store, writer) = tokio::task::spawn_blocking(move || {
             Store::open(&data_dir, &options).map_err(|e| {
                 let path = data_dir.join(store::DB_FILE);
-                anyhow::anyhow!("cannot open the store {}: {e}", path.display())
+                anyhow::Error::new(e).context(format!("cannot open the store {}", path.display()))
             })
         })
         .await??;
@@ -142,6 +147,24 @@ impl App {
         tracing::info!(?opened, docs = search.num_docs(), "search index ready");
         let indexer = Indexer::new(store.clone(), search.clone(), checkpoint)?;
 
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let tls = match config.tls.clone() {
+            Some(files) => {
+                let tls = server::tls::Tls::new(files)?;
+                tokio::spawn(tls.clone().watch(until_stopped()));
+                Some(tls.acceptor())
+            }
+            None => {
+                tokio::spawn(server::tls::ignore_hangups(until_stopped()));
+                None
+            }
+        };
         let config = Arc::new(config);
         let access = Access::new(config.api_token.clone());
         let connections = server::Connections::new(
@@ -168,13 +191,6 @@ impl App {
         let policy = RetryPolicy::from_config(&config);
         let processor = Processor::new(store.clone(), stages, policy);
 
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
         let processing = tokio::spawn(processor.clone().run(until_stopped()));
         // The index stops last, so its final commit covers every status change the
         // other tasks made while stopping.
@@ -236,11 +252,16 @@ impl App {
             ingest_slots,
             stream: stream_status,
             forwarding: forwarding.clone(),
+            backups: api::backup_slots(),
         };
         let io_for_close = state.io.clone();
         let router = api::router(state, socket_layer);
-        tracing::info!(address = %listener.local_addr()?, "hookvault is listening");
-        server::serve(listener, router, connections, shutdown).await;
+        tracing::info!(
+            tls = tls.is_some(),
+            address = %listener.local_addr()?,
+            "hookvault is listening"
+        );
+        server::serve(listener, router, connections, tls, shutdown).await;
 
         tracing::info!("server stopped; finishing processing and closing the store");
         // Socket.IO sessions (connected, refused before joining a namespace, or

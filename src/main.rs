@@ -9,11 +9,13 @@ use clap::Parser;
 use hookvault::banner::Banner;
 use hookvault::commands::{self, refuse};
 use hookvault::config::{Cli, Command, Config, SecretSource};
+use hookvault::store::StoreError;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    hookvault::server::tls::install_provider();
     let command = cli.command.unwrap_or(Command::Serve);
     let config = match command {
         Command::Serve => Config::from_cli(cli.settings),
@@ -30,6 +32,8 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::export(&config, &args),
         Command::Import(args) => commands::import(&config, &args),
         Command::Compact => commands::compact(&config),
+        Command::Backup(args) => commands::backup(&config, &args),
+        Command::Restore(args) => commands::restore(&config, &args),
     }
 }
 
@@ -51,6 +55,13 @@ fn serve(config: Config) -> ExitCode {
         announce_secret(&config);
         match hookvault::run(config, listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
+            // A store from a newer release: a refusal to start, like a bad setting.
+            Err(e)
+                if e.chain()
+                    .any(|c| matches!(c.downcast_ref(), Some(StoreError::NewerSchema { .. }))) =>
+            {
+                refuse(format!("{e:#}"))
+            }
             Err(e) => {
                 eprintln!("hookvault: {e:#}");
                 ExitCode::FAILURE

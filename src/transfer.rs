@@ -45,7 +45,8 @@ pub struct ExportFilter {
     pub repository: Option<String>,
     pub event: Option<String>,
     pub action: Option<String>,
-    pub status: Option<Status>,
+    /// Any of these; empty: every status.
+    pub statuses: Vec<Status>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
 }
@@ -58,7 +59,7 @@ impl ExportFilter {
         same(&self.repository, record.repository.as_ref())
             && same(&self.event, Some(&record.event))
             && same(&self.action, record.action.as_ref())
-            && self.status.is_none_or(|s| s == record.status)
+            && (self.statuses.is_empty() || self.statuses.contains(&record.status))
             && self.start_ms.is_none_or(|t| record.received_at_ms >= t)
             && self.end_ms.is_none_or(|t| record.received_at_ms <= t)
     }

@@ -1,6 +1,7 @@
 //! The HTTP API: one `router()` per area, merged here so the whole route table fits
 //! on one screen.
 
+mod backup;
 mod catalog;
 mod envelope;
 mod error;
@@ -14,6 +15,7 @@ mod replay;
 mod repositories;
 mod search;
 mod statistics;
+mod streamed;
 mod webhooks;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use backup::backup_slots;
 pub use error::ApiError;
 pub use events::EventSummary;
 pub use statistics::{health_score, success_rate};
@@ -68,6 +71,8 @@ pub struct AppState {
     pub stream: Option<Arc<crate::stream::Status>>,
     /// The forwarding targets and their workers.
     pub forwarding: Arc<crate::forward::Forwarding>,
+    /// Backups being taken ([`backup_slots`]).
+    pub backups: Arc<Semaphore>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
@@ -91,6 +96,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(search::router())
         .merge(forwarding::router())
         .merge(metrics::router())
+        .merge(backup::router())
         .route_layer(middleware::from_fn_with_state(
             state.access.clone(),
             access::require,

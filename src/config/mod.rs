@@ -16,8 +16,10 @@ use ipnet::IpNet;
 use crate::guard::{AllowedHosts, CorsOrigins, RateLimit};
 
 mod nats;
+mod tls;
 
 pub use nats::{NatsAuth, NatsConfig};
+pub use tls::TlsFiles;
 
 /// File in the data directory that holds the generated webhook secret.
 pub const SECRET_FILE: &str = "webhook-secret";
@@ -79,6 +81,33 @@ pub enum Command {
     Import(ImportArgs),
     /// Rewrite the database file without its free pages. Run it on a stopped instance.
     Compact,
+    /// Download a consistent backup of a running instance (GET /api/backup) to a
+    /// file, and check it whole.
+    Backup(BackupArgs),
+    /// Lay out a backup made by `backup` in --data-dir (new or empty), for a stopped
+    /// instance to start from.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The file to write (replaced once the download is complete and checked).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// The running instance (default: this machine at --listen's port, https with
+    /// --tls-cert).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The API token (default: HOOKVAULT_API_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -310,6 +339,13 @@ pub struct Settings {
     /// filters, through /api/forwarding/targets; docs/forwarding.md).
     #[arg(long, env = "HOOKVAULT_FORWARD", hide_env_values = true, global = true)]
     forward: Option<String>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key); reloaded on SIGHUP
+    /// and when the file changes.
+    #[arg(long, env = "HOOKVAULT_TLS_CERT", global = true)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "HOOKVAULT_TLS_KEY", global = true)]
+    tls_key: Option<PathBuf>,
     /// Size of an acknowledgement-log segment in KiB (tests make it small to see
     /// segments rotate and go).
     #[arg(long, env = "HOOKVAULT_LOG_SEGMENT_KB", default_value_t = (crate::log::SEGMENT_BYTES >> 10).to_string(), global = true, hide = true)]
@@ -384,6 +420,8 @@ pub struct Config {
     pub nats: Option<NatsConfig>,
     /// `HOOKVAULT_FORWARD`: a target for each URL, every event.
     pub forward: Vec<String>,
+    /// HTTPS with these files; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -417,6 +455,7 @@ impl Config {
             max_concurrent_ingest: 256,
             nats: None,
             forward: Vec::new(),
+            tls: None,
         }
     }
 
@@ -556,6 +595,7 @@ impl Config {
             .collect();
         crate::forward::settings_targets(&forward)
             .map_err(|e| ConfigError::new("HOOKVAULT_FORWARD (--forward)", e.to_string()))?;
+        let tls = TlsFiles::parse(&settings, purpose == Purpose::Serve)?;
 
         if purpose == Purpose::Serve {
             prepare_data_dir(&settings.data_dir)?;
@@ -593,6 +633,7 @@ impl Config {
             max_concurrent_ingest,
             nats,
             forward,
+            tls,
         })
     }
 }

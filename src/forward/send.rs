@@ -1,6 +1,5 @@
 //! One attempt at delivering to a target: the HTTP request and what came of it.
 
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,21 +28,9 @@ pub struct Outbound {
     pub body: Bytes,
 }
 
-/// Makes ring rustls's process-wide crypto provider, once: reqwest is built without
-/// a provider of its own (its default, aws-lc-rs, needs cmake and doubles the
-/// build), and async-nats uses ring already. Call before building a reqwest client.
-pub fn install_crypto_provider() {
-    static PROVIDER: Once = Once::new();
-    // Deprecated for lacking post-quantum key exchange, which aws-lc-rs would add.
-    #[allow(deprecated)]
-    PROVIDER.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// The HTTP client of one target: its timeout, redirect policy and resolver.
 pub fn client(spec: &TargetSpec) -> Result<reqwest::Client, String> {
-    install_crypto_provider();
+    crate::server::tls::install_provider();
     let allow = spec.allow_link_local;
     let redirects = if spec.follow_redirects {
         redirect::Policy::custom(move |attempt| {

@@ -1,8 +1,9 @@
-//! The HTTP server loop: hyper (HTTP/1 and HTTP/2 on one port) with the limits of
-//! [`connections`] on every socket, the peer address for each request, and graceful
-//! shutdown that lets in-flight requests finish.
+//! The HTTP server loop: hyper (HTTP/1 and HTTP/2 on one port, over TCP or [`tls`])
+//! with the limits of [`connections`] on every socket, the peer address for each
+//! request, and graceful shutdown that lets in-flight requests finish.
 
 pub mod connections;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +21,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 pub use connections::{CloseReason, Connections, Limits};
@@ -34,10 +36,13 @@ const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Backoff after a failed accept, doubling while accepting keeps failing.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
+/// Serves `router` on `listener` until `shutdown`; with `tls`, every connection
+/// first completes a TLS handshake, inside the same first-request deadline.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     connections: Arc<Connections>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = connections.limits();
@@ -98,10 +103,23 @@ pub async fn serve(
                 }))
             }
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        // Watched from accept on, so shutdown waits for a handshake in progress too.
+        let watcher = graceful.watcher();
+        let (builder, tls) = (builder.clone(), tls.clone());
+        let service = TowerToHyperService::new(service);
+        let connection = async move {
+            match tls {
+                None => {
+                    let http = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    watcher.watch(http.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let io = acceptor.accept(io).await?;
+                    let http = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    watcher.watch(http.into_owned()).await
+                }
+            }
+        };
         let connections = connections.clone();
         tokio::spawn(async move {
             tokio::pin!(connection);

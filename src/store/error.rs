@@ -14,7 +14,12 @@ pub enum StoreError {
     /// Writes fail for now (disk full, I/O error); the writer keeps trying.
     #[error("the store cannot write right now: {0}")]
     Unavailable(String),
-    #[error("database was written by a newer hookvault (schema {found}, this build knows {known})")]
+    #[error(
+        "it was written by a newer hookvault (store schema {found}; this hookvault, {}, \
+         reads schema {known} at most): run the newer binary again, or restore a backup \
+         made before the upgrade",
+        env!("CARGO_PKG_VERSION")
+    )]
     NewerSchema { found: u64, known: u64 },
     /// The acknowledgement log cannot be opened (corrupt before its tail, or i/o).
     #[error("{0}")]

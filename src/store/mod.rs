@@ -19,6 +19,7 @@ mod reads;
 mod record;
 mod rejected;
 mod slot;
+mod snapshot;
 mod stats;
 mod tables;
 mod tail;
@@ -42,7 +43,9 @@ pub use query::{EventQuery, Page};
 pub use reads::{HealthFacts, StoredEvent};
 pub use record::{EventRecord, Fact, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
+pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
+pub use tables::SCHEMA_VERSION;
 pub use verify::Difference;
 pub use writer::{DuplicateReason, IngestOutcome, PreparedEvent};
 

@@ -297,10 +297,10 @@ impl Delivery {
     }
 }
 
-/// A client builder for the tests. reqwest's rustls comes without a crypto provider
-/// of its own (the crate picks ring), so one is installed first.
+/// An HTTP client. reqwest is built without a rustls crypto provider (hookvault
+/// picks ring), so the process-wide one is installed first.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    hookvault::forward::send::install_crypto_provider();
+    hookvault::server::tls::install_provider();
     reqwest::Client::builder()
 }
 

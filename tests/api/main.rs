@@ -2,6 +2,7 @@
 //! temp data dir.
 
 mod ack_log;
+mod backup;
 mod browsers;
 mod cli;
 mod connections;
@@ -30,7 +31,9 @@ mod search;
 mod skips;
 mod statistics;
 mod stream;
+mod tls;
 mod transfer;
 mod trust;
+mod upgrade;
 mod validation;
 mod verify;

@@ -27,6 +27,15 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/api/repositories"),
     ("get", "/api/repositories/{owner}/{repo}"),
     ("get", "/metrics"),
+    ("get", "/api/backup"),
+    ("get", "/api/export"),
+    ("get", "/api/forwarding/targets"),
+    ("post", "/api/forwarding/targets"),
+    ("get", "/api/forwarding/targets/{name}"),
+    ("put", "/api/forwarding/targets/{name}"),
+    ("delete", "/api/forwarding/targets/{name}"),
+    ("get", "/api/forwarding/targets/{name}/failed"),
+    ("post", "/api/forwarding/targets/{name}/resend"),
 ];
 
 #[tokio::test]
