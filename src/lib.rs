@@ -32,6 +32,8 @@
 //! - [`memory`]: hands memory freed by bursts back to the system (the one `unsafe`
 //!   call, `malloc_trim`).
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
+//! - [`relay`]: `hookvault relay`, the client that follows a hookvault's `/webhooks`
+//!   stream and POSTs each delivery to a local URL, exactly once, in order.
 //! - [`commands`]: the commands on a stopped instance (`verify`, `reindex`, `export`,
 //!   `import`, `compact`), which open the store one way and never create one.
 //! - `fuzzing` (hidden): the fuzz targets' entry points and invariants, shared by
@@ -59,6 +61,7 @@ pub mod memory;
 pub mod metrics;
 pub mod process;
 pub mod realtime;
+pub mod relay;
 pub mod retention;
 pub mod search;
 pub mod server;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::export(&config, &args),
         Command::Import(args) => commands::import(&config, &args),
         Command::Compact => commands::compact(&config),
+        Command::Relay(args) => commands::relay(&config, &args, shutdown_signal),
     }
 }
 
