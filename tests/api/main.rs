@@ -23,6 +23,7 @@ mod processing;
 mod proxy;
 mod realtime;
 mod rejected;
+mod relay;
 mod retention;
 mod search;
 mod skips;
