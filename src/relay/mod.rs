@@ -116,8 +116,9 @@ pub async fn run(
     let mut reconnect = Backoff::default();
     loop {
         let opened = tokio::select! {
-            opened = Subscription::open(&options.from, options.token.as_ref(), state.seq) => opened,
+            biased;
             () = stop.requested() => return Ok(()),
+            opened = Subscription::open(&options.from, options.token.as_ref(), state.seq) => opened,
         };
         let mut subscription = match opened {
             Ok(subscription) => {
@@ -143,9 +144,11 @@ pub async fn run(
             }
         };
         loop {
+            // A stop wins over the next event: the POST in flight was the last.
             let next = tokio::select! {
-                next = subscription.next() => next,
+                biased;
                 () = stop.requested() => return Ok(()),
+                next = subscription.next() => next,
             };
             let Some(summary) = next else { break };
             if summary.seq <= state.seq {
@@ -295,8 +298,9 @@ impl Stop {
     /// Waits `wait` unless stopped first; false if stopped.
     async fn pause(&mut self, wait: Duration) -> bool {
         tokio::select! {
-            () = tokio::time::sleep(wait) => true,
+            biased;
             () = self.requested() => false,
+            () = tokio::time::sleep(wait) => true,
         }
     }
 }

@@ -139,6 +139,14 @@ impl Relay {
         self.logged()
     }
 
+    /// SIGTERM: the relay finishes what is in flight and exits 0.
+    async fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.exit_status().await;
+        assert!(status.success(), "{status}: {}", self.logged());
+    }
+
     async fn exit_status(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -363,7 +371,7 @@ async fn relay_starts_from_now_and_passes_githubs_signatures_and_test_events_on(
         receiver.accepted().len() == 2
     })
     .await;
-    drop(relay);
+    relay.terminate().await;
 
     let received = receiver.accepted();
     assert_eq!(received[0].seq(), 2);
