@@ -1,15 +1,17 @@
 //! The commands besides `serve`: on a stopped instance `verify`, `reindex`,
 //! `export`, `import`, `compact` and `restore`, each opening the store the one way
 //! [`open_stopped`] does (which refuses a missing store instead of creating one, and
-//! says what to do when a running server holds it); and `backup`, a client of a
-//! running one.
+//! says what to do when a running server holds it); `backup`, a client of a running
+//! one; and `relay`, which needs no store: it follows a server.
 
 use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
 
 use crate::backup::{self, RestoreError};
-use crate::config::{BackupArgs, Config, ExportArgs, ImportArgs, RestoreArgs, SECRET_FILE};
+use crate::config::{
+    BackupArgs, Config, ExportArgs, ImportArgs, RelayArgs, RestoreArgs, SECRET_FILE,
+};
 use crate::domain::timestamp;
 use crate::process::{Processor, RetryPolicy};
 use crate::search::{Indexer, SearchIndex};
@@ -386,4 +388,47 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> ExitCode {
         Err(e @ RestoreError::NotEmpty(_)) => refuse(e),
         Err(e) => finish("restore", Err(e.into())),
     }
+}
+
+/// `hookvault relay`: runs until `shutdown` resolves (exit 0). A server that refuses
+/// the token, or a state file that cannot be used, stops it with one line and exit
+/// code 2; anything that may pass (the server or the local URL down) is retried.
+pub fn relay<F>(config: &Config, args: &RelayArgs, shutdown: impl FnOnce() -> F) -> ExitCode
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let url = |setting: &str, raw: &str| match reqwest::Url::parse(raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(url),
+        _ => Err(format!(
+            "invalid setting {setting}: {raw:?} is not an http:// or https:// URL"
+        )),
+    };
+    let (from, to) = match (url("--from", &args.from), url("--to", &args.to)) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(message), _) | (_, Err(message)) => return refuse(message),
+    };
+    let state_file = args.state.clone().unwrap_or_else(|| {
+        let dir = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
+        crate::relay::state::default_path(
+            from.as_str(),
+            to.as_str(),
+            dir("XDG_STATE_HOME").as_deref(),
+            dir("HOME").as_deref(),
+        )
+    });
+    let options = crate::relay::Options {
+        from,
+        to,
+        token: args.token.clone().or_else(|| config.api_token.clone()),
+        secret: config.secrets.first().cloned(),
+        state_file,
+        since: args.since,
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+    };
+    runtime().block_on(async move {
+        match crate::relay::run(options, shutdown()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => refuse(error),
+        }
+    })
 }

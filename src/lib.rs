@@ -37,6 +37,8 @@
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
 //! - [`backup`]: the online backup's archive (a store copy and its manifest in a
 //!   `.tar.zst`): written for `GET /api/backup`, checked and laid out by `restore`.
+//! - [`relay`]: `hookvault relay`, the client that follows a hookvault's `/webhooks`
+//!   stream and POSTs each delivery to a local URL, exactly once, in order.
 //! - [`commands`]: the commands on a stopped instance (`verify`, `reindex`, `export`,
 //!   `import`, `compact`), which open the store one way and never create one.
 //! - `fuzzing` (hidden): the fuzz targets' entry points and invariants, shared by
@@ -65,6 +67,7 @@ pub mod memory;
 pub mod metrics;
 pub mod process;
 pub mod realtime;
+pub mod relay;
 pub mod retention;
 pub mod search;
 pub mod server;

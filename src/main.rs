@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Compact => commands::compact(&config),
         Command::Backup(args) => commands::backup(&config, &args),
         Command::Restore(args) => commands::restore(&config, &args),
+        Command::Relay(args) => commands::relay(&config, &args, shutdown_signal),
     }
 }
 

@@ -81,6 +81,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Rewrite the database file without its free pages. Run it on a stopped instance.
     Compact,
+    /// Follow a hookvault's stored events over Socket.IO and POST each to a local URL
+    /// as GitHub sent it, exactly once and in order, resuming where it stopped.
+    Relay(RelayArgs),
     /// Download a consistent backup of a running instance (GET /api/backup) to a
     /// file, and check it whole.
     Backup(BackupArgs),
@@ -130,6 +133,37 @@ pub struct ExportArgs {
     /// File to write (default: standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+}
+
+/// `hookvault relay`. The API token may also come from `--api-token` /
+/// `HOOKVAULT_API_TOKEN`, and the secret to sign again with is `--secret` /
+/// `GITHUB_WEBHOOK_SECRET` (the first, if a list).
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// The hookvault to follow: its base URL, e.g. https://hooks.example.net.
+    #[arg(long)]
+    pub from: String,
+    /// The local URL each delivery is POSTed to, e.g. http://localhost:3000/webhook.
+    #[arg(long)]
+    pub to: String,
+    /// API token of the hookvault at --from (default: HOOKVAULT_API_TOKEN).
+    #[arg(long, value_parser = parse_secret)]
+    pub token: Option<Secret>,
+    /// File that keeps the last sequence id delivered (default: one per --from and
+    /// --to under $XDG_STATE_HOME/hookvault/ or ~/.local/state/hookvault/).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Without a state file, start after this sequence id (0: every stored event);
+    /// default: only events stored from now on.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Seconds the local URL may take to answer one delivery.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value))
 }
 
 #[derive(Debug, clap::Args)]

@@ -59,7 +59,16 @@ impl TestApp {
         data_dir: Arc<tempfile::TempDir>,
         stages: Vec<Arc<dyn Stage>>,
     ) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0", config, data_dir, stages).await
+    }
+
+    async fn start_on(
+        address: &str,
+        config: Config,
+        data_dir: Arc<tempfile::TempDir>,
+        stages: Vec<Arc<dyn Stage>>,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn({
@@ -91,6 +100,23 @@ impl TestApp {
     pub async fn restart(mut self) -> Self {
         self.stop().await;
         Self::start(self.config.clone(), self.data_dir.clone(), Vec::new()).await
+    }
+
+    /// Starts again on the same data dir and the same port, after a stop: what a
+    /// client sees as the server going away and coming back.
+    pub async fn start_again_on_same_port(&mut self) {
+        assert!(self.server.is_none(), "stop the server first");
+        let address = self.address.trim_start_matches("http://").to_owned();
+        let mut started = Self::start_on(
+            &address,
+            self.config.clone(),
+            self.data_dir.clone(),
+            Vec::new(),
+        )
+        .await;
+        // What is left of `started` stops nothing when dropped.
+        self.stop = started.stop.take();
+        self.server = started.server.take();
     }
 
     pub async fn stop(&mut self) {

@@ -26,6 +26,7 @@ mod proxy;
 mod realtime;
 mod receiver;
 mod rejected;
+mod relay;
 mod retention;
 mod search;
 mod skips;
