@@ -26,7 +26,10 @@ const READ_AHEAD: usize = 512;
 const READ_BYTES: usize = 16 << 20;
 /// After a commit, wait this long before reading, to take several commits at once.
 const COALESCE: Duration = Duration::from_millis(5);
-/// The cursor is saved at most this often: a crash repeats what was sent since.
+/// The cursor is saved (durably: a target sees every repeat) at most this often; a
+/// crash repeats what was taken since, and what was in flight. Five durable commits
+/// a second are a small part of the writer's work, and each also makes the
+/// deliveries applied so far durable.
 const SAVE_EVERY: Duration = Duration::from_millis(200);
 /// Attempts kept with a failed delivery.
 const KEPT_ATTEMPTS: usize = 10;
@@ -278,7 +281,11 @@ impl Worker {
     }
 
     async fn save(&mut self) {
-        if let Err(error) = self.store.save_cursor(&self.cursor_name, self.cursor).await {
+        if let Err(error) = self
+            .store
+            .save_cursor_durably(&self.cursor_name, self.cursor)
+            .await
+        {
             tracing::warn!(%error, "cannot save a forwarding cursor");
         }
         self.saved = self.cursor;

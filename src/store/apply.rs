@@ -71,7 +71,7 @@ pub(super) fn apply_batch(
                 rejected::insert(&mut t, entry)?;
                 Outcome::Rejected
             }
-            WriteRequest::Cursor { name, seq } => {
+            WriteRequest::Cursor { name, seq, .. } => {
                 t.cursors.insert(name.as_str(), *seq)?;
                 Outcome::Cursor
             }

@@ -85,9 +85,14 @@ pub enum WriteRequest {
     },
     /// A delivery refused at the edge, for the rejected log. Nobody waits for it.
     Reject(Box<RejectedDelivery>),
-    /// A consumer's new cursor (`cursors_v1`). Nobody waits for it: it rides on the
-    /// next durable commit, and a consumer repeats what a crash made it forget.
-    Cursor { name: String, seq: u64 },
+    /// A consumer's new cursor (`cursors_v1`). Nobody waits for it. Unless `durable`,
+    /// it rides on the next durable commit, and a consumer repeats what a crash
+    /// made it forget.
+    Cursor {
+        name: String,
+        seq: u64,
+        durable: bool,
+    },
     /// Forwarding's targets and failed deliveries: durable before answered.
     Forwarding {
         changes: Vec<ForwardingChange>,
@@ -316,6 +321,7 @@ impl Writer {
                     | WriteRequest::Retire { .. }
                     | WriteRequest::RemoveTests { .. }
                     | WriteRequest::Forwarding { .. }
+                    | WriteRequest::Cursor { durable: true, .. }
             )
         });
         let durability = if durable {

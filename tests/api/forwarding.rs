@@ -546,3 +546,100 @@ async fn targets_are_managed_through_the_api_and_checked() {
         .collect();
     assert_eq!(names, ["127.0.0.1-9-hook", "meta"]);
 }
+
+/// The one-line setup (`HOOKVAULT_FORWARD`) on the real binary, SIGKILLed while it
+/// forwards under load: after the restart the target gets every stored delivery,
+/// and what it gets twice is only what it took in the last moments before the kill
+/// (the cursor is durable within about a second), never older deliveries.
+#[tokio::test]
+async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_the_last_moments() {
+    use crate::process::{Binary, command};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut cmd = command(dir.path());
+        cmd.env("GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("WEBHOOK_DEDUP_TTL", "0")
+            .env("HOOKVAULT_FORWARD", &receiver.url);
+        Binary::start(cmd)
+    };
+    let corpus: Arc<Vec<(String, Vec<u8>)>> =
+        Arc::new(fixtures().into_iter().map(|f| (f.event, f.bytes)).collect());
+    let acknowledged: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let client = crate::helpers::client();
+    let mut binary = start();
+    let senders: Vec<_> = (0..16)
+        .map(|sender| {
+            let url = format!("{}/api/webhooks/github", binary.address);
+            let (client, acknowledged, corpus) =
+                (client.clone(), acknowledged.clone(), corpus.clone());
+            tokio::spawn(async move {
+                for i in (sender..).step_by(16) {
+                    let id = new_id();
+                    let (event, body) = &corpus[i % corpus.len()];
+                    let delivery = Delivery::new(event, &id, body);
+                    let mut request = client.post(&url);
+                    for (name, value) in &delivery.headers {
+                        request = request.header(name.as_str(), value.as_str());
+                    }
+                    let Ok(response) = request.body(delivery.body).send().await else {
+                        return;
+                    };
+                    if response.status() == StatusCode::OK {
+                        acknowledged.lock().unwrap().insert(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Past several durable commits of the cursor, and while deliveries are in flight.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let forwarded_before = receiver.received().len();
+    binary.child.kill().unwrap();
+    let killed_at = Instant::now();
+    binary.child.wait().unwrap();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        forwarded_before > 100,
+        "it was forwarding when killed: {forwarded_before}"
+    );
+
+    let restarted = start();
+    // Every acknowledged delivery reaches the target (and those whose answer the
+    // kill cut off, which the log kept).
+    let received = receiver
+        .wait_until("every acknowledged delivery", |requests| {
+            let got: HashSet<&str> = requests.iter().map(|r| r.delivery_id()).collect();
+            acknowledged.iter().all(|id| got.contains(id.as_str()))
+        })
+        .await;
+    let mut first_seen: HashMap<&str, Instant> = HashMap::new();
+    let mut repeated = 0;
+    for request in &received {
+        match first_seen.get(request.delivery_id()) {
+            None => {
+                first_seen.insert(request.delivery_id(), request.at);
+            }
+            Some(first) => {
+                repeated += 1;
+                assert!(
+                    killed_at.duration_since(*first) < Duration::from_secs(1),
+                    "{} was taken {:?} before the kill and sent again",
+                    request.delivery_id(),
+                    killed_at.duration_since(*first)
+                );
+            }
+        }
+    }
+    eprintln!(
+        "killed with {} acknowledged, {forwarded_before} forwarded; {repeated} sent again after the restart",
+        acknowledged.len()
+    );
+    restarted.terminate();
+}

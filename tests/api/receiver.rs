@@ -56,7 +56,6 @@ type Behaviour = Box<dyn Fn(&Request) -> Answer + Send + Sync>;
 
 pub struct Receiver {
     pub url: String,
-    pub port: u16,
     /// Every request that came, in arrival order (answered or not).
     pub requests: Arc<Mutex<Vec<Request>>>,
     behaviour: Arc<Mutex<Behaviour>>,
@@ -90,7 +89,6 @@ impl Receiver {
         });
         Self {
             url: format!("http://127.0.0.1:{port}/github-webhook/"),
-            port,
             requests,
             behaviour,
             server,
@@ -121,9 +119,10 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
 
-    /// Stops listening (connections open now are cut too).
-    pub fn stop(self) {
+impl Drop for Receiver {
+    fn drop(&mut self) {
         self.server.abort();
     }
 }
