@@ -107,3 +107,6 @@ if command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; then
 else
   echo; echo "== NATS section skipped: apt-get install nats-server"
 fi
+
+echo; echo "== forwarding to one target: ingest with vs without, forwarding rate and backlog"
+benches/forward.sh

@@ -147,5 +147,11 @@ mod tests {
             .await
             .unwrap();
         assert!(found.into_iter().all(|a| a.ip().is_loopback()));
+        // What a name resolving to the metadata service gets (the system resolver
+        // answers an address written as a name with itself).
+        let Err(refusal) = Resolver.resolve("169.254.169.254".parse().unwrap()).await else {
+            panic!("a metadata address is refused");
+        };
+        assert!(refusal.to_string().contains("link-local"), "{refusal}");
     }
 }

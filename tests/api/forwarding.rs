@@ -500,6 +500,15 @@ async fn targets_are_managed_through_the_api_and_checked() {
         "allowed when asked for: {body}"
     );
 
+    // Redirects are not followed unless asked for: a 3xx is a failed attempt.
+    let redirecting = Receiver::start().await;
+    redirecting.answer(|_| Answer::Status(307));
+    create(
+        &app,
+        with(quick("moved", &redirecting.url), json!({"maxAttempts": 1})),
+    )
+    .await;
+
     // PUT replaces the settings, keeps the secret and the cursor.
     let push = fixture("push", 1);
     app.post(Delivery::new("push", &new_id(), &push.bytes))
@@ -518,6 +527,12 @@ async fn targets_are_managed_through_the_api_and_checked() {
     assert_eq!(replaced["data"]["hasSecret"], true);
     assert_eq!(replaced["data"]["concurrency"], 2);
     assert_eq!(replaced["data"]["cursor"], cursor);
+    let moved = caught_up(&app, "moved").await;
+    assert_eq!(moved["failed"], 1, "{moved}");
+    let attempt = &moved["recentAttempts"][0];
+    assert_eq!(attempt["status"], 307);
+    assert!(attempt["error"].as_str().unwrap().contains("redirects are not followed"), "{attempt}");
+    assert_eq!(redirecting.received().len(), 1, "tried once, not followed");
     let request = &receiver.received()[0];
     let expected = Signature::compute(b"s3cret-value", &push.bytes).to_header();
     assert_eq!(request.header("x-hub-signature-256"), expected);
@@ -544,7 +559,7 @@ async fn targets_are_managed_through_the_api_and_checked() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["127.0.0.1-9-hook", "meta"]);
+    assert_eq!(names, ["127.0.0.1-9-hook", "meta", "moved"]);
 }
 
 /// The one-line setup (`HOOKVAULT_FORWARD`) on the real binary, SIGKILLed while it
