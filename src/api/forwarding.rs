@@ -14,14 +14,37 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::openapi::{Envelope, ErrorEnvelope};
+use super::openapi::{Envelope, ErrorEnvelope, Pagination};
 use super::replay::is_json;
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
+use crate::forward::status::FailedDelivery;
 use crate::forward::target::TargetSpec;
 use crate::forward::{ForwardError, Forwarding, MAX_RESEND, TargetView};
 
 const MAX_FAILED_LIMIT: usize = 1000;
+
+/// Every target.
+#[derive(serde::Serialize, ToSchema)]
+struct TargetList {
+    success: bool,
+    data: Vec<TargetView>,
+}
+
+/// One target.
+#[derive(serde::Serialize, ToSchema)]
+struct TargetEnvelope {
+    success: bool,
+    data: TargetView,
+}
+
+/// A page of a target's failed deliveries.
+#[derive(serde::Serialize, ToSchema)]
+struct FailedPage {
+    success: bool,
+    data: Vec<FailedDelivery>,
+    pagination: Pagination,
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -77,7 +100,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
 }
 
 #[utoipa::path(get, path = "/api/forwarding/targets", tag = "forwarding",
-    responses((status = 200, description = "Every target with its state, newest attempts first", body = Vec<TargetView>),
+    responses((status = 200, description = "Every target with its state, newest attempts first", body = TargetList),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn list_targets(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(envelope::ok(forwarding(&state).list().await?))
@@ -85,9 +108,10 @@ async fn list_targets(State(state): State<AppState>) -> Result<Json<Value>, ApiE
 
 #[utoipa::path(post, path = "/api/forwarding/targets", tag = "forwarding",
     request_body = TargetSpec,
-    responses((status = 201, description = "The target, created and running", body = TargetView),
+    responses((status = 201, description = "The target, created and running", body = TargetEnvelope),
         (status = 400, description = "A field that is wrong (the message names it), or an address that is refused", body = ErrorEnvelope),
         (status = 409, description = "A target with that name exists", body = ErrorEnvelope),
+        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
         (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
         (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
@@ -103,7 +127,8 @@ async fn create_target(
 
 #[utoipa::path(get, path = "/api/forwarding/targets/{name}", tag = "forwarding",
     params(("name" = String, Path, description = "The target's name")),
-    responses((status = 200, description = "The target with its state", body = TargetView),
+    responses((status = 200, description = "The target with its state", body = TargetEnvelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope),
         (status = 404, description = "No such target", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn get_target(
@@ -117,10 +142,11 @@ async fn get_target(
 #[utoipa::path(put, path = "/api/forwarding/targets/{name}", tag = "forwarding",
     params(("name" = String, Path, description = "The target's name")),
     request_body(content = TargetSpec, description = "The whole target (its `name` may be left out). Without `secret` the target keeps its secret. The cursor and the failed deliveries stay."),
-    responses((status = 200, description = "The target, restarted with the new settings", body = TargetView),
+    responses((status = 200, description = "The target, restarted with the new settings", body = TargetEnvelope),
         (status = 400, description = "A field that is wrong, or a name other than the path's", body = ErrorEnvelope),
         (status = 404, description = "No such target", body = ErrorEnvelope),
         (status = 409, description = "The target is defined by HOOKVAULT_FORWARD", body = ErrorEnvelope),
+        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
         (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
         (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
@@ -172,6 +198,7 @@ async fn replace_target(
 #[utoipa::path(delete, path = "/api/forwarding/targets/{name}", tag = "forwarding",
     params(("name" = String, Path, description = "The target's name")),
     responses((status = 200, description = "{deleted}: the target, its cursor and its failed deliveries are gone", body = Envelope),
+        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope),
         (status = 404, description = "No such target", body = ErrorEnvelope),
         (status = 409, description = "The target is defined by HOOKVAULT_FORWARD", body = ErrorEnvelope),
         (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope),
@@ -189,7 +216,7 @@ async fn delete_target(
     params(("name" = String, Path, description = "The target's name"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 100"),
         ("after" = Option<u64>, Query, description = "Only deliveries with a seq above this (paging)")),
-    responses((status = 200, description = "The target's failed deliveries, oldest first, with their last attempts; `pagination.total` counts them all", body = Envelope),
+    responses((status = 200, description = "The target's failed deliveries, oldest first, with their last attempts; `pagination.total` counts them all", body = FailedPage),
         (status = 400, description = "Bad limit or after", body = ErrorEnvelope),
         (status = 404, description = "No such target", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
@@ -245,6 +272,7 @@ struct ResendRequest {
     responses((status = 202, description = "{queued}: failed deliveries queued to be sent again; each leaves the failed list once the target takes it (at most 10,000 per request)", body = Envelope),
         (status = 400, description = "Not exactly one selection, or a bad time", body = ErrorEnvelope),
         (status = 404, description = "No such target, or the selected delivery is not failed for it", body = ErrorEnvelope),
+        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
         (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
         (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]

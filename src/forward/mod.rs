@@ -36,7 +36,7 @@ use crate::metrics::{Metrics, TargetLabels, TargetOutcomeLabels};
 use crate::store::{ForwardingChange, Store, StoreError};
 use breaker::Breaker;
 use status::{Attempt, FailedDelivery, LastError, TargetStatus};
-use target::{Filter, Start, TargetSpec};
+use target::{Filter, SpecView, Start, TargetSpec};
 
 /// Attempts shown with a target.
 const RECENT_ATTEMPTS: usize = 20;
@@ -138,8 +138,7 @@ pub enum ForwardError {
 #[serde(rename_all = "camelCase")]
 pub struct TargetView {
     #[serde(flatten)]
-    pub spec: TargetSpec,
-    pub has_secret: bool,
+    pub spec: SpecView,
     pub source: Source,
     /// `healthy`, `retrying` (failed attempts since the last success) or `open`
     /// (the circuit is open: attempts paused but for probes).
@@ -285,8 +284,7 @@ impl Forwarding {
         let cursor = status.cursor();
         let appended = self.store.log_progress().appended.load(Ordering::Relaxed);
         Ok(TargetView {
-            spec: target.spec.clone(),
-            has_secret: target.spec.secret.is_some(),
+            spec: SpecView::from(&target.spec),
             source: target.source,
             state: target.breaker.state(),
             cursor,
@@ -464,20 +462,9 @@ async fn stop(running: Running) {
 }
 
 /// The spec as stored: with its secret (the data directory is private to the
-/// service user), without the creation-only `start`.
+/// service user).
 fn stored(spec: &TargetSpec) -> Vec<u8> {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Stored<'a> {
-        #[serde(flatten)]
-        spec: &'a TargetSpec,
-        secret: &'a Option<String>,
-    }
-    serde_json::to_vec(&Stored {
-        spec,
-        secret: &spec.secret,
-    })
-    .expect("specs serialize")
+    serde_json::to_vec(spec).expect("specs serialize")
 }
 
 /// The targets of `HOOKVAULT_FORWARD`, named after their host, port and path

@@ -38,7 +38,7 @@ pub struct TargetSpec {
     pub organizations: Vec<String>,
     /// The target's own webhook secret: the signatures are computed again with it.
     /// Without one GitHub's signatures are passed through. Never returned.
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     pub secret: Option<String>,
     /// Milliseconds one attempt may take, answer included.
     #[serde(default = "defaults::timeout_ms")]
@@ -79,9 +79,72 @@ pub struct TargetSpec {
     pub allow_link_local: bool,
     /// Only when creating: `now` (default: deliveries stored from now on),
     /// `beginning` (every stored delivery), or a seq (the deliveries after it).
-    #[serde(default, skip_serializing)]
-    #[schema(value_type = Option<String>, example = "now")]
+    #[serde(default)]
+    #[schema(schema_with = start_schema)]
     pub start: Option<Start>,
+}
+
+/// A target's settings as the API shows them: its spec without the secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecView {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub actions: Vec<String>,
+    pub repositories: Vec<String>,
+    pub organizations: Vec<String>,
+    pub timeout_ms: u64,
+    pub concurrency: u32,
+    pub ordered: bool,
+    pub max_attempts: u32,
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub circuit_threshold: u32,
+    pub follow_redirects: bool,
+    pub allow_link_local: bool,
+    /// Whether the target has a secret of its own (which is never shown).
+    pub has_secret: bool,
+}
+
+impl From<&TargetSpec> for SpecView {
+    fn from(spec: &TargetSpec) -> Self {
+        Self {
+            name: spec.name.clone(),
+            url: spec.url.clone(),
+            events: spec.events.clone(),
+            actions: spec.actions.clone(),
+            repositories: spec.repositories.clone(),
+            organizations: spec.organizations.clone(),
+            timeout_ms: spec.timeout_ms,
+            concurrency: spec.concurrency,
+            ordered: spec.ordered,
+            max_attempts: spec.max_attempts,
+            backoff_ms: spec.backoff_ms,
+            max_backoff_ms: spec.max_backoff_ms,
+            circuit_threshold: spec.circuit_threshold,
+            follow_redirects: spec.follow_redirects,
+            allow_link_local: spec.allow_link_local,
+            has_secret: spec.secret.is_some(),
+        }
+    }
+}
+
+/// `"now"`, `"beginning"` or a seq.
+fn start_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["now", "beginning"])),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +177,9 @@ impl<'de> Deserialize<'de> for Start {
             Raw::Word(word) => match word.as_str() {
                 "now" => Ok(Start::Now),
                 "beginning" => Ok(Start::Beginning),
-                other => other.parse().map(Start::After).map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "start: {other:?} is not \"now\", \"beginning\" or a seq"
-                    ))
-                }),
+                other => Err(serde::de::Error::custom(format!(
+                    "start: {other:?} is not \"now\", \"beginning\" or a seq"
+                ))),
             },
         }
     }
@@ -414,7 +475,6 @@ mod tests {
             (serde_json::json!("now"), Start::Now),
             (serde_json::json!("beginning"), Start::Beginning),
             (serde_json::json!(42), Start::After(42)),
-            (serde_json::json!("42"), Start::After(42)),
         ] {
             let spec =
                 spec(serde_json::json!({"name": "x", "url": "http://a/", "start": value})).unwrap();

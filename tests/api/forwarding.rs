@@ -531,7 +531,13 @@ async fn targets_are_managed_through_the_api_and_checked() {
     assert_eq!(moved["failed"], 1, "{moved}");
     let attempt = &moved["recentAttempts"][0];
     assert_eq!(attempt["status"], 307);
-    assert!(attempt["error"].as_str().unwrap().contains("redirects are not followed"), "{attempt}");
+    assert!(
+        attempt["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed"),
+        "{attempt}"
+    );
     assert_eq!(redirecting.received().len(), 1, "tried once, not followed");
     let request = &receiver.received()[0];
     let expected = Signature::compute(b"s3cret-value", &push.bytes).to_header();
