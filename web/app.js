@@ -8,7 +8,7 @@ const el = (tag, attrs = {}, ...children) => {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value);
   }
-  for (const child of children.flat()) node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
+  for (const child of children.flat(Infinity)) node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
   return node;
 };
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");

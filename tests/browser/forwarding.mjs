@@ -77,6 +77,9 @@ try {
   const attempt = await page.textContent(`#attempt-rows tr[data-delivery="${first}"]`);
   check(attempt.includes("422") && attempt.includes("answer 422") && attempt.includes(" ms"), `attempt shows status, answer, latency (${attempt})`);
   check((await page.textContent("#failed-summary")).includes("2 shown of 2"), "failed summary");
+  const failedText = await page.textContent(`#target-failed-rows tr[data-delivery="${first}"]`);
+  check(failedText.includes("422 · answered 422") && failedText.includes("answer 422") && !failedText.includes("[object"),
+    `failed delivery shows its last attempt (${failedText})`);
   check(await page.$("#target-edit"), "an API target can be edited");
   await noViolations("a target with failed deliveries");
   await page.screenshot({ path: `${shots}/forwarding-failed.png`, fullPage: true });
