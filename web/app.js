@@ -218,7 +218,7 @@ function filters(t) {
     .filter(([, list]) => list.length).map(([name, list]) => `${name}: ${list.join(", ")}`);
   if (!parts.length) parts.push("all events");
   if (t.ordered) parts.push("ordered");
-  parts.push(`concurrency ${t.concurrency}`, `${t.maxAttempts} attempts`);
+  parts.push(`concurrency ${t.concurrency}`, `max attempts ${t.maxAttempts}`);
   if (t.hasSecret) parts.push("own secret");
   return parts.join(" · ");
 }

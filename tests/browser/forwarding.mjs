@@ -65,7 +65,7 @@ try {
   check(["healthy", "retrying", "circuit open"].includes(stateText), `state shown as text (${stateText})`);
   check((await page.getAttribute(`${row(name)} [data-state]`, "data-state")) === view.state, "state matches the API");
   const rowText = await page.textContent(row(name));
-  check(rowText.includes(view.url) && rowText.includes("API") && rowText.includes("1 attempts"), `url, source and filters shown (${rowText})`);
+  check(rowText.includes(view.url) && rowText.includes("API") && rowText.includes("max attempts 1"), `url, source and filters shown (${rowText})`);
   check(rowText.includes("422"), `last error shown (${rowText})`);
   check((await page.textContent(row(settingsName))).includes("settings"), "the settings target says so");
   await waitText("#forward-failed-count", "2");
