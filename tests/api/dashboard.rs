@@ -5,13 +5,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hookvault::ingest::Payload;
 use hookvault::process::Stage;
 use hookvault::store::EventRecord;
 use reqwest::StatusCode;
+use serde_json::json;
 
-use crate::helpers::{SECRET, TestApp};
+use crate::helpers::{Delivery, SECRET, TestApp, fixture, new_id};
+use crate::receiver::{Answer, Receiver};
 
 /// Fails a payload marked `fail_until_replay` on its first attempt only: a
 /// forwarding target that was down and is back by the time someone replays.
@@ -115,20 +118,25 @@ fn browser_ready() -> bool {
 }
 
 async fn run_browser(app: &TestApp, token: Option<&str>) {
+    let shots = if token.is_some() { "token" } else { "open" };
+    let mut env = vec![("HOOKVAULT_SECRET", SECRET.to_owned())];
+    if let Some(token) = token {
+        env.push(("HOOKVAULT_TOKEN", token.to_owned()));
+    }
+    run_script(app, "dashboard.mjs", shots, &env).await;
+}
+
+/// Runs `tests/browser/<script>` against the app; it must end with "all checks passed".
+async fn run_script(app: &TestApp, script: &str, shots: &str, env: &[(&str, String)]) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shots = dir
-        .join("target/screenshots")
-        .join(if token.is_some() { "token" } else { "open" });
+    let shots = dir.join("target/screenshots").join(shots);
     let mut command = tokio::process::Command::new("node");
     command
-        .arg(dir.join("tests/browser/dashboard.mjs"))
+        .arg(dir.join("tests/browser").join(script))
         .arg(&shots)
         .env("HOOKVAULT_URL", &app.address)
-        .env("HOOKVAULT_SECRET", SECRET)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .kill_on_drop(true);
-    if let Some(token) = token {
-        command.env("HOOKVAULT_TOKEN", token);
-    }
     let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
         .await
         .expect("browser run finished in time")
@@ -167,4 +175,100 @@ async fn the_dashboard_asks_for_the_token_once_and_uses_it() {
     )
     .await;
     run_browser(&app, Some(token)).await;
+}
+
+/// The Forwarding view (issue #26): a target that refused two deliveries shows its
+/// counts, attempts and failed deliveries; both are re-sent from the page (one, then
+/// all after a confirmation) and reach the receiver; a settings target is read-only;
+/// a target is created, edited and deleted through the form; axe finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarding_view_shows_targets_and_resends_failed_deliveries() {
+    if !browser_ready() {
+        return;
+    }
+    let receiver = Receiver::start().await;
+    let from_settings = Receiver::start().await;
+    let settings_url = from_settings.url.clone();
+    let app = TestApp::spawn_with(|c| c.forward = vec![settings_url]).await;
+    let refused = [new_id(), new_id()];
+    let refuse = Arc::new(AtomicBool::new(true));
+    receiver.answer({
+        let (refuse, refused) = (refuse.clone(), refused.clone());
+        move |request| {
+            let id = request.delivery_id();
+            if refuse.load(Ordering::SeqCst) && refused.iter().any(|r| r == id) {
+                Answer::Status(422)
+            } else {
+                Answer::Status(200)
+            }
+        }
+    });
+    let (status, body) = app
+        .post_json(
+            "/api/forwarding/targets",
+            json!({"name": "ci", "url": receiver.url, "start": "beginning", "maxAttempts": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let taken = new_id();
+    for (fixture, id) in [
+        (fixture("push", 0), &refused[0]),
+        (fixture("issues", 0), &refused[1]),
+        (fixture("workflow_job", 1), &taken),
+    ] {
+        let (status, body) = app
+            .post(Delivery::new(&fixture.event, id, &fixture.bytes))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    receiver
+        .wait_until("the three deliveries", |r| r.len() == 3)
+        .await;
+    let view = loop {
+        let (_, body) = app.get_json("/api/forwarding/targets/ci").await;
+        let view = body["data"].clone();
+        if view["failed"] == 2 && view["delivered"] == 1 && view["inFlight"] == 0 {
+            break view;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let (_, targets) = app.get_json("/api/forwarding/targets").await;
+    let settings_name = targets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source"] == "settings")
+        .expect("the settings target")["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The target takes everything from now on; only a re-send brings the two back.
+    refuse.store(false, Ordering::SeqCst);
+
+    run_script(
+        &app,
+        "forwarding.mjs",
+        "forwarding",
+        &[
+            ("TARGET", "ci".to_owned()),
+            ("SETTINGS_TARGET", settings_name),
+            ("FAILED_IDS", refused.join(",")),
+            ("DELIVERED", view["delivered"].to_string()),
+            ("RECEIVER_URL", receiver.url.clone()),
+        ],
+    )
+    .await;
+
+    let received = receiver.received();
+    for id in &refused {
+        let attempts: Vec<u32> = received
+            .iter()
+            .filter(|r| r.delivery_id() == id)
+            .map(|r| r.attempt())
+            .collect();
+        assert_eq!(attempts, [1, 2], "{id}: refused once, re-sent once");
+    }
+    let (_, body) = app.get_json("/api/forwarding/targets/ci").await;
+    assert_eq!(body["data"]["failed"], 0, "{body}");
+    assert_eq!(body["data"]["delivered"], 3, "{body}");
 }
