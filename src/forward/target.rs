@@ -483,10 +483,12 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_never_serialized() {
+    fn secrets_are_never_shown() {
         let spec =
             spec(serde_json::json!({"name": "x", "url": "http://a/", "secret": "s3cr3t"})).unwrap();
-        assert!(!serde_json::to_string(&spec).unwrap().contains("s3cr3t"));
+        let shown = serde_json::to_value(SpecView::from(&spec)).unwrap();
+        assert!(!shown.to_string().contains("s3cr3t"));
+        assert_eq!(shown["hasSecret"], true);
     }
 
     #[test]
