@@ -154,10 +154,15 @@ impl Worker {
                 _ = tokio::time::sleep_until(save_due), if self.cursor > self.saved => self.save().await,
             }
         }
-        // What is in flight now is sent again after the restart.
+        // What is in flight now is sent again after the restart. The last cursor is
+        // committed before the worker ends, so a worker started next (a PUT) reads it.
         self.running.abort_all();
-        if self.cursor > self.saved {
-            self.save().await;
+        let last = ForwardingChange::StartAt {
+            name: self.target.spec.name.clone(),
+            seq: self.cursor,
+        };
+        if let Err(error) = self.store.change_forwarding(vec![last]).await {
+            tracing::warn!(%error, "cannot save a forwarding cursor");
         }
     }
 

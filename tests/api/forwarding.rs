@@ -384,10 +384,33 @@ async fn a_delivery_the_target_refuses_is_kept_as_failed_and_re_sent_on_request(
     let app = app.restart().await;
     assert_eq!(target(&app, "picky").await["failed"], 1);
     receiver.answer(|_| Answer::Status(200));
+    // A time range selects by when the deliveries were received; a selection must be
+    // exactly one.
+    for (selection, status, queued) in [
+        (
+            json!({"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z"}),
+            202,
+            Some(0),
+        ),
+        (json!({"from": "yesterday"}), 400, None),
+        (json!({"all": true, "seq": 1}), 400, None),
+        (json!({}), 400, None),
+    ] {
+        let (got, body) = app
+            .post_json("/api/forwarding/targets/picky/resend", selection.clone())
+            .await;
+        assert_eq!(got.as_u16(), status, "{selection}: {body}");
+        if let Some(queued) = queued {
+            assert_eq!(body["data"]["queued"], queued, "{selection}");
+        }
+    }
     let (status, body) = app
         .post_json(
             "/api/forwarding/targets/picky/resend",
-            json!({"deliveryId": refused}),
+            json!({
+                "from": hookvault::domain::timestamp::to_rfc3339(hookvault::domain::timestamp::now_ms() - 3_600_000),
+                "to": hookvault::domain::timestamp::to_rfc3339(hookvault::domain::timestamp::now_ms()),
+            }),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
