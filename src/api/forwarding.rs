@@ -15,14 +15,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::openapi::{Envelope, ErrorEnvelope, Pagination};
-use super::replay::is_json;
+use super::replay::{is_json, parse_limit};
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
 use crate::forward::status::FailedDelivery;
 use crate::forward::target::TargetSpec;
 use crate::forward::{ForwardError, Forwarding, MAX_RESEND, TargetView};
-
-const MAX_FAILED_LIMIT: usize = 1000;
 
 /// Every target.
 #[derive(serde::Serialize, ToSchema)]
@@ -226,19 +224,7 @@ async fn failed(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(name) = path?;
-    let limit = match params.get("limit").map(|v| v.trim()) {
-        None | Some("") => 100,
-        Some(raw) => raw
-            .parse()
-            .ok()
-            .filter(|l| (1..=MAX_FAILED_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_parameter(
-                    "limit",
-                    format!("must be between 1 and {MAX_FAILED_LIMIT}"),
-                )
-            })?,
-    };
+    let limit = parse_limit(&params, 100)?;
     let after: u64 = match params.get("after").map(|v| v.trim()) {
         None | Some("") => 0,
         Some(raw) => raw

@@ -34,8 +34,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// `limit` of `GET /api/webhooks/failed`: 10 unless given.
 pub(crate) fn parse_failed_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
+    parse_limit(params, 10)
+}
+
+/// `limit` of a list of failures: `default` unless given, 1 to 1000.
+pub(super) fn parse_limit(
+    params: &HashMap<String, String>,
+    default: usize,
+) -> Result<usize, ApiError> {
     match params.get("limit").map(|v| v.trim()) {
-        None | Some("") => Ok(10),
+        None | Some("") => Ok(default),
         Some(raw) => raw
             .parse()
             .ok()

@@ -301,7 +301,7 @@ impl Forwarding {
     /// Creates a target through the API: durable, then running.
     pub async fn create(&self, spec: TargetSpec) -> Result<TargetView, ForwardError> {
         spec.check().map_err(ForwardError::Invalid)?;
-        let mut targets = self.targets.lock().await;
+        let targets = self.targets.lock().await;
         if targets.contains_key(&spec.name) {
             return Err(ForwardError::Exists(spec.name));
         }
@@ -323,14 +323,7 @@ impl Forwarding {
                 },
             ])
             .await?;
-        let running = self
-            .launch(spec, Source::Api)
-            .await
-            .map_err(|e| ForwardError::Invalid(e.to_string()))?;
-        let target = running.target.clone();
-        targets.insert(name, running);
-        drop(targets);
-        self.view(&target).await
+        self.run_target(targets, spec).await
     }
 
     /// Replaces a target's spec; its cursor and failed deliveries stay. A spec
@@ -357,6 +350,16 @@ impl Forwarding {
             .await?;
         let old = targets.remove(&name).expect("checked above");
         stop(old).await;
+        self.run_target(targets, spec).await
+    }
+
+    /// Starts the worker of an API target whose spec is stored, and shows it.
+    async fn run_target(
+        &self,
+        mut targets: tokio::sync::MutexGuard<'_, BTreeMap<String, Running>>,
+        spec: TargetSpec,
+    ) -> Result<TargetView, ForwardError> {
+        let name = spec.name.clone();
         let running = self
             .launch(spec, Source::Api)
             .await
