@@ -598,7 +598,6 @@ async fn targets_are_managed_through_the_api_and_checked() {
 #[tokio::test]
 async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_the_last_moments() {
     use crate::process::{Binary, command};
-    use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
     let receiver = Receiver::start().await;
@@ -610,45 +609,15 @@ async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_the_last_mome
             .env("HOOKVAULT_FORWARD", &receiver.url);
         Binary::start(cmd)
     };
-    let corpus: Arc<Vec<(String, Vec<u8>)>> =
-        Arc::new(fixtures().into_iter().map(|f| (f.event, f.bytes)).collect());
-    let acknowledged: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let client = crate::helpers::client();
     let mut binary = start();
-    let senders: Vec<_> = (0..16)
-        .map(|sender| {
-            let url = format!("{}/api/webhooks/github", binary.address);
-            let (client, acknowledged, corpus) =
-                (client.clone(), acknowledged.clone(), corpus.clone());
-            tokio::spawn(async move {
-                for i in (sender..).step_by(16) {
-                    let id = new_id();
-                    let (event, body) = &corpus[i % corpus.len()];
-                    let delivery = Delivery::new(event, &id, body);
-                    let mut request = client.post(&url);
-                    for (name, value) in &delivery.headers {
-                        request = request.header(name.as_str(), value.as_str());
-                    }
-                    let Ok(response) = request.body(delivery.body).send().await else {
-                        return;
-                    };
-                    if response.status() == StatusCode::OK {
-                        acknowledged.lock().unwrap().insert(id);
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = crate::helpers::LoadUntilGone::start(&binary.address, 16);
     // Past several durable commits of the cursor, and while deliveries are in flight.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let forwarded_before = receiver.received().len();
     binary.child.kill().unwrap();
     let killed_at = Instant::now();
     binary.child.wait().unwrap();
-    for sender in senders {
-        sender.await.unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = load.finish().await;
     assert!(
         forwarded_before > 100,
         "it was forwarding when killed: {forwarded_before}"

@@ -435,3 +435,59 @@ pub fn open_store(dir: &Path) -> (hookvault::store::Store, hookvault::store::Wri
     };
     hookvault::store::Store::open(dir, &options).expect("store opens")
 }
+
+/// A load on a server that is about to be killed: `senders` connections post the
+/// fixtures, each under a new delivery id, until the server stops answering. The
+/// ids it acknowledged as stored are collected (the server must run without content
+/// dedup, so every delivery is stored).
+pub struct LoadUntilGone {
+    pub senders: Vec<JoinHandle<()>>,
+    pub acknowledged: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl LoadUntilGone {
+    pub fn start(address: &str, senders: usize) -> Self {
+        let corpus: Arc<Vec<(String, Vec<u8>)>> =
+            Arc::new(fixtures().into_iter().map(|f| (f.event, f.bytes)).collect());
+        let acknowledged: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+        let client = client();
+        let senders = (0..senders)
+            .map(|sender_index| {
+                let url = format!("{address}/api/webhooks/github");
+                let (client, acknowledged, corpus) =
+                    (client.clone(), acknowledged.clone(), corpus.clone());
+                tokio::spawn(async move {
+                    for i in (sender_index..).step_by(senders) {
+                        let id = new_id();
+                        let (event, body) = &corpus[i % corpus.len()];
+                        let delivery = Delivery::new(event, &id, body);
+                        let mut request = client.post(&url);
+                        for (name, value) in &delivery.headers {
+                            request = request.header(name.as_str(), value.as_str());
+                        }
+                        let Ok(response) = request.body(delivery.body).send().await else {
+                            return;
+                        };
+                        let Ok(answer) = response.json::<Value>().await else {
+                            return;
+                        };
+                        assert_eq!(answer["data"]["status"], "stored", "{answer}");
+                        acknowledged.lock().unwrap().insert(id);
+                    }
+                })
+            })
+            .collect();
+        Self {
+            senders,
+            acknowledged,
+        }
+    }
+
+    /// Waits for the senders (after the server is gone); the acknowledged ids.
+    pub async fn finish(self) -> std::collections::HashSet<String> {
+        for sender in self.senders {
+            sender.await.unwrap();
+        }
+        self.acknowledged.lock().unwrap().clone()
+    }
+}

@@ -4,7 +4,6 @@
 //! of a three-node cluster.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -260,45 +259,15 @@ async fn a_sigkill_while_publishing_loses_and_doubles_nothing() {
             .env("HOOKVAULT_NATS_URL", server.url());
         Binary::start(cmd)
     };
-    let corpus: Arc<Vec<(String, Vec<u8>)>> =
-        Arc::new(fixtures().into_iter().map(|f| (f.event, f.bytes)).collect());
-    let stored: Arc<Mutex<HashSet<String>>> = Arc::default();
     let client = crate::helpers::client();
     let mut binary = start();
-    let workers: Vec<_> = (0..16)
-        .map(|worker| {
-            let url = format!("{}/api/webhooks/github", binary.address);
-            let (client, stored, corpus) = (client.clone(), stored.clone(), corpus.clone());
-            tokio::spawn(async move {
-                for i in (worker..).step_by(16) {
-                    let id = new_id();
-                    let (event, body) = &corpus[i % corpus.len()];
-                    let delivery = Delivery::new(event, &id, body);
-                    let mut request = client.post(&url);
-                    for (name, value) in &delivery.headers {
-                        request = request.header(name.as_str(), value.as_str());
-                    }
-                    let Ok(response) = request.body(delivery.body).send().await else {
-                        return;
-                    };
-                    let Ok(answer) = response.json::<Value>().await else {
-                        return;
-                    };
-                    assert_eq!(answer["data"]["status"], "stored", "{answer}");
-                    stored.lock().unwrap().insert(id);
-                }
-            })
-        })
-        .collect();
+    let load = crate::helpers::LoadUntilGone::start(&binary.address, 16);
     // Past the first durable commit of the cursor, and while messages are in flight.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let published_before = nats::messages(&server.url()).await.len();
     binary.child.kill().unwrap();
     binary.child.wait().unwrap();
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let stored = stored.lock().unwrap().clone();
+    let stored = load.finish().await;
     assert!(published_before > 0, "it was publishing when killed");
     eprintln!(
         "killed with {} deliveries acknowledged, {published_before} published",

@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::helpers::{Delivery, TestApp, fixture};
 use crate::process::command;
 
-const OLD_STORE: &[u8] = include_bytes!("../data/store-schema-1.redb.zst");
-const OLD_IDS: &str = include_str!("../data/store-schema-1.json");
+const OLD_STORE: &[u8] = include_bytes!("../old-stores/store-schema-1.redb.zst");
+const OLD_IDS: &str = include_str!("../old-stores/store-schema-1.json");
 
 /// A data directory holding the schema-1 store.
 fn old_store() -> tempfile::TempDir {
