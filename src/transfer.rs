@@ -183,7 +183,15 @@ pub async fn import(
             continue;
         }
         match delivery_of(&line) {
-            Ok(delivery) => batch.push(delivery),
+            Ok(delivery) => {
+                // A batch's deliveries are sent to the log writer concurrently; a
+                // duplicate waits until what came before it (its original) is
+                // stored, so the writer never meets it first and misses the link.
+                if delivery.1.is_some() && !batch.is_empty() {
+                    store_batch(store, &mut batch, &mut report).await?;
+                }
+                batch.push(delivery);
+            }
             Err(reason) => report.skipped.push((number, reason)),
         }
         if batch.len() == IMPORT_BATCH {
