@@ -203,6 +203,7 @@ impl Store {
             last_durable: Instant::now(),
             log_dir: dir.join(LOG_DIR),
             nondurable: false,
+            last_commit: Instant::now(),
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
