@@ -239,6 +239,60 @@ impl Store {
         .await
     }
 
+    /// Which of these delivery ids are stored (acknowledged: applied or still only in
+    /// the log), without reading their events.
+    pub async fn stored_ids(
+        &self,
+        mut ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        // The tail first, then redb (see `tail`).
+        let mut found: std::collections::HashSet<String> = std::collections::HashSet::new();
+        ids.retain(|id| match self.tail.contains(id) {
+            true => {
+                found.insert(id.clone());
+                false
+            }
+            false => true,
+        });
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let deliveries = txn.open_table(tables::DELIVERIES)?;
+            for id in ids {
+                if deliveries.get(id.as_str())?.is_some() {
+                    found.insert(id);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// The newest `limit` applied events' repository, organization and headers,
+    /// newest first: what names the hooks they came through.
+    pub async fn recent_headers(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Option<String>, Option<String>, Vec<(String, String)>)>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let events = txn.open_table(tables::EVENTS)?;
+            let headers = txn.open_table(tables::HEADERS)?;
+            let mut out = Vec::new();
+            for entry in events.iter()?.rev().take(limit) {
+                let (seq, record) = entry?;
+                let record: EventRecord = codec::decode(record.value())?;
+                let kept: Vec<(String, String)> = headers
+                    .get(seq.value())?
+                    .map(|b| codec::decode(b.value()))
+                    .transpose()?
+                    .unwrap_or_default();
+                out.push((record.repository, record.organization, kept));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub async fn get_seq(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         if let Some(event) = self.tail.by_seq(seq)? {
             return Ok(Some(event));
