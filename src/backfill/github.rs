@@ -193,8 +193,8 @@ impl GitHub {
                 Err(e) => return Err(GitHubError::Transport(describe(&e))),
             };
             let status = response.status();
-            self.note_remaining(response.headers());
             if status.is_success() {
+                self.note_remaining(response.headers());
                 return Ok(response);
             }
             let headers = response.headers().clone();
