@@ -6,6 +6,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::store::StoredHeaders;
+
 /// One webhook whose delivery log GitHub keeps.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HookRef {
@@ -128,14 +130,17 @@ pub fn sighted(
     }
 }
 
-/// The distinct hooks of these stored deliveries (repository, organization,
-/// headers), in a stable order.
-pub fn discover(
-    stored: &[(Option<String>, Option<String>, Vec<(String, String)>)],
-) -> Vec<HookRef> {
+/// The distinct hooks of these stored deliveries, in a stable order.
+pub fn discover(stored: &[StoredHeaders]) -> Vec<HookRef> {
     let found: BTreeSet<HookRef> = stored
         .iter()
-        .filter_map(|(repo, org, headers)| sighted(repo.as_deref(), org.as_deref(), headers))
+        .filter_map(|s| {
+            sighted(
+                s.repository.as_deref(),
+                s.organization.as_deref(),
+                &s.headers,
+            )
+        })
         .collect();
     found.into_iter().collect()
 }
@@ -184,11 +189,11 @@ mod tests {
                     kind.to_owned(),
                 ),
             ];
-            (
-                Some("octo-org/hello".to_owned()),
-                Some("octo-org".to_owned()),
+            StoredHeaders {
+                repository: Some("octo-org/hello".to_owned()),
+                organization: Some("octo-org".to_owned()),
                 headers,
-            )
+            }
         };
         let found = discover(&[
             stored("repository"),
@@ -196,7 +201,10 @@ mod tests {
             stored("organization"),
             stored("integration"),
             stored("sponsors_listing"),
-            (Some("octo-org/hello".to_owned()), None, Vec::new()),
+            StoredHeaders {
+                repository: Some("octo-org/hello".to_owned()),
+                ..StoredHeaders::default()
+            },
         ]);
         assert_eq!(
             found.iter().map(ToString::to_string).collect::<Vec<_>>(),

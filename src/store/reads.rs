@@ -19,6 +19,14 @@ pub struct StoredEvent {
     pub duplicate_of: Option<String>,
 }
 
+/// A stored event's repository, organization and request headers.
+#[derive(Debug, Clone, Default)]
+pub struct StoredHeaders {
+    pub repository: Option<String>,
+    pub organization: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
 /// Most recent events counted for health; keeps the health endpoint cheap under a
 /// flood (the count then reads "at least this many").
 pub const RECENT_CAP: usize = 10_000;
@@ -269,10 +277,7 @@ impl Store {
 
     /// The newest `limit` applied events' repository, organization and headers,
     /// newest first: what names the hooks they came through.
-    pub async fn recent_headers(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<(Option<String>, Option<String>, Vec<(String, String)>)>, StoreError> {
+    pub async fn recent_headers(&self, limit: usize) -> Result<Vec<StoredHeaders>, StoreError> {
         self.read(move |db| {
             let txn = db.begin_read()?;
             let events = txn.open_table(tables::EVENTS)?;
@@ -286,7 +291,11 @@ impl Store {
                     .map(|b| codec::decode(b.value()))
                     .transpose()?
                     .unwrap_or_default();
-                out.push((record.repository, record.organization, kept));
+                out.push(StoredHeaders {
+                    repository: record.repository,
+                    organization: record.organization,
+                    headers: kept,
+                });
             }
             Ok(out)
         })

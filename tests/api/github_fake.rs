@@ -393,7 +393,7 @@ async fn list(
         .iter()
         .filter(|a| a.hook.log == uri.path() && a.id <= start)
         .collect();
-    attempts.sort_by(|a, b| b.id.cmp(&a.id));
+    attempts.sort_by_key(|a| std::cmp::Reverse(a.id));
     let page: Vec<Value> = attempts
         .iter()
         .take(per_page)
