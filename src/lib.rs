@@ -24,6 +24,8 @@
 //!   publishes every stored event once acknowledged by JetStream.
 //! - [`forward`]: forwarding to targets: each follows the store with its own cursor
 //!   and sends every matching delivery as GitHub sent it, at least once.
+//! - [`backfill`]: reconciles with GitHub's delivery log: finds the deliveries the
+//!   store lacks and asks GitHub to redeliver them (they arrive signed, as usual).
 //! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
 //! - [`access`]: who may use the API and Socket.IO (token, or local callers only).
 //! - [`metrics`]: Prometheus metrics, one registry per app.
@@ -51,6 +53,7 @@
 
 pub mod access;
 pub mod api;
+pub mod backfill;
 pub mod backup;
 pub mod banner;
 pub mod commands;
@@ -241,6 +244,8 @@ impl App {
         tokio::spawn(memory::give_back_freed(until_stopped()));
         let forwarding =
             forward::Forwarding::start(store.clone(), metrics.clone(), &config.forward).await?;
+        let backfill =
+            backfill::Backfill::start(config.backfill.clone(), store.clone(), metrics.clone())?;
 
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
         let state = AppState {
@@ -255,6 +260,7 @@ impl App {
             ingest_slots,
             stream: stream_status,
             forwarding: forwarding.clone(),
+            backfill: backfill.clone(),
             backups: api::backup_slots(),
         };
         let io_for_close = state.io.clone();
@@ -282,8 +288,10 @@ impl App {
             streaming.await?;
         }
         forwarding.stop().await;
-        // Its handle to the store goes too, so the writer can stop.
+        backfill.stop().await;
+        // Their handles to the store go too, so the writer can stop.
         drop(forwarding);
+        drop(backfill);
         let _ = stop_indexing.send(true);
         indexing.await?;
         tokio::task::spawn_blocking(move || writer.join()).await?;

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => commands::backup(&config, &args),
         Command::Restore(args) => commands::restore(&config, &args),
         Command::Relay(args) => commands::relay(&config, &args, shutdown_signal),
+        Command::Backfill(args) => hookvault::backfill::command::run(&config, &args),
     }
 }
 

@@ -93,6 +93,15 @@ pub struct Metrics {
     pub forward_attempt_time: HistogramFamily<TargetLabels>,
     pub forward_backlog: Family<TargetLabels, Gauge>,
     pub forward_circuit_open: Family<TargetLabels, Gauge>,
+    pub backfill_runs: Family<OutcomeLabels, Counter>,
+    pub backfill_checked: Counter,
+    pub backfill_missing: Counter,
+    pub backfill_requested: Counter,
+    pub backfill_confirmed: Counter,
+    pub backfill_errors: Counter,
+    pub backfill_rate_limit_waits: Counter,
+    pub backfill_running: Gauge,
+    pub backfill_last_run: Gauge,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -144,6 +153,15 @@ impl Metrics {
             forward_attempt_time: Family::new_with_constructor(seconds_histogram),
             forward_backlog: Family::default(),
             forward_circuit_open: Family::default(),
+            backfill_runs: Family::default(),
+            backfill_checked: Counter::default(),
+            backfill_missing: Counter::default(),
+            backfill_requested: Counter::default(),
+            backfill_confirmed: Counter::default(),
+            backfill_errors: Counter::default(),
+            backfill_rate_limit_waits: Counter::default(),
+            backfill_running: Gauge::default(),
+            backfill_last_run: Gauge::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -285,6 +303,56 @@ impl Metrics {
             "forward_circuit_open",
             "1 while a target's circuit is open (attempts paused but for probes)",
             metrics.forward_circuit_open.clone(),
+        );
+        let backfill: [(&str, &str, &Counter); 6] = [
+            (
+                "backfill_checked",
+                "Deliveries in GitHub's delivery log that backfill runs checked against the store",
+                &metrics.backfill_checked,
+            ),
+            (
+                "backfill_missing",
+                "Deliveries GitHub listed that the store did not have, per run",
+                &metrics.backfill_missing,
+            ),
+            (
+                "backfill_requested",
+                "Redeliveries backfill asked GitHub for (accepted)",
+                &metrics.backfill_requested,
+            ),
+            (
+                "backfill_confirmed",
+                "Redeliveries asked for that arrived during their run",
+                &metrics.backfill_confirmed,
+            ),
+            (
+                "backfill_errors",
+                "Errors of backfill runs (a hook that could not be read, refused redeliveries)",
+                &metrics.backfill_errors,
+            ),
+            (
+                "backfill_rate_limit_waits",
+                "Times a backfill request waited for GitHub's rate limit",
+                &metrics.backfill_rate_limit_waits,
+            ),
+        ];
+        for (name, help, counter) in backfill {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "backfill_runs",
+            "Backfill runs done, by outcome (ok, errors)",
+            metrics.backfill_runs.clone(),
+        );
+        registry.register(
+            "backfill_running",
+            "1 while a backfill run is in progress",
+            metrics.backfill_running.clone(),
+        );
+        registry.register(
+            "backfill_last_run_timestamp_seconds",
+            "When the last backfill run ended (Unix time; 0: none yet)",
+            metrics.backfill_last_run.clone(),
         );
         if streaming {
             registry.register(

@@ -74,7 +74,7 @@ fn forwarding(state: &AppState) -> &Forwarding {
 }
 
 /// The body as JSON of type `T`, or a 415/400 that says what is wrong.
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     expected: &str,

@@ -1,6 +1,7 @@
 //! The HTTP API: one `router()` per area, merged here so the whole route table fits
 //! on one screen.
 
+mod backfill;
 mod backup;
 mod catalog;
 mod envelope;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub stream: Option<Arc<crate::stream::Status>>,
     /// The forwarding targets and their workers.
     pub forwarding: Arc<crate::forward::Forwarding>,
+    /// Reconciling with GitHub's delivery log.
+    pub backfill: Arc<crate::backfill::Backfill>,
     /// Backups being taken ([`backup_slots`]).
     pub backups: Arc<Semaphore>,
 }
@@ -97,6 +100,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(forwarding::router())
         .merge(metrics::router())
         .merge(backup::router())
+        .merge(backfill::router())
         .route_layer(middleware::from_fn_with_state(
             state.access.clone(),
             access::require,

@@ -224,7 +224,7 @@ fn log_facts(log: &crate::store::LogProgress) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/webhooks/health", tag = "statistics",
-    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, log{applierLag, lastApplyMs, bytes, segments}, search{indexLag, rebuilding, lastFailureTime}, stream{lag, cursor, published, connected, lastError} (when streaming to NATS), tokenRequired", body = Envelope)))]
+    responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, log{applierLag, lastApplyMs, bytes, segments}, search{indexLag, rebuilding, lastFailureTime}, stream{lag, cursor, published, connected, lastError} (when streaming to NATS), backfill{running, lastRunAt, lastRunClean, checked, missing, requested, confirmed, errors} (when backfill has credentials), tokenRequired", body = Envelope)))]
 async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = timestamp::now_ms();
     let facts = match state.store.health_facts(now - 5 * 60_000).await {
@@ -270,6 +270,9 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
             "avgProcessingTimeMs": avg_ms(&hour),
         }},
     });
+    if let Some(backfill) = state.backfill.health() {
+        health["backfill"] = backfill;
+    }
     if let Some(stream) = &state.stream {
         health["stream"] = json!({
             "lag": stream.lag(&state.store),

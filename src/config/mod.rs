@@ -15,9 +15,11 @@ use ipnet::IpNet;
 
 use crate::guard::{AllowedHosts, CorsOrigins, RateLimit};
 
+mod backfill;
 mod nats;
 mod tls;
 
+pub use backfill::{BackfillConfig, GitHubApp};
 pub use nats::{NatsAuth, NatsConfig};
 pub use tls::TlsFiles;
 
@@ -90,6 +92,27 @@ pub enum Command {
     /// Lay out a backup made by `backup` in --data-dir (new or empty), for a stopped
     /// instance to start from.
     Restore(RestoreArgs),
+    /// Ask a running instance to reconcile with GitHub's delivery log now
+    /// (POST /api/backfill) and print what it found and redelivered.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackfillArgs {
+    /// The running instance (default: this machine at --listen's port, https with
+    /// --tls-cert).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// How far back to look in GitHub's delivery log: 90m, 12h, 3d (GitHub keeps 3
+    /// days on github.com, more on GHES).
+    #[arg(long, default_value = "3d")]
+    pub since: String,
+    /// List what is missing without asking GitHub to redeliver anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The API token (default: HOOKVAULT_API_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -382,6 +405,43 @@ pub struct Settings {
     tls_key: Option<PathBuf>,
     /// Size of an acknowledgement-log segment in KiB (tests make it small to see
     /// segments rotate and go).
+    /// GitHub token to list and redeliver repository and organization hook deliveries
+    /// (fine-grained "Webhooks: write", or classic admin:repo_hook / admin:org_hook);
+    /// backfill is off without it or a GitHub App (docs/backfill.md).
+    #[arg(
+        long,
+        env = "HOOKVAULT_GITHUB_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    github_token: Option<String>,
+    /// GitHub App id, for the app's hook deliveries (with --github-app-key).
+    #[arg(long, env = "HOOKVAULT_GITHUB_APP_ID", global = true)]
+    github_app_id: Option<String>,
+    /// The GitHub App's private key, a PEM file.
+    #[arg(long, env = "HOOKVAULT_GITHUB_APP_KEY", global = true)]
+    github_app_key: Option<PathBuf>,
+    /// GitHub's REST API (GHES: https://HOST/api/v3).
+    #[arg(
+        long,
+        env = "HOOKVAULT_GITHUB_API_URL",
+        default_value = backfill::DEFAULT_API_URL,
+        global = true
+    )]
+    github_api_url: String,
+    /// Hooks to reconcile, comma-separated: repo:OWNER/NAME:ID, org:NAME:ID, app
+    /// (default: those named by the stored deliveries' X-GitHub-Hook-* headers).
+    #[arg(long, env = "HOOKVAULT_BACKFILL_HOOKS", global = true)]
+    backfill_hooks: Option<String>,
+    /// Minutes between reconciles with GitHub's delivery log (the first at startup);
+    /// 0: only on demand.
+    #[arg(
+        long,
+        env = "HOOKVAULT_BACKFILL_INTERVAL",
+        default_value = "15",
+        global = true
+    )]
+    backfill_interval: String,
     #[arg(long, env = "HOOKVAULT_LOG_SEGMENT_KB", default_value_t = (crate::log::SEGMENT_BYTES >> 10).to_string(), global = true, hide = true)]
     log_segment_kb: String,
 }
@@ -456,6 +516,8 @@ pub struct Config {
     pub forward: Vec<String>,
     /// HTTPS with these files; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Reconciling with GitHub's delivery log; off without credentials.
+    pub backfill: BackfillConfig,
 }
 
 impl Config {
@@ -490,6 +552,7 @@ impl Config {
             nats: None,
             forward: Vec::new(),
             tls: None,
+            backfill: BackfillConfig::default(),
         }
     }
 
@@ -630,6 +693,7 @@ impl Config {
         crate::forward::settings_targets(&forward)
             .map_err(|e| ConfigError::new("HOOKVAULT_FORWARD (--forward)", e.to_string()))?;
         let tls = TlsFiles::parse(&settings, purpose == Purpose::Serve)?;
+        let backfill = BackfillConfig::parse(&settings)?;
 
         if purpose == Purpose::Serve {
             prepare_data_dir(&settings.data_dir)?;
@@ -668,6 +732,7 @@ impl Config {
             nats,
             forward,
             tls,
+            backfill,
         })
     }
 }

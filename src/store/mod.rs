@@ -40,7 +40,7 @@ pub use error::StoreError;
 pub use events::StatusUpdate;
 pub use forwarding::{ForwardingChange, SavedTarget, cursor_name as forwarding_cursor_name};
 pub use query::{EventQuery, Page};
-pub use reads::{HealthFacts, StoredEvent};
+pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use snapshot::SnapshotFacts;

@@ -19,6 +19,14 @@ pub struct StoredEvent {
     pub duplicate_of: Option<String>,
 }
 
+/// A stored event's repository, organization and request headers.
+#[derive(Debug, Clone, Default)]
+pub struct StoredHeaders {
+    pub repository: Option<String>,
+    pub organization: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
 /// Most recent events counted for health; keeps the health endpoint cheap under a
 /// flood (the count then reads "at least this many").
 pub const RECENT_CAP: usize = 10_000;
@@ -235,6 +243,61 @@ impl Store {
                 Some(seq) => load_event(&txn, seq),
                 None => Ok(None),
             }
+        })
+        .await
+    }
+
+    /// Which of these delivery ids are stored (acknowledged: applied or still only in
+    /// the log), without reading their events.
+    pub async fn stored_ids(
+        &self,
+        mut ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        // The tail first, then redb (see `tail`).
+        let mut found: std::collections::HashSet<String> = std::collections::HashSet::new();
+        ids.retain(|id| match self.tail.contains(id) {
+            true => {
+                found.insert(id.clone());
+                false
+            }
+            false => true,
+        });
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let deliveries = txn.open_table(tables::DELIVERIES)?;
+            for id in ids {
+                if deliveries.get(id.as_str())?.is_some() {
+                    found.insert(id);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// The newest `limit` applied events' repository, organization and headers,
+    /// newest first: what names the hooks they came through.
+    pub async fn recent_headers(&self, limit: usize) -> Result<Vec<StoredHeaders>, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let events = txn.open_table(tables::EVENTS)?;
+            let headers = txn.open_table(tables::HEADERS)?;
+            let mut out = Vec::new();
+            for entry in events.iter()?.rev().take(limit) {
+                let (seq, record) = entry?;
+                let record: EventRecord = codec::decode(record.value())?;
+                let kept: Vec<(String, String)> = headers
+                    .get(seq.value())?
+                    .map(|b| codec::decode(b.value()))
+                    .transpose()?
+                    .unwrap_or_default();
+                out.push(StoredHeaders {
+                    repository: record.repository,
+                    organization: record.organization,
+                    headers: kept,
+                });
+            }
+            Ok(out)
         })
         .await
     }

@@ -80,6 +80,11 @@ impl Tail {
         found.map(|(e, of)| stored_event(&e, of)).transpose()
     }
 
+    /// Whether a delivery with this id is still only in the log.
+    pub fn contains(&self, delivery_id: &str) -> bool {
+        self.lock().by_id.contains_key(delivery_id)
+    }
+
     /// The delivery with this seq, if it is still only in the log.
     pub fn by_seq(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         let found = self

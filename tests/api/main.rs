@@ -2,6 +2,7 @@
 //! temp data dir.
 
 mod ack_log;
+mod backfill;
 mod backup;
 mod browsers;
 mod cli;
@@ -14,6 +15,7 @@ mod events;
 mod fixtures;
 mod forwarding;
 mod fuzz;
+mod github_fake;
 mod guard;
 mod helpers;
 mod limits;

@@ -36,6 +36,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("delete", "/api/forwarding/targets/{name}"),
     ("get", "/api/forwarding/targets/{name}/failed"),
     ("post", "/api/forwarding/targets/{name}/resend"),
+    ("get", "/api/backfill"),
+    ("post", "/api/backfill"),
 ];
 
 #[tokio::test]

@@ -1,0 +1,111 @@
+//! `hookvault backfill`: a thin client of `POST /api/backfill` on a running
+//! instance. The missing delivery ids go to standard output, one a line (for
+//! scripts); what the run did goes to standard error.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::config::{BackfillArgs, Config};
+
+pub fn run(config: &Config, args: &BackfillArgs) -> ExitCode {
+    if let Err(problem) = super::summary::parse_since(&args.since) {
+        return crate::commands::refuse(format!("--since: {problem}"));
+    }
+    let base = match &args.url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => crate::banner::Banner::new(config, config.listen)
+            .local_url()
+            .to_owned(),
+    };
+    let token = args
+        .token
+        .clone()
+        .or_else(|| config.api_token.as_ref().map(|t| t.expose().to_owned()));
+    let url = format!("{base}/api/backfill");
+    let body = json!({"since": args.since, "dryRun": args.dry_run});
+    match crate::commands::runtime().block_on(post(&url, token, body)) {
+        Ok(summary) => report(&summary),
+        Err(e) => {
+            eprintln!("hookvault backfill: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn post(url: &str, token: Option<String>, body: Value) -> anyhow::Result<Value> {
+    crate::server::tls::install_provider();
+    // No overall timeout: a run waits out GitHub's rate limits when it must.
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()?;
+    let mut request = client
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let answer: Value = serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
+    if !status.is_success() {
+        let message = answer["error"]["message"].as_str().unwrap_or("no message");
+        anyhow::bail!("{url} answered {status}: {message}");
+    }
+    Ok(answer["data"].clone())
+}
+
+/// Prints the run; exit 0 for a run without errors, 1 otherwise.
+fn report(summary: &Value) -> ExitCode {
+    let n = |field: &str| summary[field].as_u64().unwrap_or(0);
+    for id in summary["missingIds"].as_array().into_iter().flatten() {
+        println!("{}", id.as_str().unwrap_or_default());
+    }
+    let dry_run = summary["dryRun"].as_bool().unwrap_or(false);
+    eprintln!(
+        "backfill{}: checked {} deliveries since {}: {} missing{}",
+        if dry_run { " (dry run)" } else { "" },
+        n("checked"),
+        summary["since"].as_str().unwrap_or("?"),
+        n("missing"),
+        if dry_run {
+            String::new()
+        } else {
+            format!(
+                ", {} redeliveries requested, {} arrived",
+                n("requested"),
+                n("confirmed")
+            )
+        }
+    );
+    if n("inFlight") + n("gaveUp") > 0 {
+        eprintln!(
+            "  {} already being redelivered, {} given up after 3 redeliveries",
+            n("inFlight"),
+            n("gaveUp")
+        );
+    }
+    for hook in summary["hooks"].as_array().into_iter().flatten() {
+        eprintln!(
+            "  {}: checked {}, missing {}, requested {}",
+            hook["hook"].as_str().unwrap_or("?"),
+            hook["checked"],
+            hook["missing"],
+            hook["requested"]
+        );
+    }
+    let errors = summary["errors"].as_array().cloned().unwrap_or_default();
+    for error in &errors {
+        eprintln!("  error: {}", error.as_str().unwrap_or_default());
+    }
+    match errors.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    }
+}
