@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::openapi::ErrorEnvelope;
+use crate::domain::timestamp;
 use crate::metrics::{HttpLabels, Metrics, NamespaceLabels};
 use crate::store::DB_FILE;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -47,12 +48,21 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .set(state.hub.dropped.load(Ordering::Relaxed) as i64);
     m.socket_skipped
         .set(state.hub.skipped_broadcasts.load(Ordering::Relaxed) as i64);
+    let mut text = m.encode();
+    if let (Ok(totals), Ok(live)) = (
+        state.store.actions_totals().await,
+        state.store.actions_live().await,
+    ) {
+        let actions = super::actions::exposition(&totals, &live, timestamp::now_ms());
+        let end = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(end, &actions);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        m.encode(),
+        text,
     )
 }
 

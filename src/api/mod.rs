@@ -1,6 +1,7 @@
 //! The HTTP API: one `router()` per area, merged here so the whole route table fits
 //! on one screen.
 
+mod actions;
 mod backfill;
 mod backup;
 mod catalog;
@@ -101,6 +102,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(metrics::router())
         .merge(backup::router())
         .merge(backfill::router())
+        .merge(actions::router())
         .route_layer(middleware::from_fn_with_state(
             state.access.clone(),
             access::require,

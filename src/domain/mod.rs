@@ -7,6 +7,7 @@ mod delivery;
 mod delivery_id;
 mod event_type;
 mod fields;
+pub mod job;
 pub mod json;
 pub mod timestamp;
 

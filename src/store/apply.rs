@@ -203,6 +203,7 @@ fn apply_entry(
         t.meta.insert(meta::NEXT_SEQ, seq + 1)?;
     }
     t.meta.insert(meta::LOG_APPLIED, seq)?;
+    t.meta.insert(meta::ACTIONS_APPLIED, seq)?;
     Ok(outcome)
 }
 

@@ -27,7 +27,9 @@ pub fn load(t: &WriteTables, seq: u64) -> Result<Option<EventRecord>, StoreError
 }
 
 pub fn insert(t: &mut WriteTables, seq: u64, event: &LogEntry) -> Result<(), StoreError> {
-    insert_record(t, seq, &event.record, event)
+    insert_record(t, seq, &event.record, event)?;
+    t.actions
+        .observe_event(seq, &event.record, &event.compressed_body)
 }
 
 fn insert_record(

@@ -3,6 +3,7 @@
 //! materialized counters and the read queries. Callers get a cheap-to-clone
 //! [`Store`] handle.
 
+mod actions;
 mod alerts;
 mod appender;
 mod apply;
@@ -34,6 +35,8 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use actions::state::{BOUNDS_S as ACTIONS_BOUNDS_S, metric as actions_metric};
+pub use actions::{ActionsTotals, InsightCells, LiveJob};
 pub use appender::LogProgress;
 pub use counters::{HOUR_MS, OPEN_SECURITY_ALERTS};
 pub use error::StoreError;
@@ -481,7 +484,7 @@ struct Position {
 /// Creates every table, checks the schema version, says where the store stands.
 fn initialize(db: &Database) -> Result<Position, StoreError> {
     let txn = db.begin_write()?;
-    let position = {
+    let (position, actions_stale) = {
         let mut t = tables::WriteTables::open(&txn)?;
         let found = t.meta.get(meta::SCHEMA_VERSION)?.map(|v| v.value());
         match found {
@@ -502,13 +505,24 @@ fn initialize(db: &Database) -> Result<Position, StoreError> {
         let value =
             |key| -> Result<Option<u64>, StoreError> { Ok(t.meta.get(key)?.map(|v| v.value())) };
         let next_seq = value(meta::NEXT_SEQ)?.unwrap_or(1);
-        Position {
+        let position = Position {
             last_change: value(meta::NEXT_CHANGE)?.unwrap_or(1) - 1,
             next_seq,
             // A store older than the log applied everything it holds.
             log_applied: value(meta::LOG_APPLIED)?.unwrap_or(next_seq - 1),
-        }
+        };
+        let actions_stale = value(meta::ACTIONS_APPLIED)?.unwrap_or(0) != position.log_applied;
+        (position, actions_stale)
     };
+    if actions_stale {
+        let observed = actions::rebuild(&txn)?;
+        txn.open_table(tables::META)?
+            .insert(meta::ACTIONS_APPLIED, position.log_applied)?;
+        tracing::info!(
+            observed,
+            "rebuilt the Actions state from the stored job deliveries"
+        );
+    }
     txn.commit()?;
     Ok(position)
 }

@@ -4,6 +4,7 @@
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::StoreError;
+use super::actions::ActionsTables;
 use super::alerts::AlertTables;
 use super::counters::CounterTables;
 use super::index::IndexTables;
@@ -74,6 +75,26 @@ pub const ALERTS: TableDefinition<(&str, &str), (i64, u64, bool)> =
 pub const JOB_METRICS: TableDefinition<(&str, &str, &str, &str), i64> =
     TableDefinition::new("job_metrics_v1");
 
+/// seq → codec-encoded [`JobObservation`](crate::domain::job::JobObservation): what
+/// each `workflow_job` delivery said about its job. Kept past retention (like
+/// `RETIRED`), so `verify` can replay the Actions state from it.
+pub const ACTIONS_OBSERVED: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("actions_observed_v1");
+/// job id → codec-encoded job state (its furthest observation, `actions::state`).
+pub const ACTIONS_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("actions_jobs_v1");
+/// (repository, run id, job name) → codec-encoded completed attempts, for flakiness.
+pub const ACTIONS_RUN_JOBS: TableDefinition<(&str, u64, &str), &[u8]> =
+    TableDefinition::new("actions_run_jobs_v1");
+/// (hour completed, repository, workflow, job, labels, metric) → value: insights.
+pub const ACTIONS_HOURLY: TableDefinition<(i64, &str, &str, &str, &str, &str), i64> =
+    TableDefinition::new("actions_hourly_v1");
+/// (labels, metric) → value, all time: live counts and time histograms.
+pub const ACTIONS_TOTALS: TableDefinition<(&str, &str), i64> =
+    TableDefinition::new("actions_totals_v1");
+/// (status, labels, created_ms, job id) → 1: the jobs queued or in progress now.
+pub const ACTIONS_LIVE: TableDefinition<(&str, &str, i64, u64), i64> =
+    TableDefinition::new("actions_live_v1");
+
 /// Keys of `META`.
 pub mod meta {
     pub const SCHEMA_VERSION: &str = "schema_version";
@@ -82,6 +103,10 @@ pub mod meta {
     /// Highest seq of the acknowledgement log applied here: on start, frames after
     /// it are applied again (only durable commits count, so it is never ahead).
     pub const LOG_APPLIED: &str = "log_applied";
+    /// The `LOG_APPLIED` the Actions tables account for. Written with it by this
+    /// binary; a store where they differ was written by one without the Actions
+    /// state, which is then rebuilt on open.
+    pub const ACTIONS_APPLIED: &str = "actions_applied";
     /// Deliveries answered `duplicate` because their delivery id was already stored.
     pub const DELIVERY_DUPLICATES: &str = "delivery_duplicates";
     /// Deliveries answered `duplicate` because their content key was seen within the TTL.
@@ -114,6 +139,7 @@ pub struct WriteTables<'txn> {
     pub index: IndexTables<'txn>,
     pub counters: CounterTables<'txn>,
     pub alerts: AlertTables<'txn>,
+    pub actions: ActionsTables<'txn>,
     /// Change of the stored payload bytes in this transaction (meta `payload_bytes`).
     pub payload_bytes: i64,
 }
@@ -135,6 +161,7 @@ impl<'txn> WriteTables<'txn> {
             index: IndexTables::open(txn)?,
             counters: CounterTables::open(txn)?,
             alerts: AlertTables::open(txn)?,
+            actions: ActionsTables::open(txn)?,
             payload_bytes: 0,
         })
     }
@@ -143,6 +170,7 @@ impl<'txn> WriteTables<'txn> {
     /// bytes); call once, before the commit.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.counters.flush()?;
+        self.actions.flush()?;
         self.index.flush()?;
         if self.payload_bytes != 0 {
             let current = self.meta.get(meta::PAYLOAD_BYTES)?.map_or(0, |v| v.value());

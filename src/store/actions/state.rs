@@ -1,0 +1,245 @@
+//! The Actions state as a pure function of the job observations: each job's merged
+//! state, and the cells (live queue entries, hourly insight counters, all-time
+//! totals) that state contributes. A write takes back a job's old contributions and
+//! adds its new ones, exactly like the event counters, so the tables always equal
+//! the sum over the jobs and `verify` can recompute them from the observations.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::job::{JobObservation, JobStatus};
+use crate::store::counters::hour_of;
+
+/// Upper bounds (seconds) of the queue/run time buckets; one more bucket holds
+/// everything longer. Fixed, so hours and groups add up bucket by bucket.
+pub const BOUNDS_S: [i64; 17] = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400,
+];
+
+/// Metric names of the hourly and total cells.
+pub mod metric {
+    pub const COUNT: &str = "count";
+    pub const CONCLUSION: &str = "conclusion:";
+    pub const QUEUE: &str = "queue";
+    pub const RUN: &str = "run";
+    /// `<queue|run>_ms_sum` and `<queue|run>_count`, and `<queue|run>:NN` buckets.
+    pub const MS_SUM: &str = "_ms_sum";
+    pub const TIMED: &str = "_count";
+    pub const FLAKY: &str = "flaky";
+    pub const QUEUED: &str = "queued";
+    pub const IN_PROGRESS: &str = "in_progress";
+}
+
+/// Index of the bucket holding `ms` (the last one is open-ended).
+pub fn bucket_of(ms: i64) -> usize {
+    BOUNDS_S
+        .iter()
+        .position(|&s| ms <= s * 1000)
+        .unwrap_or(BOUNDS_S.len())
+}
+
+pub fn bucket_metric(kind: &str, bucket: usize) -> String {
+    format!("{kind}:{bucket:02}")
+}
+
+/// A job's state: the observation of its furthest status (the latest of equals),
+/// with the earliest creation time any delivery gave.
+pub type JobState = JobObservation;
+
+/// Merges one more delivery of a job. A delivery behind the job's status (a
+/// `queued` after the `completed`) changes nothing but an earlier creation time.
+pub fn merge(old: Option<&JobState>, new: &JobObservation) -> JobState {
+    let mut next = match old {
+        Some(old) if old.status > new.status => old.clone(),
+        _ => new.clone(),
+    };
+    // `queued` deliveries carry started_at = created_at: not a start.
+    if next.status < JobStatus::InProgress {
+        next.started_ms = None;
+        next.runner_name = None;
+        next.runner_group = None;
+    }
+    if next.status < JobStatus::Completed {
+        next.completed_ms = None;
+        next.conclusion = None;
+    }
+    let created = [old.and_then(|o| o.created_ms), new.created_ms];
+    next.created_ms = created.into_iter().flatten().min();
+    next
+}
+
+/// One materialized cell.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cell {
+    /// Insights of completed jobs by the hour they completed.
+    Hour {
+        hour: i64,
+        repo: String,
+        workflow: String,
+        job: String,
+        labels: String,
+        metric: String,
+    },
+    /// All-time per label set: live counts and the time histograms (for /metrics).
+    Total { labels: String, metric: String },
+    /// A job queued or in progress: (status, labels, created, job id).
+    Live {
+        status: &'static str,
+        labels: String,
+        created_ms: i64,
+        job_id: u64,
+    },
+}
+
+/// When a completed job counts: when it completed, or the best time known.
+fn done_ms(job: &JobState) -> Option<i64> {
+    job.completed_ms.or(job.started_ms).or(job.created_ms)
+}
+
+/// Everything one job's state adds to the cells.
+pub fn contributions(job: &JobState) -> Vec<(Cell, i64)> {
+    let total = |metric: String| Cell::Total {
+        labels: job.labels.clone(),
+        metric,
+    };
+    let live = |status| Cell::Live {
+        status,
+        labels: job.labels.clone(),
+        created_ms: job.created_ms.unwrap_or(0),
+        job_id: job.job_id,
+    };
+    match job.status {
+        JobStatus::Waiting => Vec::new(),
+        JobStatus::Queued => vec![(total(metric::QUEUED.into()), 1), (live(metric::QUEUED), 1)],
+        JobStatus::InProgress => vec![
+            (total(metric::IN_PROGRESS.into()), 1),
+            (live(metric::IN_PROGRESS), 1),
+        ],
+        JobStatus::Completed => {
+            let hour = done_ms(job).map_or(0, hour_of);
+            let hourly = |metric: String| Cell::Hour {
+                hour,
+                repo: job.repository.clone(),
+                workflow: job.workflow.clone(),
+                job: job.name.clone(),
+                labels: job.labels.clone(),
+                metric,
+            };
+            let conclusion = job.conclusion.as_deref().unwrap_or("none");
+            let mut out = vec![
+                (hourly(metric::COUNT.into()), 1),
+                (hourly(format!("{}{conclusion}", metric::CONCLUSION)), 1),
+                (total(metric::COUNT.into()), 1),
+            ];
+            let spans = [
+                (metric::QUEUE, job.created_ms.zip(job.started_ms)),
+                (metric::RUN, job.started_ms.zip(job.completed_ms)),
+            ];
+            for (kind, span) in spans {
+                let Some((from, to)) = span else { continue };
+                let ms = (to - from).max(0);
+                let metrics = [
+                    (format!("{kind}{}", metric::MS_SUM), ms),
+                    (format!("{kind}{}", metric::TIMED), 1),
+                    (bucket_metric(kind, bucket_of(ms)), 1),
+                ];
+                for (name, value) in metrics {
+                    out.push((hourly(name.clone()), value));
+                    out.push((total(name), value));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// A completed attempt of a job of a run, for flakiness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub job_id: u64,
+    pub conclusion: Option<String>,
+    pub done_ms: i64,
+    pub workflow: String,
+    pub labels: String,
+}
+
+/// Key of a run's job across attempts: (repository, run id, job name).
+pub type RunJobKey = (String, u64, String);
+
+pub fn run_job_key(job: &JobState) -> RunJobKey {
+    (job.repository.clone(), job.run_id, job.name.clone())
+}
+
+/// Records a completed job among its run's attempts (replacing its earlier record).
+pub fn record_attempt(attempts: &mut Vec<Attempt>, job: &JobState) {
+    attempts.retain(|a| a.job_id != job.job_id);
+    attempts.push(Attempt {
+        attempt: job.run_attempt,
+        job_id: job.job_id,
+        conclusion: job.conclusion.clone(),
+        done_ms: done_ms(job).unwrap_or(0),
+        workflow: job.workflow.clone(),
+        labels: job.labels.clone(),
+    });
+    attempts.sort_by_key(|a| (a.attempt, a.job_id));
+}
+
+/// A run's job is flaky once an attempt succeeds after an earlier attempt failed;
+/// it counts once, in the hour of the first such success.
+pub fn flaky_contribution(key: &RunJobKey, attempts: &[Attempt]) -> Option<(Cell, i64)> {
+    let is = |a: &Attempt, c: &str| a.conclusion.as_deref() == Some(c);
+    let first_failure = attempts.iter().find(|a| is(a, "failure"))?.attempt;
+    let success = attempts
+        .iter()
+        .find(|a| a.attempt > first_failure && is(a, "success"))?;
+    Some((
+        Cell::Hour {
+            hour: hour_of(success.done_ms),
+            repo: key.0.clone(),
+            workflow: success.workflow.clone(),
+            job: key.2.clone(),
+            labels: success.labels.clone(),
+            metric: metric::FLAKY.into(),
+        },
+        1,
+    ))
+}
+
+/// The whole state recomputed from observations in seq order (for `verify` and the
+/// rebuild of a store written without it).
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub jobs: BTreeMap<u64, JobState>,
+}
+
+impl Replay {
+    pub fn observe(&mut self, obs: &JobObservation) {
+        let next = merge(self.jobs.get(&obs.job_id), obs);
+        self.jobs.insert(obs.job_id, next);
+    }
+
+    pub fn run_jobs(&self) -> BTreeMap<RunJobKey, Vec<Attempt>> {
+        let mut out: BTreeMap<RunJobKey, Vec<Attempt>> = BTreeMap::new();
+        for job in self.jobs.values() {
+            if job.status == JobStatus::Completed {
+                record_attempt(out.entry(run_job_key(job)).or_default(), job);
+            }
+        }
+        out
+    }
+
+    /// Every non-zero cell.
+    pub fn cells(&self) -> BTreeMap<Cell, i64> {
+        let mut cells: BTreeMap<Cell, i64> = BTreeMap::new();
+        let jobs = self.jobs.values().flat_map(contributions);
+        let runs = self.run_jobs();
+        let flaky = runs.iter().filter_map(|(k, a)| flaky_contribution(k, a));
+        for (cell, delta) in jobs.chain(flaky) {
+            *cells.entry(cell).or_default() += delta;
+        }
+        cells.retain(|_, v| *v != 0);
+        cells
+    }
+}
