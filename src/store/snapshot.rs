@@ -60,6 +60,12 @@ fn copy(from: &ReadTransaction, to: &Path) -> Result<SnapshotFacts, StoreError> 
     copy_table(from, &copied, tables::REPO_STATS, &mut names)?;
     copy_table(from, &copied, tables::ALERTS, &mut names)?;
     copy_table(from, &copied, tables::JOB_METRICS, &mut names)?;
+    copy_table(from, &copied, tables::ACTIONS_OBSERVED, &mut names)?;
+    copy_table(from, &copied, tables::ACTIONS_JOBS, &mut names)?;
+    copy_table(from, &copied, tables::ACTIONS_RUN_JOBS, &mut names)?;
+    copy_table(from, &copied, tables::ACTIONS_HOURLY, &mut names)?;
+    copy_table(from, &copied, tables::ACTIONS_TOTALS, &mut names)?;
+    copy_table(from, &copied, tables::ACTIONS_LIVE, &mut names)?;
     // A table added to `tables.rs` but not above would be left out silently: the
     // backup refuses instead (and the test below fails first).
     for table in from.list_tables()? {

@@ -2,6 +2,7 @@
 //! temp data dir.
 
 mod ack_log;
+mod actions;
 mod backfill;
 mod backup;
 mod browsers;

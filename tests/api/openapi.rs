@@ -38,6 +38,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("post", "/api/forwarding/targets/{name}/resend"),
     ("get", "/api/backfill"),
     ("post", "/api/backfill"),
+    ("get", "/api/actions/queue"),
+    ("get", "/api/actions/runners"),
+    ("get", "/api/actions/insights"),
 ];
 
 #[tokio::test]
