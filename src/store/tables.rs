@@ -85,8 +85,9 @@ pub const ACTIONS_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("acti
 /// (repository, run id, job name) → codec-encoded completed attempts, for flakiness.
 pub const ACTIONS_RUN_JOBS: TableDefinition<(&str, u64, &str), &[u8]> =
     TableDefinition::new("actions_run_jobs_v1");
-/// (hour completed, repository, workflow, job, labels, metric) → value: insights.
-pub const ACTIONS_HOURLY: TableDefinition<(i64, &str, &str, &str, &str, &str), i64> =
+/// (hour completed, repository, workflow, job, labels) → codec-encoded `Vec<i64>`,
+/// the row's metrics in the order of `actions::state::SLOTS`: insights.
+pub const ACTIONS_HOURLY: TableDefinition<(i64, &str, &str, &str, &str), &[u8]> =
     TableDefinition::new("actions_hourly_v1");
 /// (labels, metric) → value, all time: live counts and time histograms.
 pub const ACTIONS_TOTALS: TableDefinition<(&str, &str), i64> =

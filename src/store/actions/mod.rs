@@ -19,6 +19,10 @@ use super::{EventRecord, StoreError, codec, compression, tables};
 use crate::domain::job::{JobObservation, JobStatus};
 use state::{Cell, JobState, RunJobKey};
 
+type HourKey = (i64, &'static str, &'static str, &'static str, &'static str);
+/// (hour, repository, workflow, job, labels) of an hourly row.
+type Group = (i64, String, String, String, String);
+
 /// Whether a stored event feeds the Actions state: a job delivery of its own (not a
 /// content duplicate of another hook's copy, not a synthesized test).
 pub fn is_job_event(record: &EventRecord) -> bool {
@@ -35,18 +39,7 @@ pub struct ActionsTables<'txn> {
     observed: Table<'txn, u64, &'static [u8]>,
     jobs: Table<'txn, u64, &'static [u8]>,
     run_jobs: Table<'txn, (&'static str, u64, &'static str), &'static [u8]>,
-    hourly: Table<
-        'txn,
-        (
-            i64,
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-        ),
-        i64,
-    >,
+    hourly: Table<'txn, HourKey, &'static [u8]>,
     totals: Table<'txn, (&'static str, &'static str), i64>,
     live: Table<'txn, (&'static str, &'static str, i64, u64), i64>,
     /// This transaction's cell deltas, written once per cell by [`Self::flush`].
@@ -174,13 +167,15 @@ impl<'txn> ActionsTables<'txn> {
         Ok(())
     }
 
-    /// Writes the transaction's cell deltas; call before the commit.
+    /// Writes the transaction's cell deltas; call before the commit. Hourly deltas
+    /// are gathered per row first: one read and one write of each row touched.
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        let mut rows: BTreeMap<Group, Vec<i64>> = BTreeMap::new();
         for (cell, delta) in std::mem::take(&mut self.pending) {
             if delta == 0 {
                 continue;
             }
-            match &cell {
+            match cell {
                 Cell::Hour {
                     hour,
                     repo,
@@ -188,18 +183,13 @@ impl<'txn> ActionsTables<'txn> {
                     job,
                     labels,
                     metric,
-                } => add_to!(
-                    self.hourly,
-                    (
-                        *hour,
-                        repo.as_str(),
-                        workflow.as_str(),
-                        job.as_str(),
-                        labels.as_str(),
-                        metric.as_str()
-                    ),
-                    delta
-                ),
+                } => {
+                    let slot = state::slot_of(&metric).expect("every hourly metric has a slot");
+                    let row = rows
+                        .entry((hour, repo, workflow, job, labels))
+                        .or_insert_with(|| vec![0; state::SLOTS.len()]);
+                    row[slot] += delta;
+                }
                 Cell::Total { labels, metric } => {
                     add_to!(self.totals, (labels.as_str(), metric.as_str()), delta)
                 }
@@ -210,9 +200,30 @@ impl<'txn> ActionsTables<'txn> {
                     job_id,
                 } => add_to!(
                     self.live,
-                    (*status, labels.as_str(), *created_ms, *job_id),
+                    (status, labels.as_str(), created_ms, job_id),
                     delta
                 ),
+            }
+        }
+        for ((hour, repo, workflow, job, labels), deltas) in rows {
+            let key = (
+                hour,
+                repo.as_str(),
+                workflow.as_str(),
+                job.as_str(),
+                labels.as_str(),
+            );
+            let mut row = match self.hourly.get(key)? {
+                Some(bytes) => decode_row(bytes.value())?,
+                None => vec![0; state::SLOTS.len()],
+            };
+            for (value, delta) in row.iter_mut().zip(deltas) {
+                *value += delta;
+            }
+            if row.iter().all(|v| *v == 0) {
+                self.hourly.remove(key)?;
+            } else {
+                self.hourly.insert(key, codec::encode(&row).as_slice())?;
             }
         }
         Ok(())
@@ -228,6 +239,13 @@ impl<'txn> ActionsTables<'txn> {
         self.pending.clear();
         Ok(())
     }
+}
+
+/// An hourly row's slots (a row never has more slots than this binary knows).
+pub fn decode_row(bytes: &[u8]) -> Result<Vec<i64>, StoreError> {
+    let mut row: Vec<i64> = codec::decode(bytes)?;
+    row.resize(state::SLOTS.len(), 0);
+    Ok(row)
 }
 
 /// Rebuilds the Actions state from the stored events of a store written by a

@@ -1,11 +1,11 @@
 //! Answers from the Actions tables: the live jobs, the all-time totals per label
 //! set, and the insight counters of a window summed per group.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadTransaction, ReadableTable};
 
-use super::state::JobState;
+use super::state::{JobState, SLOTS};
 use crate::store::counters::{HOUR_MS, hour_of};
 use crate::store::{Store, StoreError, codec, tables};
 
@@ -57,15 +57,42 @@ fn insights(txn: &ReadTransaction, now_ms: i64, hours: i64) -> Result<InsightCel
         ..Default::default()
     };
     let table = txn.open_table(tables::ACTIONS_HOURLY)?;
-    for entry in table.range((first, "", "", "", "", "")..(last + 1, "", "", "", "", ""))? {
+    // Keyed by the group's fields joined with NULs, so that a group seen in an
+    // earlier hour is found through a reused buffer, without allocating.
+    let mut sums: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut joined = String::new();
+    for entry in table.range((first, "", "", "", "")..(last + 1, "", "", "", ""))? {
         let (key, value) = entry?;
-        let (_, repo, workflow, job, labels, metric) = key.value();
-        let group = (repo.into(), workflow.into(), job.into(), labels.into());
-        *out.groups
-            .entry(group)
-            .or_default()
-            .entry(metric.to_owned())
-            .or_default() += value.value();
+        let (_, repo, workflow, job, labels) = key.value();
+        let row = super::decode_row(value.value())?;
+        joined.clear();
+        for (i, part) in [repo, workflow, job, labels].into_iter().enumerate() {
+            if i > 0 {
+                joined.push('\0');
+            }
+            joined.push_str(part);
+        }
+        let sum = match sums.get_mut(joined.as_str()) {
+            Some(sum) => sum,
+            None => sums
+                .entry(joined.clone())
+                .or_insert_with(|| vec![0; row.len()]),
+        };
+        for (total, value) in sum.iter_mut().zip(row) {
+            *total += value;
+        }
+    }
+    for (joined, sum) in sums {
+        let mut parts = joined.splitn(4, '\0').map(str::to_owned);
+        let mut part = || parts.next().unwrap_or_default();
+        let group = (part(), part(), part(), part());
+        let metrics = SLOTS
+            .iter()
+            .zip(sum)
+            .filter(|(_, v)| *v != 0)
+            .map(|(name, v)| (name.clone(), v))
+            .collect();
+        out.groups.insert(group, metrics);
     }
     Ok(out)
 }

@@ -31,6 +31,43 @@ pub mod metric {
     pub const IN_PROGRESS: &str = "in_progress";
 }
 
+/// Conclusions counted by name; any other counts as `other`.
+pub const CONCLUSIONS: [&str; 11] = [
+    "success",
+    "failure",
+    "cancelled",
+    "skipped",
+    "timed_out",
+    "action_required",
+    "neutral",
+    "stale",
+    "startup_failure",
+    "none",
+    "other",
+];
+
+/// The metrics of one hourly row, in the order its value stores them: a fixed
+/// layout, so a row is one small array and a window sums rows slot by slot.
+pub static SLOTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    let mut slots = vec![metric::COUNT.to_owned(), metric::FLAKY.to_owned()];
+    for kind in [metric::QUEUE, metric::RUN] {
+        slots.push(format!("{kind}{}", metric::MS_SUM));
+        slots.push(format!("{kind}{}", metric::TIMED));
+        slots.extend((0..=BOUNDS_S.len()).map(|b| bucket_metric(kind, b)));
+    }
+    slots.extend(
+        CONCLUSIONS
+            .iter()
+            .map(|c| format!("{}{c}", metric::CONCLUSION)),
+    );
+    slots
+});
+
+/// Where `metric` sits in an hourly row.
+pub fn slot_of(metric: &str) -> Option<usize> {
+    SLOTS.iter().position(|s| s == metric)
+}
+
 /// Index of the bucket holding `ms` (the last one is open-ended).
 pub fn bucket_of(ms: i64) -> usize {
     BOUNDS_S
@@ -126,7 +163,11 @@ pub fn contributions(job: &JobState) -> Vec<(Cell, i64)> {
                 labels: job.labels.clone(),
                 metric,
             };
-            let conclusion = job.conclusion.as_deref().unwrap_or("none");
+            let conclusion = match job.conclusion.as_deref() {
+                None => "none",
+                Some(c) if CONCLUSIONS.contains(&c) => c,
+                Some(_) => "other",
+            };
             let mut out = vec![
                 (hourly(metric::COUNT.into()), 1),
                 (hourly(format!("{}{conclusion}", metric::CONCLUSION)), 1),
@@ -241,5 +282,87 @@ impl Replay {
         }
         cells.retain(|_, v| *v != 0);
         cells
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(status: JobStatus, attempt: u32, conclusion: Option<&str>) -> JobObservation {
+        JobObservation {
+            job_id: u64::from(attempt),
+            run_id: 9,
+            run_attempt: attempt,
+            repository: "o/r".into(),
+            workflow: "CI".into(),
+            name: "test".into(),
+            labels: "linux".into(),
+            status,
+            created_ms: Some(1_000),
+            started_ms: Some(if status >= JobStatus::InProgress {
+                4_000
+            } else {
+                1_000
+            }),
+            completed_ms: (status == JobStatus::Completed).then_some(64_000),
+            conclusion: conclusion.map(str::to_owned),
+            runner_name: None,
+            runner_group: None,
+        }
+    }
+
+    #[test]
+    fn a_job_keeps_its_furthest_status_whatever_the_order() {
+        let queued = job(JobStatus::Queued, 1, None);
+        let done = job(JobStatus::Completed, 1, Some("success"));
+        let forward = merge(Some(&merge(None, &queued)), &done);
+        let backward = merge(Some(&merge(None, &done)), &queued);
+        assert_eq!(forward, backward);
+        assert_eq!(forward.status, JobStatus::Completed);
+        // A queued job has not started, whatever its started_at says.
+        assert_eq!(merge(None, &queued).started_ms, None);
+        let cells = contributions(&forward);
+        assert!(cells.iter().all(|(c, _)| !matches!(c, Cell::Live { .. })));
+        let queue_bucket = bucket_metric(metric::QUEUE, bucket_of(3_000));
+        assert!(
+            cells
+                .iter()
+                .any(|(c, _)| matches!(c, Cell::Hour { metric, .. } if *metric == queue_bucket))
+        );
+    }
+
+    #[test]
+    fn a_failure_then_a_pass_in_a_later_attempt_is_flaky_once() {
+        let mut replay = Replay::default();
+        replay.observe(&job(JobStatus::Completed, 2, Some("success")));
+        assert!(
+            replay
+                .cells()
+                .keys()
+                .all(|c| !matches!(c, Cell::Hour { metric, .. } if metric == metric::FLAKY))
+        );
+        replay.observe(&job(JobStatus::Completed, 1, Some("failure")));
+        replay.observe(&job(JobStatus::Completed, 3, Some("success")));
+        let flaky: i64 = replay
+            .cells()
+            .iter()
+            .filter(|(c, _)| matches!(c, Cell::Hour { metric, .. } if metric == metric::FLAKY))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(flaky, 1);
+    }
+
+    #[test]
+    fn every_hourly_metric_has_a_slot() {
+        let done = job(JobStatus::Completed, 1, Some("exploded"));
+        for (cell, _) in contributions(&done) {
+            if let Cell::Hour { metric, .. } = cell {
+                assert!(slot_of(&metric).is_some(), "{metric}");
+            }
+        }
+        assert_eq!(bucket_of(1_000), 0);
+        assert_eq!(bucket_of(1_001), 1);
+        assert_eq!(bucket_of(i64::MAX), BOUNDS_S.len());
     }
 }

@@ -23,16 +23,19 @@ fn stored_cells(txn: &ReadTransaction) -> Result<BTreeMap<Cell, i64>, StoreError
     let mut cells = BTreeMap::new();
     for entry in txn.open_table(tables::ACTIONS_HOURLY)?.iter()? {
         let (key, value) = entry?;
-        let (hour, repo, workflow, job, labels, metric) = key.value();
-        let cell = Cell::Hour {
-            hour,
-            repo: repo.into(),
-            workflow: workflow.into(),
-            job: job.into(),
-            labels: labels.into(),
-            metric: metric.into(),
-        };
-        cells.insert(cell, value.value());
+        let (hour, repo, workflow, job, labels) = key.value();
+        let row = super::decode_row(value.value())?;
+        for (metric, value) in super::state::SLOTS.iter().zip(row).filter(|(_, v)| *v != 0) {
+            let cell = Cell::Hour {
+                hour,
+                repo: repo.into(),
+                workflow: workflow.into(),
+                job: job.into(),
+                labels: labels.into(),
+                metric: metric.clone(),
+            };
+            cells.insert(cell, value);
+        }
     }
     for entry in txn.open_table(tables::ACTIONS_TOTALS)?.iter()? {
         let (key, value) = entry?;
