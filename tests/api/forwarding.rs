@@ -611,8 +611,18 @@ async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_the_last_mome
     };
     let mut binary = start();
     let load = crate::helpers::LoadUntilGone::start(&binary.address, 16);
-    // Past several durable commits of the cursor, and while deliveries are in flight.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Past several durable commits of the cursor (one every 200 ms at most): a
+    // second and over 100 deliveries since the first arrived, however long that
+    // takes; and while deliveries are in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let received = receiver.received();
+        if received.len() > 100 && received[0].at.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} forwarded", received.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let forwarded_before = receiver.received().len();
     binary.child.kill().unwrap();
     let killed_at = Instant::now();
