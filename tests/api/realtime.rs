@@ -653,9 +653,9 @@ async fn a_stuck_client_is_dropped_and_never_delays_acks() {
     assert_eq!(metric(&metrics, ON_MAIN), 1, "{metrics}");
 }
 
-/// A storm that outruns the fan-out: security alerts with 17 MiB bodies, posted a
-/// few at a time, while the fan-out queue holds 32 MiB of bodies (the thread takes
-/// one, and builds its message from the whole payload, while more wait). Some live
+/// A storm that outruns the fan-out: security alerts with 17 MiB bodies, posted six
+/// at a time, while the fan-out queue holds 32 MiB of bodies (the thread takes one,
+/// and builds its message from the whole payload, while more wait). Some live
 /// messages are skipped; the count of skipped ones is exact (every other one reaches
 /// the connected client), and the same in `/metrics` and `/monitoring`; every
 /// delivery is stored.
@@ -666,24 +666,26 @@ async fn live_messages_a_storm_outruns_are_skipped_and_counted() {
         return;
     };
     client.expect("\"connected\"").await;
+    // 17 MiB of short strings: ingest reads past them, the fan-out thread builds
+    // each of them into the whole payload's value before it makes the message.
     let mut alert = fixture("dependabot_alert", 0).json;
-    alert["padding"] = json!("x".repeat(17 << 20));
+    alert["padding"] = json!(vec!["x".repeat(60); (17 << 20) / 63]);
     let body = serde_json::to_vec(&alert).unwrap();
     let mut posted = 0;
     while metric(&app.metrics().await, SKIPPED) == 0 {
-        // A few bursts are plenty: each offers more bodies than the queue may hold.
+        // Each burst offers more bodies than the queue may hold: one or two do.
         assert!(
-            posted < 40,
-            "{posted} alerts in bursts of 4 never filled the queue"
+            posted < 60,
+            "{posted} alerts in bursts of 6 never filled the queue"
         );
-        let burst = (0..4).map(|_| {
+        let burst = (0..6).map(|_| {
             let delivery = Delivery::new("dependabot_alert", &new_id(), &body);
             app.post_unapplied(delivery)
         });
         for (status, answer) in futures::future::join_all(burst).await {
             assert_eq!(status, StatusCode::OK, "{answer}");
         }
-        posted += 4;
+        posted += 6;
     }
     // The fan-out drains: every alert either reached the client or was skipped.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
