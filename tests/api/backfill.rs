@@ -364,3 +364,36 @@ async fn without_credentials_backfill_is_off_and_says_how_to_turn_it_on() {
     let (_, health) = app.get_json("/api/webhooks/health").await;
     assert!(health["data"]["backfill"].is_null(), "{health}");
 }
+
+/// The dashboard's Backfill view (issue #29), in Debian's Chromium: a dry run lists
+/// exactly the deliveries missed while hookvault could not take them and stores
+/// nothing; "Backfill now" brings them back and shows them arrived; axe finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backfill_view_lists_what_was_missed_and_brings_it_back() {
+    if !crate::dashboard::browser_ready() {
+        return;
+    }
+    let fake = FakeGitHub::start().await;
+    let hook = Hook::repo(REPO, 505);
+    let hooks = format!("repo:{REPO}:505");
+    let app = spawn(&fake, settings(&fake, Some(&hooks))).await;
+    deliver(&fake, &hook, 6, Some(200)).await;
+    fake.set_target("http://127.0.0.1:9/gone");
+    let missed = deliver(&fake, &hook, 3, Some(502)).await;
+    fake.set_target(&app.url("/api/webhooks/github"));
+    assert_eq!(stored(&app).await, 6);
+
+    crate::dashboard::run_script(
+        &app,
+        "backfill.mjs",
+        "backfill",
+        &[
+            ("HOOK", hooks),
+            ("MISSING_IDS", missed.join(",")),
+            ("CHECKED", "9".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(fake.redelivered().len(), 3);
+    assert_eq!(stored(&app).await, 9);
+}

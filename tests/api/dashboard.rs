@@ -105,7 +105,7 @@ async fn the_dashboard_is_served_with_etags_and_fingerprinted_assets() {
     }
 }
 
-fn browser_ready() -> bool {
+pub(crate) fn browser_ready() -> bool {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let ready = dir.join("node_modules/playwright-core").exists()
         && PathBuf::from("/usr/bin/chromium").exists();
@@ -127,7 +127,7 @@ async fn run_browser(app: &TestApp, token: Option<&str>) {
 }
 
 /// Runs `tests/browser/<script>` against the app; it must end with "all checks passed".
-async fn run_script(app: &TestApp, script: &str, shots: &str, env: &[(&str, String)]) {
+pub(crate) async fn run_script(app: &TestApp, script: &str, shots: &str, env: &[(&str, String)]) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shots = dir.join("target/screenshots").join(shots);
     let mut command = tokio::process::Command::new("node");
