@@ -74,6 +74,10 @@ pub fn delivery(corpus: &[(String, Value)], n: u64, now_ms: i64) -> Delivery {
             *text = format!("{text} {} {} #{n}", word(0), word(7));
         }
     }
+    let received_at_ms = now_ms - (n as i64 * 7_919) % 86_400_000;
+    if event == "workflow_job" {
+        fleet_job(&mut payload, n, received_at_ms);
+    }
     let body = serde_json::to_vec(&payload).unwrap();
     Delivery {
         id: DeliveryId::parse(&format!("bench-{n}")).unwrap(),
@@ -84,9 +88,35 @@ pub fn delivery(corpus: &[(String, Value)], n: u64, now_ms: i64) -> Delivery {
         fields: EventFields::extract(&payload),
         body: body.into(),
         content_key: None,
-        received_at_ms: now_ms - (n as i64 * 7_919) % 86_400_000,
+        received_at_ms,
         test: false,
     }
+}
+
+/// Makes a job delivery one of a fleet's: its own job id, a few job names and label
+/// sets per repository, completed (so it counts in the Actions insights) with queue
+/// and run times spread over the histogram, one in five failing.
+fn fleet_job(payload: &mut Value, n: u64, received_at_ms: i64) {
+    const LABELS: [&[&str]; 3] = [
+        &["self-hosted", "linux", "x64"],
+        &["self-hosted", "linux", "arm64"],
+        &["ubuntu-latest"],
+    ];
+    let at = |ms: i64| Value::from(hookvault::domain::timestamp::to_rfc3339(ms));
+    let started = received_at_ms - 1_000 - (n as i64 % 1_800) * 1_000;
+    let created = started - (n as i64 % 300) * 1_000;
+    payload["action"] = Value::from("completed");
+    let job = &mut payload["workflow_job"];
+    job["id"] = Value::from(n);
+    job["run_id"] = Value::from(n / 4);
+    // n / 40, not n: the name must not follow from the repository (n % 40).
+    job["name"] = Value::from(format!("job-{}", (n / 40) % 4));
+    job["labels"] = Value::from(LABELS[(n % 3) as usize]);
+    job["status"] = Value::from("completed");
+    job["conclusion"] = Value::from(if n % 5 == 0 { "failure" } else { "success" });
+    job["created_at"] = at(created);
+    job["started_at"] = at(started);
+    job["completed_at"] = at(received_at_ms - 1_000);
 }
 
 /// Stores deliveries `from..to`, 2,000 in flight at a time (so they group-commit).

@@ -32,6 +32,7 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use actions::insights_answer as actions_insights;
 pub use backup::backup_slots;
 pub use error::ApiError;
 pub use events::EventSummary;

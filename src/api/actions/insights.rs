@@ -3,6 +3,7 @@
 //! from the hourly cells of the window.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use crate::api::openapi::{Envelope, ErrorEnvelope};
 use crate::api::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
-use crate::store::{ACTIONS_BOUNDS_S, actions_metric as metric};
+use crate::store::{ACTIONS_BOUNDS_S, InsightCells, actions_metric as metric};
 
 /// Longest window: 90 days.
 const MAX_HOURS: i64 = 24 * 90;
@@ -48,11 +49,20 @@ pub fn percentile_s(m: &Metrics, kind: &str, q: f64) -> Option<i64> {
         return None;
     }
     let rank = (q * total as f64).ceil().max(1.0) as i64;
+    // The buckets `<kind>:NN` sort in bucket order; empty ones are absent.
+    let prefix = format!("{kind}:");
     let mut seen = 0;
-    for (bucket, bound) in ACTIONS_BOUNDS_S.iter().enumerate() {
-        seen += m.get(&format!("{kind}:{bucket:02}")).copied().unwrap_or(0);
+    for (name, count) in m.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded)) {
+        let Some(bucket) = name.strip_prefix(&prefix) else {
+            break;
+        };
+        seen += count;
         if seen >= rank {
-            return Some(*bound);
+            let bucket: usize = bucket.parse().unwrap_or(usize::MAX);
+            return ACTIONS_BOUNDS_S
+                .get(bucket)
+                .or(ACTIONS_BOUNDS_S.last())
+                .copied();
         }
     }
     ACTIONS_BOUNDS_S.last().copied()
@@ -109,18 +119,35 @@ pub(super) async fn insights(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let hours = parse_hours(&params)?;
-    let wanted = |key: &str, value: &str| params.get(key).is_none_or(|w| w == value);
     let cells = state
         .store
         .actions_insights(timestamp::now_ms(), hours)
         .await?;
+    let filter = |key: &str| params.get(key).map(String::as_str);
+    Ok(envelope::ok(answer(
+        cells,
+        hours,
+        filter("repository"),
+        filter("workflow"),
+        filter("labels"),
+    )))
+}
+
+/// The insights answer from the window's cells, with only the groups of this
+/// repository, workflow and label set when given. Public so that the statistics
+/// bench times the whole answer, not only the store's read.
+pub fn answer(
+    cells: InsightCells,
+    hours: i64,
+    repository: Option<&str>,
+    workflow: Option<&str>,
+    labels: Option<&str>,
+) -> Value {
+    let wanted = |filter: Option<&str>, value: &str| filter.is_none_or(|w| w == value);
     let mut totals = Metrics::new();
     let mut groups: Vec<(Value, Metrics)> = Vec::new();
-    for ((repo, workflow, job, labels), m) in cells.groups {
-        if !(wanted("repository", &repo)
-            && wanted("workflow", &workflow)
-            && wanted("labels", &labels))
-        {
+    for ((repo, flow, job, set), m) in cells.groups {
+        if !(wanted(repository, &repo) && wanted(workflow, &flow) && wanted(labels, &set)) {
             continue;
         }
         for (k, v) in &m {
@@ -128,9 +155,9 @@ pub(super) async fn insights(
         }
         let mut line = summary(&m);
         line["repository"] = json!(repo);
-        line["workflow"] = json!(workflow);
+        line["workflow"] = json!(flow);
         line["job"] = json!(job);
-        line["labels"] = json!(labels);
+        line["labels"] = json!(set);
         groups.push((line, m));
     }
     groups.sort_by_key(|(line, _)| std::cmp::Reverse(line["count"].as_i64().unwrap_or(0)));
@@ -156,11 +183,11 @@ pub(super) async fn insights(
             l["count"].as_i64().unwrap_or(0),
         )
     });
-    Ok(envelope::ok(json!({
+    json!({
         "window": {"hours": hours, "from": timestamp::to_rfc3339(cells.from_hour_ms)},
         "totals": summary(&totals),
         "groups": groups.into_iter().map(|(l, _)| l).collect::<Vec<_>>(),
         "slowest": slowest,
         "flakiest": flakiest,
-    })))
+    })
 }
