@@ -1,5 +1,7 @@
 // hookvault dashboard: plain ES module, no build step. Talks to the REST API and to
 // Socket.IO (/webhooks for the live stream, / for security alerts).
+import { actionsView } from "./actions.js";
+
 const $ = (selector, root = document) => root.querySelector(selector);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -535,6 +537,9 @@ async function refreshHealth() {
   } catch { /* shown by the token dialog */ }
 }
 const refreshCounts = refreshHealth;
+
+// ---- Actions (actions.js): queue, starved labels, job insights ----
+actionsView({ $, el, api, loaders, socketOptions: () => (token ? { auth: { token } } : {}) });
 
 // ---- start: health is public and says whether a token is needed, so the page asks
 // for it before calling anything that would refuse it.

@@ -13,34 +13,34 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, fixture, new_id};
 use crate::process::command;
 
-const REPO: &str = "hv-test/fleet";
-const LINUX: &[&str] = &["x64", "self-hosted", "linux"];
-const GPU: &[&str] = &["self-hosted", "gpu"];
+pub(crate) const REPO: &str = "hv-test/fleet";
+pub(crate) const LINUX: &[&str] = &["x64", "self-hosted", "linux"];
+pub(crate) const GPU: &[&str] = &["self-hosted", "gpu"];
 /// The service's bucket bounds (seconds), as `docs/actions.md` states them.
 const BOUNDS: [i64; 17] = [
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400,
 ];
-const SECOND: i64 = 1000;
+pub(crate) const SECOND: i64 = 1000;
 
 /// One job delivery as the test sends it.
 #[derive(Clone)]
-struct Job {
-    id: u64,
-    run: u64,
-    attempt: u32,
-    name: &'static str,
-    labels: &'static [&'static str],
-    action: &'static str,
-    created: i64,
-    started: Option<i64>,
-    completed: Option<i64>,
-    conclusion: Option<&'static str>,
-    runner: Option<&'static str>,
+pub(crate) struct Job {
+    pub(crate) id: u64,
+    pub(crate) run: u64,
+    pub(crate) attempt: u32,
+    pub(crate) name: &'static str,
+    pub(crate) labels: &'static [&'static str],
+    pub(crate) action: &'static str,
+    pub(crate) created: i64,
+    pub(crate) started: Option<i64>,
+    pub(crate) completed: Option<i64>,
+    pub(crate) conclusion: Option<&'static str>,
+    pub(crate) runner: Option<&'static str>,
 }
 
 impl Job {
     /// A real payload (`workflow_job/2.json`), retargeted and re-timed.
-    fn payload(&self) -> Vec<u8> {
+    pub(crate) fn payload(&self) -> Vec<u8> {
         let mut p = fixture("workflow_job", 2).json;
         p["action"] = json!(self.action);
         p["repository"]["full_name"] = json!(REPO);

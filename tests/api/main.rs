@@ -3,6 +3,7 @@
 
 mod ack_log;
 mod actions;
+mod actions_view;
 mod backfill;
 mod backup;
 mod browsers;
