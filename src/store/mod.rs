@@ -331,16 +331,20 @@ impl Store {
     /// second): a crash may take it back that far, never past what the store holds.
     pub async fn save_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
         let name = name.to_owned();
-        let durable = false;
+        let durable = None;
         self.send(WriteRequest::Cursor { name, seq, durable }).await
     }
 
-    /// Saves a consumer's cursor with a durable commit of its own, without waiting
-    /// for it: for consumers whose repeats someone else sees (forwarding targets).
+    /// Saves a consumer's cursor with a durable commit of its own and resolves once
+    /// it is durable: for consumers whose repeats someone else sees (forwarding
+    /// targets).
     pub async fn save_cursor_durably(&self, name: &str, seq: u64) -> Result<(), StoreError> {
         let name = name.to_owned();
-        let durable = true;
-        self.send(WriteRequest::Cursor { name, seq, durable }).await
+        let (reply, answer) = oneshot::channel();
+        let durable = Some(reply);
+        self.send(WriteRequest::Cursor { name, seq, durable })
+            .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// A consumer's saved cursor (0 when it never saved one).
