@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    hookvault::server::tls::install_provider();
+    hookvault::tls::install_provider();
     let command = cli.command.unwrap_or(Command::Serve);
     let config = match command {
         Command::Serve => Config::from_cli(cli.settings),

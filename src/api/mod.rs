@@ -8,6 +8,7 @@ mod envelope;
 mod error;
 mod events;
 mod forwarding;
+mod guards;
 mod metrics;
 mod openapi;
 mod params;
@@ -33,8 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use backup::backup_slots;
 pub use error::ApiError;
-pub use events::EventSummary;
-pub use statistics::{health_score, success_rate};
+pub use statistics::health_score;
 
 /// Each area's query-string parser, for the checks in [`crate::fuzzing`].
 pub(crate) mod query_parsers {
@@ -45,10 +45,10 @@ pub(crate) mod query_parsers {
     pub(crate) use super::statistics::parse_hours as statistics;
 }
 
-use crate::access::{self, Access};
 use crate::config::Config;
 use crate::dashboard;
 use crate::guard;
+use crate::guard::access::Access;
 use crate::metrics::Metrics;
 use crate::process::Processor;
 use crate::realtime::Hub;
@@ -103,7 +103,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(backfill::router())
         .route_layer(middleware::from_fn_with_state(
             state.access.clone(),
-            access::require,
+            guards::require,
         ));
     openapi::require_token(protected.get_openapi_mut());
     let (routes, mut description) = public.merge(protected).split_for_parts();
@@ -120,7 +120,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
                 let description = description.clone();
                 async move { Json(description.as_ref().clone()) }
             })
-            .route_layer(middleware::from_fn_with_state(access, access::require)),
+            .route_layer(middleware::from_fn_with_state(access, guards::require)),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -153,7 +153,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     // preflights), then host names and cross-site browsers, then the per-client rate.
     if let Some(limit) = config.rate_limit {
         let limiter = guard::ApiRateLimiter::new(limit);
-        app = app.layer(middleware::from_fn_with_state(limiter, guard::limit));
+        app = app.layer(middleware::from_fn_with_state(limiter, guards::limit));
     }
     let sites = guard::Sites {
         hosts: config.allowed_hosts.clone(),
@@ -162,7 +162,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     };
     app = app.layer(middleware::from_fn_with_state(
         Arc::new(sites),
-        guard::protect,
+        guards::protect,
     ));
     if let Some(cors) = config.cors_origins.layer() {
         app = app.layer(cors);

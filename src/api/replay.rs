@@ -12,13 +12,13 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::events::EventSummary;
 use super::openapi::{Envelope, ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
 use crate::domain::catalog;
 use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
 use crate::process::{Replay, synthesize};
 use crate::store::{EventQuery, IngestOutcome, Status, TEST_ID_PREFIX};
+use crate::views::EventSummary;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 

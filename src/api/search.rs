@@ -8,11 +8,11 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::events::EventSummary;
 use super::openapi::{ErrorEnvelope, ListEnvelope};
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
 use crate::search::{SearchError, SearchRequest, SortOrder};
+use crate::views::EventSummary;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 const DEFAULT_LIMIT: usize = 20;

@@ -36,7 +36,7 @@ pub fn run(config: &Config, args: &BackfillArgs) -> ExitCode {
 }
 
 async fn post(url: &str, token: Option<String>, body: Value) -> anyhow::Result<Value> {
-    crate::server::tls::install_provider();
+    crate::tls::install_provider();
     // No overall timeout: a run waits out GitHub's rate limits when it must.
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))

@@ -13,13 +13,13 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
-use crate::guard::{AllowedHosts, CorsOrigins, RateLimit};
-
 mod backfill;
+mod edge;
 mod nats;
 mod tls;
 
 pub use backfill::{BackfillConfig, GitHubApp};
+pub use edge::{AllowedHosts, CorsOrigins, RateLimit};
 pub use nats::{NatsAuth, NatsConfig};
 pub use tls::TlsFiles;
 
