@@ -80,7 +80,7 @@ impl Banner {
         } else {
             ("this address only", self.payload_url.clone())
         };
-        // The token rule (SPEC §6): without one, only loopback clients are served;
+        // The token rule (`guard::access`): without one, only loopback clients are served;
         // host names other than IP addresses must be allowed (DNS rebinding).
         let access = match (self.token_set, ip.is_loopback()) {
             (true, false) if ip.is_unspecified() => format!(

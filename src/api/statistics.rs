@@ -22,7 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(statistics))
 }
 
-/// Health stays public (SPEC §6): it reveals no payload data.
+/// Health stays public, with or without an API token: it reveals no payload data.
 pub fn health_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(health))
 }

@@ -1,4 +1,4 @@
-//! Socket.IO with the official clients: the seed's JavaScript (`socket.io-client`) and
+//! Socket.IO with the official clients: the documented JavaScript (`socket.io-client`) and
 //! Python (`python-socketio`) examples run against hookvault; `/webhooks` filters and
 //! lossless resume; `/monitoring` updates; access control; the served browser client.
 //!
