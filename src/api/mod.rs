@@ -82,10 +82,12 @@ pub struct AppState {
 /// where a Node Socket.IO server serves it, so `io()` works from any page.
 const SOCKET_IO_CLIENT: &[u8] = include_bytes!("../../web/vendor/socket.io.min.js");
 
-/// Every route. The ingest endpoint (protected by its signature) and health are
-/// public; everything else, Socket.IO included, checks access (the token, or a local
-/// client when none is set).
-pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
+/// The API's route table, from one place: the routes as mounted (before [`router`]
+/// adds the fallbacks, the layers and the state) and the OpenAPI description
+/// generated from the same routers. `tests/api/openapi.rs` walks the first and
+/// compares it with the second. The ingest endpoint (protected by its signature)
+/// and health are public; every other route checks access.
+pub fn routes(access: Arc<Access>) -> (Router<AppState>, Arc<utoipa::openapi::OpenApi>) {
     let public = OpenApiRouter::new()
         .merge(webhooks::router())
         .merge(statistics::health_router());
@@ -102,26 +104,34 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .merge(backup::router())
         .merge(backfill::router())
         .route_layer(middleware::from_fn_with_state(
-            state.access.clone(),
+            access.clone(),
             guards::require,
         ));
     openapi::require_token(protected.get_openapi_mut());
     let (routes, mut description) = public.merge(protected).split_for_parts();
     openapi::rate_limited(&mut description, guard::UNLIMITED_PATHS);
     let description = Arc::new(openapi::document(description));
+    let served = description.clone();
+    // The description itself, the one route it does not describe.
+    let routes = routes.route(
+        "/api/openapi.json",
+        get(move || {
+            let description = served.clone();
+            async move { Json(description.as_ref().clone()) }
+        })
+        .route_layer(middleware::from_fn_with_state(access, guards::require)),
+    );
+    (routes, description)
+}
+
+/// Every route: the API's ([`routes`]), Socket.IO (which, like the API, checks
+/// access: the token, or a local client when none is set) and the dashboard.
+pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
+    let (routes, description) = routes(state.access.clone());
     let known_params = Arc::new(params::KnownParams::of(&description));
-    let access = state.access.clone();
     let config = state.config.clone();
     let metrics = state.metrics.clone();
     let api = routes
-        .route(
-            "/api/openapi.json",
-            get(move || {
-                let description = description.clone();
-                async move { Json(description.as_ref().clone()) }
-            })
-            .route_layer(middleware::from_fn_with_state(access, guards::require)),
-        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -204,15 +204,20 @@ pub async fn messages(url: &str) -> Vec<StreamMessage> {
     out
 }
 
+/// Messages the stream holds now (none before it exists).
+pub async fn held(url: &str) -> u64 {
+    let js = jetstream::new(async_nats::connect(url).await.unwrap());
+    match js.get_stream(STREAM).await {
+        Ok(mut stream) => stream.info().await.map_or(0, |i| i.state.messages),
+        Err(_) => 0,
+    }
+}
+
 /// Waits until the stream holds `count` messages (and no more come).
 pub async fn wait_for_messages(url: &str, count: u64) {
-    let js = jetstream::new(async_nats::connect(url).await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let held = match js.get_stream(STREAM).await {
-            Ok(mut stream) => stream.info().await.map_or(0, |i| i.state.messages),
-            Err(_) => 0,
-        };
+        let held = held(url).await;
         if held >= count {
             assert_eq!(held, count, "more messages than deliveries");
             return;

@@ -144,18 +144,44 @@ async fn every_stored_delivery_is_in_the_stream_once_with_its_body_and_headers()
         .filter(|(i, _)| all[*i].event == "workflow_job")
         .count();
     assert!(expected_jobs > 0);
+    let text = app.metrics().await;
+    assert!(
+        text.contains(&format!(
+            "hookvault_stream_published_total {}",
+            stored.len()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("hookvault_stream_lag 0"), "{text}");
+
+    // Then one more workflow_job, stored and published: the subscriber gets messages
+    // in order, so anything else it was sent (the test event) comes before it.
+    let last = new_id();
+    let mut payload = all[*job].json.clone();
+    payload["workflow_job"]["id"] = json!(u32::MAX);
+    let (_, body) = app
+        .post_signed(
+            "workflow_job",
+            &last,
+            &serde_json::to_vec(&payload).unwrap(),
+        )
+        .await;
+    assert_eq!(body["data"]["status"], "stored", "{body}");
     let mut got = Vec::new();
-    while got.len() < expected_jobs {
-        let message = tokio::time::timeout(Duration::from_secs(10), jobs.next())
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(60), jobs.next())
             .await
             .expect("workflow_job messages arrive")
             .unwrap();
+        let headers = message.headers.as_ref().unwrap();
+        if headers.get("X-GitHub-Delivery").map(|v| v.as_str()) == Some(last.as_str()) {
+            break;
+        }
         got.push(message);
     }
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), jobs.next())
-            .await
-            .is_err(),
+    assert_eq!(
+        got.len(),
+        expected_jobs,
         "no more than the stored workflow_job events (the test event is not published)"
     );
     for message in &got {
@@ -170,16 +196,6 @@ async fn every_stored_delivery_is_in_the_stream_once_with_its_body_and_headers()
                 .starts_with("hookvault.events.workflow_job.")
         );
     }
-
-    let text = app.metrics().await;
-    assert!(
-        text.contains(&format!(
-            "hookvault_stream_published_total {}",
-            stored.len()
-        )),
-        "{text}"
-    );
-    assert!(text.contains("hookvault_stream_lag 0"), "{text}");
 }
 
 #[tokio::test]
@@ -262,9 +278,14 @@ async fn a_sigkill_while_publishing_loses_and_doubles_nothing() {
     let client = crate::helpers::client();
     let mut binary = start();
     let load = crate::helpers::LoadUntilGone::start(&binary.address, 16);
-    // Past the first durable commit of the cursor, and while messages are in flight.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let published_before = nats::messages(&server.url()).await.len();
+    // Past the first durable commit of the cursor (saved at least every 1,000
+    // messages), and while messages are in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while nats::held(&server.url()).await < 1_000 {
+        assert!(Instant::now() < deadline, "nothing was published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let published_before = nats::held(&server.url()).await;
     binary.child.kill().unwrap();
     binary.child.wait().unwrap();
     let stored = load.finish().await;

@@ -1,21 +1,24 @@
 // Drives the official socket.io-client for hookvault's integration tests. Prints one
 // JSON line per thing that happened: {"kind": ..., "data": ...}.
 //   node client.mjs webhooks '{"repository":"o/r"}'   events of /webhooks with a filter
-//   node client.mjs resume <dropAfter>                  /webhooks, drop, resume with since
+//   node client.mjs resume <dropAfter> [awayMs]         /webhooks, drop, resume with since
+//   node client.mjs alerts                              connect to /, report each security-alert
 //   node client.mjs monitoring                          /monitoring updates
 //   node client.mjs connect <namespace> [token]         connect, report ok or connect_error
 //   node client.mjs guess <wrong> <token>               <wrong> bad tokens on /, then the right one
 //   node client.mjs subscribe-many <n>                  n repository subscriptions on /, acks counted
 //   node client.mjs oversize <bytes>                    send one message that large on /, report the disconnect
-//   node client.mjs stay <namespace> [token]            connect and stay connected until killed
+//   node client.mjs stay <namespace> [token]            connect and stay connected
 //   node client.mjs origin <origin> <transport>         connect to / sending that Origin, report ok or connect_error
+// Runs until the test closes its standard input (or is gone), however long the test
+// takes: a clock here would end the client while a slow test still reads from it.
 import { io } from "socket.io-client";
 
 const url = process.env.HOOKVAULT_URL;
-const runMs = Number(process.env.RUN_MS || 8000);
 const report = (kind, data) => console.log(JSON.stringify({ kind, data }));
 const [mode, arg, arg2] = process.argv.slice(2);
-if (mode !== "stay") setTimeout(() => process.exit(0), runMs);
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
 
 if (mode === "webhooks") {
   const socket = io(`${url}/webhooks`);
@@ -38,9 +41,12 @@ if (mode === "webhooks") {
       // Offline for a while during the burst, then resume from the last seen id.
       setTimeout(() => {
         const again = io(`${url}/webhooks`, { forceNew: true });
-        again.on("connect", () => again.emit("subscribe:webhook-events", { since: last }));
+        again.on("connect", () => {
+          const since = last;
+          again.emit("subscribe:webhook-events", { since }, (ok) => report("resumed", { since, ok }));
+        });
         listen(again);
-      }, 400);
+      }, Number(arg2 || 400));
     }
   });
   const socket = io(`${url}/webhooks`);
@@ -48,6 +54,10 @@ if (mode === "webhooks") {
     socket.emit("subscribe:webhook-events", {}, () => report("ready", socket.id));
   });
   listen(socket);
+} else if (mode === "alerts") {
+  const socket = io(url);
+  socket.on("connect", () => report("connected", socket.id));
+  socket.on("security-alert", (a) => report("alert", { id: a.id, deliveryId: a.deliveryId }));
 } else if (mode === "monitoring") {
   const socket = io(`${url}/monitoring`);
   socket.on("update", (m) => report("update", m));

@@ -45,4 +45,6 @@ socket.emit("subscribe:repository", "myorg/myrepo", () => report("ready", socket
 socket.on("push-event", (data) => report("push-event", { ref: data.ref, commits: data.commits.length }));
 socket.on("webhook-event", (data) => report("webhook-event", data.eventType));
 checkWebhookHealth();
-setTimeout(() => process.exit(0), Number(process.env.RUN_MS || 8000));
+// Until the test closes standard input (or is gone): no clock of its own.
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
