@@ -852,7 +852,7 @@ fn terminated_within(binary: &mut crate::process::Binary, within: Duration) -> b
     false
 }
 
-/// Issue #23 §4: SIGTERM ends the process promptly whatever Socket.IO clients did.
+/// SIGTERM ends the process promptly whatever Socket.IO clients did.
 /// Before, a client refused by the token that then went away kept the store open
 /// until engine.io's ping timeout (~45 s). The bound below is generous (the stop
 /// takes well under a second); it only has to be shorter than that timeout.
