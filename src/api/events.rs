@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::openapi::{ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
+use crate::domain::ErrorCode;
 use crate::domain::{PayloadEncoding, timestamp};
 use crate::ingest;
 use crate::store::{EventQuery, Status};
@@ -100,11 +101,7 @@ async fn detail(
     let encoding = stored.record.encoding;
     let payload = ingest::decode_payload(encoding, &stored.body).map_err(|e| {
         tracing::error!(%delivery_id, error = %e, "stored payload no longer decodes");
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "storage_error",
-            "stored payload is unreadable",
-        )
+        ApiError::new(ErrorCode::StorageError, "stored payload is unreadable")
     })?;
     let detail = EventDetail {
         summary: EventSummary::new(stored.seq, stored.record),

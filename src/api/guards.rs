@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
+use crate::domain::ErrorCode;
 use crate::guard::access::{self, Access, Denied, bearer};
 use crate::guard::{ApiRateLimiter, ClientIp, Refused, Sites, UNLIMITED_PATHS};
 
@@ -21,15 +21,12 @@ pub async fn require(State(access): State<Arc<Access>>, request: Request, next: 
     let headers = request.headers();
     match access.admit(client, peer, headers, bearer(headers)) {
         Ok(()) => next.run(request).await,
-        Err(denied @ Denied::TooManyFailures(wait)) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "locked_out",
-            denied.to_string(),
-        )
-        .retry_after(wait)
-        .into_response(),
-        Err(denied) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", denied.to_string())
-            .into_response(),
+        Err(denied @ Denied::TooManyFailures(wait)) => {
+            ApiError::new(ErrorCode::LockedOut, denied.to_string())
+                .retry_after(wait)
+                .into_response()
+        }
+        Err(denied) => ApiError::new(ErrorCode::Unauthorized, denied.to_string()).into_response(),
     }
 }
 
@@ -50,8 +47,7 @@ pub async fn limit(
         && let Err(wait) = limiter.check(client)
     {
         return ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many requests from this address; slow down",
         )
         .retry_after(wait)
@@ -72,11 +68,11 @@ pub async fn protect(State(sites): State<Arc<Sites>>, request: Request, next: Ne
         Ok(()) => next.run(request).await,
         Err(refused) => {
             let code = match refused {
-                Refused::Host(_) => "host_not_allowed",
-                Refused::Origin(_) | Refused::CrossSite => "cross_site_request",
+                Refused::Host(_) => ErrorCode::HostNotAllowed,
+                Refused::Origin(_) | Refused::CrossSite => ErrorCode::CrossSiteRequest,
             };
             tracing::debug!(%refused, path = request.uri().path(), "browser request refused");
-            ApiError::new(StatusCode::FORBIDDEN, code, refused.to_string()).into_response()
+            ApiError::new(code, refused.to_string()).into_response()
         }
     }
 }

@@ -47,6 +47,7 @@ pub(crate) mod query_parsers {
 
 use crate::config::Config;
 use crate::dashboard;
+use crate::domain::ErrorCode;
 use crate::guard;
 use crate::guard::access::Access;
 use crate::metrics::Metrics;
@@ -135,8 +136,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not answer that method; see /api/openapi.json",
             )
         })

@@ -133,7 +133,7 @@ pub fn describe(
         body_bytes: body.map(|b| b.len() as u64).or(declared),
         body_sha256: body.map(|b| hex::encode(Sha256::digest(b))),
         status: error.status.as_u16(),
-        code: error.code.to_owned(),
+        code: error.code.as_str().to_owned(),
         reason: error.message.clone(),
     }
 }
