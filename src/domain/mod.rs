@@ -10,6 +10,7 @@ mod event_type;
 mod fields;
 mod hook_ref;
 pub mod json;
+mod refusal;
 pub mod timestamp;
 
 pub use content_key::ContentKey;
@@ -19,6 +20,7 @@ pub use error_code::ErrorCode;
 pub use event_type::EventType;
 pub use fields::EventFields;
 pub use hook_ref::HookRef;
+pub use refusal::Refusal;
 
 /// A value from the outside world that does not fit its type.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
