@@ -93,13 +93,13 @@ pub enum WriteRequest {
     },
     /// A delivery refused at the edge, for the rejected log. Nobody waits for it.
     Reject(Box<RejectedDelivery>),
-    /// A consumer's new cursor (`cursors_v1`). Nobody waits for it. Unless `durable`,
-    /// it rides on the next durable commit, and a consumer repeats what a crash
-    /// made it forget.
+    /// A consumer's new cursor (`cursors_v1`). Without `durable` nobody waits for
+    /// it: it rides on the next durable commit, and a consumer repeats what a crash
+    /// made it forget. With it, it gets a durable commit, answered once durable.
     Cursor {
         name: String,
         seq: u64,
-        durable: bool,
+        durable: Option<oneshot::Sender<Result<(), StoreError>>>,
     },
     /// Forwarding's targets and failed deliveries: durable before answered.
     Forwarding {
@@ -360,7 +360,10 @@ impl Writer {
                     | WriteRequest::Retire { .. }
                     | WriteRequest::RemoveTests { .. }
                     | WriteRequest::Forwarding { .. }
-                    | WriteRequest::Cursor { durable: true, .. }
+                    | WriteRequest::Cursor {
+                        durable: Some(_),
+                        ..
+                    }
             )
         });
         let durability = if durable {
@@ -404,8 +407,17 @@ impl Writer {
                         (WriteRequest::Forwarding { reply, .. }, Outcome::Forwarding) => {
                             let _ = reply.send(Ok(()));
                         }
+                        (
+                            WriteRequest::Cursor {
+                                durable: Some(reply),
+                                ..
+                            },
+                            Outcome::Cursor,
+                        ) => {
+                            let _ = reply.send(Ok(()));
+                        }
                         (WriteRequest::Reject(_), Outcome::Rejected)
-                        | (WriteRequest::Cursor { .. }, Outcome::Cursor) => {}
+                        | (WriteRequest::Cursor { durable: None, .. }, Outcome::Cursor) => {}
                         _ => unreachable!("outcomes are produced in request order"),
                     }
                 }
@@ -477,6 +489,12 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
         WriteRequest::Forwarding { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        WriteRequest::Reject(_) | WriteRequest::Cursor { .. } => {}
+        WriteRequest::Cursor {
+            durable: Some(reply),
+            ..
+        } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        WriteRequest::Reject(_) | WriteRequest::Cursor { durable: None, .. } => {}
     }
 }

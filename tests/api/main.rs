@@ -12,6 +12,7 @@ mod connections;
 mod dashboard;
 mod dedup;
 mod disk_full;
+mod docs;
 mod durability;
 mod events;
 mod fixtures;
