@@ -248,6 +248,7 @@ impl App {
             backfill::Backfill::start(config.backfill.clone(), store.clone(), metrics.clone())?;
 
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
+        let ingest_filter = Arc::new(domain::SharedFilter::new(config.ingest_filter.clone()));
         let state = AppState {
             config,
             store,
@@ -262,6 +263,7 @@ impl App {
             forwarding: forwarding.clone(),
             backfill: backfill.clone(),
             backups: api::backup_slots(),
+            ingest_filter,
         };
         let io_for_close = state.io.clone();
         let router = api::router(state, socket_layer);

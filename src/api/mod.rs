@@ -7,6 +7,7 @@ mod catalog;
 mod envelope;
 mod error;
 mod events;
+mod filters;
 mod forwarding;
 mod metrics;
 mod openapi;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub backfill: Arc<crate::backfill::Backfill>,
     /// Backups being taken ([`backup_slots`]).
     pub backups: Arc<Semaphore>,
+    /// The ingest filter in force (from the settings, replaced through the API).
+    pub ingest_filter: Arc<crate::domain::SharedFilter>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
@@ -97,6 +100,7 @@ pub fn routes(access: Arc<Access>) -> (Router<AppState>, Arc<utoipa::openapi::Op
         .merge(statistics::router())
         .merge(replay::router())
         .merge(rejected::router())
+        .merge(filters::router())
         .merge(repositories::router())
         .merge(search::router())
         .merge(forwarding::router())

@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
+use crate::domain::IngestFilter;
 use crate::guard::{AllowedHosts, CorsOrigins, RateLimit};
 
 mod backfill;
@@ -442,6 +443,14 @@ pub struct Settings {
         global = true
     )]
     backfill_interval: String,
+    /// Keep only deliveries matching one of these `field:glob` rules (fields event,
+    /// action, repository, organization; comma-separated); others answer `ignored`.
+    #[arg(long, env = "HOOKVAULT_INGEST_ALLOW", global = true)]
+    ingest_allow: Option<String>,
+    /// Ignore deliveries matching any of these `field:glob` rules, e.g.
+    /// event:status,repository:octo-org/sandbox-* (docs/api.md#ingest-filters).
+    #[arg(long, env = "HOOKVAULT_INGEST_DENY", global = true)]
+    ingest_deny: Option<String>,
     #[arg(long, env = "HOOKVAULT_LOG_SEGMENT_KB", default_value_t = (crate::log::SEGMENT_BYTES >> 10).to_string(), global = true, hide = true)]
     log_segment_kb: String,
 }
@@ -518,6 +527,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Reconciling with GitHub's delivery log; off without credentials.
     pub backfill: BackfillConfig,
+    /// `HOOKVAULT_INGEST_ALLOW` / `_DENY`: the ingest filter at startup.
+    pub ingest_filter: IngestFilter,
 }
 
 impl Config {
@@ -553,6 +564,7 @@ impl Config {
             forward: Vec::new(),
             tls: None,
             backfill: BackfillConfig::default(),
+            ingest_filter: IngestFilter::default(),
         }
     }
 
@@ -694,6 +706,7 @@ impl Config {
             .map_err(|e| ConfigError::new("HOOKVAULT_FORWARD (--forward)", e.to_string()))?;
         let tls = TlsFiles::parse(&settings, purpose == Purpose::Serve)?;
         let backfill = BackfillConfig::parse(&settings)?;
+        let ingest_filter = parse_ingest_filter(&settings)?;
 
         if purpose == Purpose::Serve {
             prepare_data_dir(&settings.data_dir)?;
@@ -733,8 +746,20 @@ impl Config {
             forward,
             tls,
             backfill,
+            ingest_filter,
         })
     }
+}
+
+fn parse_ingest_filter(settings: &Settings) -> Result<IngestFilter, ConfigError> {
+    let allow = settings.ingest_allow.as_deref().unwrap_or("");
+    let deny = settings.ingest_deny.as_deref().unwrap_or("");
+    IngestFilter::from_lists(allow, "")
+        .map_err(|e| ConfigError::new("HOOKVAULT_INGEST_ALLOW (--ingest-allow)", e.0))?;
+    IngestFilter::from_lists("", deny)
+        .map_err(|e| ConfigError::new("HOOKVAULT_INGEST_DENY (--ingest-deny)", e.0))?;
+    IngestFilter::from_lists(allow, deny)
+        .map_err(|e| ConfigError::new("HOOKVAULT_INGEST_DENY (--ingest-deny)", e.0))
 }
 
 /// Three quarters of the soft open-files limit (the rest is for the database, the

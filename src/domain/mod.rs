@@ -7,6 +7,7 @@ mod delivery;
 mod delivery_id;
 mod event_type;
 mod fields;
+pub mod filter;
 pub mod json;
 pub mod timestamp;
 
@@ -15,6 +16,7 @@ pub use delivery::{Delivery, PayloadEncoding};
 pub use delivery_id::DeliveryId;
 pub use event_type::EventType;
 pub use fields::EventFields;
+pub use filter::{FilterSpec, IngestFilter, SharedFilter};
 
 /// A value from the outside world that does not fit its type.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

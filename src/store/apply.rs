@@ -68,7 +68,11 @@ pub(super) fn apply_batch(
                 Outcome::Removed(removed)
             }
             WriteRequest::Reject(entry) => {
-                rejected::insert(&mut t, entry)?;
+                rejected::insert(&mut t, rejected::EdgeLog::Rejected, entry)?;
+                Outcome::Rejected
+            }
+            WriteRequest::Ignore(entry) => {
+                rejected::insert(&mut t, rejected::EdgeLog::Ignored, entry)?;
                 Outcome::Rejected
             }
             WriteRequest::Cursor { name, seq, .. } => {

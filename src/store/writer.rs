@@ -93,6 +93,8 @@ pub enum WriteRequest {
     },
     /// A delivery refused at the edge, for the rejected log. Nobody waits for it.
     Reject(Box<RejectedDelivery>),
+    /// An authentic delivery the ingest filter ignored, for its log. Nobody waits.
+    Ignore(Box<RejectedDelivery>),
     /// A consumer's new cursor (`cursors_v1`). Nobody waits for it. Unless `durable`,
     /// it rides on the next durable commit, and a consumer repeats what a crash
     /// made it forget.
@@ -404,7 +406,7 @@ impl Writer {
                         (WriteRequest::Forwarding { reply, .. }, Outcome::Forwarding) => {
                             let _ = reply.send(Ok(()));
                         }
-                        (WriteRequest::Reject(_), Outcome::Rejected)
+                        (WriteRequest::Reject(_) | WriteRequest::Ignore(_), Outcome::Rejected)
                         | (WriteRequest::Cursor { .. }, Outcome::Cursor) => {}
                         _ => unreachable!("outcomes are produced in request order"),
                     }
@@ -477,6 +479,6 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
         WriteRequest::Forwarding { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        WriteRequest::Reject(_) | WriteRequest::Cursor { .. } => {}
+        WriteRequest::Reject(_) | WriteRequest::Ignore(_) | WriteRequest::Cursor { .. } => {}
     }
 }

@@ -12,6 +12,7 @@ mod dedup;
 mod disk_full;
 mod durability;
 mod events;
+mod filters;
 mod fixtures;
 mod forwarding;
 mod fuzz;
