@@ -27,7 +27,9 @@
 //! - [`backfill`]: reconciles with GitHub's delivery log: finds the deliveries the
 //!   store lacks and asks GitHub to redeliver them (they arrive signed, as usual).
 //! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
-//! - [`access`]: who may use the API and Socket.IO (token, or local callers only).
+//! - [`access`]: who may use the API and Socket.IO (token, or local callers only)
+//!   and what each token's scope lets it do.
+//! - [`tokens`]: scoped API tokens: made, hashed, stored, found, revoked.
 //! - [`metrics`]: Prometheus metrics, one registry per app.
 //! - [`api`]: axum routers per area and the one `ApiError`.
 //! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
@@ -76,6 +78,7 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod stream;
+pub mod tokens;
 pub mod transfer;
 
 use std::future::Future;
@@ -172,7 +175,8 @@ impl App {
             }
         };
         let config = Arc::new(config);
-        let access = Access::new(config.api_token.clone());
+        let tokens = tokens::Tokens::load(store.clone()).await?;
+        let access = Access::with_tokens(config.api_token.clone(), Some(tokens.clone()));
         let connections = server::Connections::new(
             server::Limits {
                 first_request: config.header_timeout,
@@ -264,8 +268,10 @@ impl App {
             backfill: backfill.clone(),
             backups: api::backup_slots(),
             ingest_filter,
+            tokens,
         };
         let io_for_close = state.io.clone();
+        let tokens_for_close = state.tokens.clone();
         let router = api::router(state, socket_layer);
         tracing::info!(
             tls = tls.is_some(),
@@ -280,6 +286,7 @@ impl App {
         // state: they are closed, and their handles to the store let go, so the
         // writer can stop now rather than in 45 s.
         realtime::close(&io_for_close, realtime_handles).await;
+        tokens_for_close.close();
         let _ = stop.send(true);
         processing.await?;
         live.await?;

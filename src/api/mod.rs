@@ -18,6 +18,7 @@ mod repositories;
 mod search;
 mod statistics;
 mod streamed;
+mod tokens;
 mod webhooks;
 
 use std::sync::Arc;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub backups: Arc<Semaphore>,
     /// The ingest filter in force (from the settings, replaced through the API).
     pub ingest_filter: Arc<crate::domain::SharedFilter>,
+    /// The scoped API tokens (the same ones [`Access`] admits).
+    pub tokens: Arc<crate::tokens::Tokens>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
@@ -101,6 +104,7 @@ pub fn routes(access: Arc<Access>) -> (Router<AppState>, Arc<utoipa::openapi::Op
         .merge(replay::router())
         .merge(rejected::router())
         .merge(filters::router())
+        .merge(tokens::router())
         .merge(repositories::router())
         .merge(search::router())
         .merge(forwarding::router())

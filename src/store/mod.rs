@@ -23,6 +23,7 @@ mod snapshot;
 mod stats;
 mod tables;
 mod tail;
+mod tokens;
 mod verify;
 mod writer;
 
@@ -46,6 +47,7 @@ pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use tables::SCHEMA_VERSION;
+pub use tokens::TokenChange;
 pub use verify::Difference;
 pub use writer::{DuplicateReason, IngestOutcome, PreparedEvent};
 

@@ -44,6 +44,9 @@ pub const REJECTED: TableDefinition<u64, &[u8]> = TableDefinition::new("rejected
 /// as its code: the last authentic deliveries the ingest filter ignored, bounded
 /// like the rejected log.
 pub const IGNORED: TableDefinition<u64, &[u8]> = TableDefinition::new("ignored_v1");
+/// API token name → its record (JSON, `tokens`): the token's SHA-256, scope, limits
+/// and last use. Never the token.
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens_v1");
 /// (due_ms, seq) → (): failed events waiting for their automatic retry.
 pub const RETRY_QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("retry_queue_v1");
 

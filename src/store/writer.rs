@@ -103,6 +103,11 @@ pub enum WriteRequest {
         seq: u64,
         durable: bool,
     },
+    /// API tokens: durable before answered.
+    Tokens {
+        change: super::tokens::TokenChange,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
     /// Forwarding's targets and failed deliveries: durable before answered.
     Forwarding {
         changes: Vec<ForwardingChange>,
@@ -141,6 +146,7 @@ pub(super) enum Outcome {
     Rejected,
     Cursor,
     Forwarding,
+    Tokens(bool),
 }
 
 /// How the writer's commits have been going, for health.
@@ -362,6 +368,7 @@ impl Writer {
                     | WriteRequest::Retire { .. }
                     | WriteRequest::RemoveTests { .. }
                     | WriteRequest::Forwarding { .. }
+                    | WriteRequest::Tokens { .. }
                     | WriteRequest::Cursor { durable: true, .. }
             )
         });
@@ -405,6 +412,9 @@ impl Writer {
                         }
                         (WriteRequest::Forwarding { reply, .. }, Outcome::Forwarding) => {
                             let _ = reply.send(Ok(()));
+                        }
+                        (WriteRequest::Tokens { reply, .. }, Outcome::Tokens(applied)) => {
+                            let _ = reply.send(Ok(applied));
                         }
                         (WriteRequest::Reject(_) | WriteRequest::Ignore(_), Outcome::Rejected)
                         | (WriteRequest::Cursor { .. }, Outcome::Cursor) => {}
@@ -477,6 +487,9 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
             let _ = reply.send(Err(error.clone()));
         }
         WriteRequest::Forwarding { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        WriteRequest::Tokens { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
         WriteRequest::Reject(_) | WriteRequest::Ignore(_) | WriteRequest::Cursor { .. } => {}

@@ -36,6 +36,7 @@ mod skips;
 mod statistics;
 mod stream;
 mod tls;
+mod tokens;
 mod transfer;
 mod trust;
 mod upgrade;
