@@ -145,6 +145,9 @@ pub struct TargetView {
     pub state: &'static str,
     /// Every stored delivery up to this seq was taken, failed or did not match.
     pub cursor: u64,
+    /// The cursor as last saved durably: after a crash the target is sent again
+    /// what lies past it.
+    pub saved_cursor: u64,
     /// Stored deliveries after the cursor (not all may match the filters).
     pub backlog: u64,
     pub in_flight: u64,
@@ -288,6 +291,7 @@ impl Forwarding {
             source: target.source,
             state: target.breaker.state(),
             cursor,
+            saved_cursor: status.saved_cursor.load(Ordering::Relaxed),
             backlog: appended.saturating_sub(cursor),
             in_flight: status.in_flight.load(Ordering::Relaxed),
             delivered: status.delivered.load(Ordering::Relaxed),

@@ -60,6 +60,8 @@ pub struct TargetStatus {
     recent: Mutex<Recent>,
     /// Every stored delivery up to here was delivered, marked failed or did not match.
     pub cursor: AtomicU64,
+    /// The cursor as last saved durably: a crash repeats only what lies past it.
+    pub saved_cursor: AtomicU64,
     pub in_flight: AtomicU64,
     /// Deliveries the target took (since start).
     pub delivered: AtomicU64,
@@ -73,6 +75,7 @@ impl TargetStatus {
     pub fn new(cursor: u64) -> Self {
         let status = Self::default();
         status.cursor.store(cursor, Ordering::Relaxed);
+        status.saved_cursor.store(cursor, Ordering::Relaxed);
         status
     }
 

@@ -286,12 +286,17 @@ impl Worker {
     }
 
     async fn save(&mut self) {
-        if let Err(error) = self
+        match self
             .store
             .save_cursor_durably(&self.cursor_name, self.cursor)
             .await
         {
-            tracing::warn!(%error, "cannot save a forwarding cursor");
+            Ok(()) => self
+                .target
+                .status
+                .saved_cursor
+                .store(self.cursor, Ordering::Relaxed),
+            Err(error) => tracing::warn!(%error, "cannot save a forwarding cursor"),
         }
         self.saved = self.cursor;
         self.saved_at = Instant::now();

@@ -12,7 +12,7 @@ use crate::api::query_parsers;
 use crate::config::Secret;
 use crate::ingest::{self, DeliveryHeaders};
 use crate::search::{Indexer, SearchError, SearchIndex, SearchRequest};
-use crate::store::{Store, StoreOptions};
+use crate::store::{IngestOutcome, Store, StoreOptions};
 
 /// The indexed events: markup in the text, so snippets must escape it.
 const PAYLOADS: &[(&str, &str)] = &[
@@ -170,7 +170,12 @@ fn build() -> Fixture {
             let parsed = DeliveryHeaders::parse(&headers, false).expect("headers");
             let body = bytes::Bytes::from_static(payload.as_bytes());
             let delivery = ingest::verify(parsed, &headers, body, &secrets).expect("authentic");
-            store.ingest(delivery).await.expect("stored");
+            let outcome = store.ingest(delivery).await.expect("stored");
+            let IngestOutcome::Stored { seq } = outcome else {
+                panic!("every fuzz payload is new: {outcome:?}")
+            };
+            // Acknowledged once logged; the indexer reads what is applied.
+            store.applied(seq).await.expect("applied");
         }
         let mut indexer = Indexer::new(store.clone(), index.clone(), checkpoint).expect("indexer");
         indexer.catch_up(|_, _| {}).await.expect("indexed");
