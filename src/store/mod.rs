@@ -328,19 +328,6 @@ impl Store {
             .is_ok()
     }
 
-    /// Adds an entry to the ignored-delivery log, like [`Store::record_rejection`].
-    pub fn record_ignored(&self, entry: RejectedDelivery) -> bool {
-        self.queue
-            .try_send(WriteRequest::Ignore(Box::new(entry)))
-            .is_ok()
-    }
-
-    /// The newest `limit` ignored deliveries and the running count per rule.
-    pub async fn ignored(&self, limit: usize) -> Result<RejectedLog, StoreError> {
-        self.read(move |db| rejected::list(db, rejected::EdgeLog::Ignored, limit))
-            .await
-    }
-
     /// Saves a consumer's cursor (the highest seq it is done with). Committed with the
     /// writer's next batch and made durable with its next durable commit (within a
     /// second): a crash may take it back that far, never past what the store holds.

@@ -7,6 +7,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::tables::{self, WriteTables, meta};
+use super::writer::WriteRequest;
 use super::{StoreError, codec};
 
 /// Entries kept; older ones roll off as new ones arrive.
@@ -122,4 +123,18 @@ pub(super) fn list(
         by_reason.push((code.to_owned(), value.value()));
     }
     Ok(RejectedLog { entries, by_reason })
+}
+
+impl super::Store {
+    /// Adds an entry to the ignored-delivery log, like [`Store::record_rejection`].
+    pub fn record_ignored(&self, entry: RejectedDelivery) -> bool {
+        self.queue
+            .try_send(WriteRequest::Ignore(Box::new(entry)))
+            .is_ok()
+    }
+
+    /// The newest `limit` ignored deliveries and the running count per rule.
+    pub async fn ignored(&self, limit: usize) -> Result<RejectedLog, StoreError> {
+        self.read(move |db| list(db, EdgeLog::Ignored, limit)).await
+    }
 }
