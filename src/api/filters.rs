@@ -47,6 +47,30 @@ struct FiltersEnvelope {
     data: Filters,
 }
 
+/// [`json_body`] that must be a JSON object: serde would also read a struct from an
+/// array of its fields in order.
+pub(super) fn object_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let value: Value = json_body(headers, body, expected)?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {expected}"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {expected}: {e}"),
+        )
+    })
+}
+
 fn view(filter: &IngestFilter) -> Filters {
     let FilterSpec { allow, deny } = filter.spec();
     Filters { allow, deny }
@@ -72,7 +96,8 @@ async fn replace_filters(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Filters { allow, deny } = json_body(&headers, body, "{allow: [...], deny: [...]}")?;
+    let expected = "an object {allow: [...], deny: [...]}";
+    let Filters { allow, deny } = object_body(&headers, body, expected)?;
     let filter = IngestFilter::from_spec(&FilterSpec { allow, deny })
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", e.0))?;
     let answer = view(&filter);

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::forwarding::json_body;
+use super::filters::object_body;
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
@@ -133,7 +133,7 @@ async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: TokenRequest = json_body(
+    let request: TokenRequest = object_body(
         &headers,
         body,
         "{name, scope: read|write|admin, organizations?, repositories?}",

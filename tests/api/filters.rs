@@ -221,6 +221,7 @@ async fn the_filter_is_read_and_replaced_through_the_api() {
         json!({"allow": ["repository:[x"]}),
         json!({"deny": "event:push"}),
         json!({"deny": [], "other": 1}),
+        json!([[], []]),
     ] {
         let response = put(bad.clone()).await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");

@@ -210,6 +210,7 @@ async fn bad_requests_and_limited_tokens() {
         json!({"name": "x", "scope": "read", "repositories": ["no-slash"]}),
         json!({"name": "x", "scope": "read", "organizations": ["a/b"]}),
         json!({"name": "x"}),
+        json!(["x", "read"]),
     ] {
         let (status, answer) =
             call(&app, Method::POST, "/api/tokens", ADMIN, Some(bad.clone())).await;
