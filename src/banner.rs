@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use crate::config::Config;
+use crate::config::{Config, SecretSource};
 
 /// The facts of the banner; [`Banner::lines`] words them for people.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl Banner {
         } else {
             ("this address only", self.payload_url.clone())
         };
-        // The token rule (SPEC §6): without one, only loopback clients are served;
+        // The token rule (`guard::access`): without one, only loopback clients are served;
         // host names other than IP addresses must be allowed (DNS rebinding).
         let access = match (self.token_set, ip.is_loopback()) {
             (true, false) if ip.is_unspecified() => format!(
@@ -121,6 +121,39 @@ fn url_host(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// The startup banner: for people on standard output (the terminal, or the journal
+/// under systemd), and its facts in the log, once.
+pub fn announce(banner: &Banner) {
+    println!("{}\n", banner.lines().join("\n"));
+    tracing::info!(
+        payload_url = %banner.payload_url,
+        dashboard_url = %banner.dashboard_url,
+        data_dir = %banner.data_dir.display(),
+        api_token = if banner.token_set { "set" } else { "not set" },
+        "where to reach hookvault"
+    );
+}
+
+/// Says where the webhook secret comes from. The value itself is shown only once,
+/// when it is generated, and never through the logger.
+pub fn announce_secret(config: &Config) {
+    match &config.secret_source {
+        SecretSource::Generated(path) => println!(
+            "hookvault: no GITHUB_WEBHOOK_SECRET set; generated one and saved it to {} (mode 0600).\n\
+             Paste it into GitHub's webhook \"Secret\" field. It is shown only this once:\n\n    {}\n",
+            path.display(),
+            config.secrets[0].expose()
+        ),
+        SecretSource::LoadedFromFile(path) => {
+            tracing::info!(file = %path.display(), "using the webhook secret saved in the data directory")
+        }
+        SecretSource::Configured => tracing::info!(
+            count = config.secrets.len(),
+            "using the configured webhook secret(s)"
+        ),
     }
 }
 

@@ -285,19 +285,29 @@ fn remind_of_the_secret(dir: &Path) {
     }
 }
 
-/// Downloads `GET /api/backup` into `--to`, checks the archive whole, then puts it
-/// in place: a file at `--to` is always a complete backup.
-pub fn backup(config: &Config, args: &BackupArgs) -> ExitCode {
-    let base = match &args.url {
+/// Where a command that talks to a running instance finds it: `--url`, or the local
+/// address of `--listen`; and the token it sends: `--token`, or the configured one.
+pub fn running_instance(
+    config: &Config,
+    url: Option<&str>,
+    token: Option<&str>,
+) -> (String, Option<String>) {
+    let base = match url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => crate::banner::Banner::new(config, config.listen)
             .local_url()
             .to_owned(),
     };
-    let token = args
-        .token
-        .clone()
+    let token = token
+        .map(str::to_owned)
         .or_else(|| config.api_token.as_ref().map(|t| t.expose().to_owned()));
+    (base, token)
+}
+
+/// Downloads `GET /api/backup` into `--to`, checks the archive whole, then puts it
+/// in place: a file at `--to` is always a complete backup.
+pub fn backup(config: &Config, args: &BackupArgs) -> ExitCode {
+    let (base, token) = running_instance(config, args.url.as_deref(), args.token.as_deref());
     let url = format!("{base}/api/backup");
     match runtime().block_on(download(&url, token, &args.to)) {
         Ok(manifest) => {

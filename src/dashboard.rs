@@ -1,7 +1,8 @@
 //! The dashboard: static files under `web/`, embedded in the binary. `index.html`
 //! refers to its assets by fingerprinted names (`app.<hash>.js`), so assets are cached
-//! for a year and a new build is picked up at once; everything carries a strong ETag
-//! and answers `If-None-Match` with 304. No file holds data: the page asks the API,
+//! for a year and a new build is picked up at once; the modules `app.js` imports
+//! (`common.js`, …) keep their names and are revalidated. Everything carries a strong
+//! ETag and answers `If-None-Match` with 304. No file holds data: the page asks the API,
 //! which checks access.
 
 use std::sync::LazyLock;

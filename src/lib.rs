@@ -27,13 +27,18 @@
 //! - [`backfill`]: reconciles with GitHub's delivery log: finds the deliveries the
 //!   store lacks and asks GitHub to redeliver them (they arrive signed, as usual).
 //! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
-//! - [`access`]: who may use the API and Socket.IO (token, or local callers only)
-//!   and what each token's scope lets it do.
+//! - [`guard`]: what stands between the network and the API: who may use it
+//!   ([`guard::access`]: token, or local callers only, and what each token's scope
+//!   lets it do), client addresses behind proxies, rate limits, token lockout, CORS,
+//!   allowed hosts. Each answers with its own error; `api` maps them to HTTP.
 //! - [`tokens`]: scoped API tokens: made, hashed, stored, found, revoked.
 //! - [`metrics`]: Prometheus metrics, one registry per app.
-//! - [`api`]: axum routers per area and the one `ApiError`.
+//! - [`views`]: JSON views of stored data that the API and Socket.IO both send.
+//! - [`api`]: axum routers per area, the guards' middleware and the one `ApiError`.
 //! - [`dashboard`]: the embedded web UI from `web/` (fingerprinted assets, ETags).
 //! - [`retention`]: retires events older than the retention window.
+//! - [`tls`]: the PEM certificate pair, loading and checking it, and the crypto
+//!   provider every connection hookvault makes or accepts uses.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown, over TCP
 //!   or TLS (certificates reloaded on SIGHUP and on change).
 //! - [`memory`]: hands memory freed by bursts back to the system (the one `unsafe`
@@ -48,12 +53,14 @@
 //! - `fuzzing` (hidden): the fuzz targets' entry points and invariants, shared by
 //!   `fuzz/` (cargo-fuzz) and the property tests.
 //!
+//! Dependencies between these modules point one way (no cycles; `.ci/module-cycles`
+//! checks it): `config` and `domain` at the bottom, `api` and `realtime` at the top.
+//!
 //! `main.rs` parses the command line and calls [`run`] with a bound listener; tests
 //! call [`App::run`] the same way on port 0.
 
 #![deny(unsafe_code)] // one exception, allowed where it is: memory::trim
 
-pub mod access;
 pub mod api;
 pub mod backfill;
 pub mod backup;
@@ -78,17 +85,19 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod stream;
+pub mod tls;
 pub mod tokens;
 pub mod transfer;
+pub mod views;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::access::Access;
 use crate::api::AppState;
 use crate::config::Config;
+use crate::guard::access::Access;
 use crate::metrics::Metrics;
 use crate::process::{Processor, RetryPolicy, Stage};
 use crate::search::{Indexer, SearchIndex};
@@ -197,7 +206,7 @@ impl App {
             io.clone(),
             hub.clone(),
         )?));
-        stages.push(Arc::new(metrics::ProcessingMetrics(metrics.clone())));
+        stages.push(Arc::new(process::ProcessingMetrics(metrics.clone())));
         let policy = RetryPolicy::from_config(&config);
         let processor = Processor::new(store.clone(), stages, policy);
 

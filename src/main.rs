@@ -6,16 +6,16 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hookvault::banner::Banner;
+use hookvault::banner::{self, Banner};
 use hookvault::commands::{self, refuse};
-use hookvault::config::{Cli, Command, Config, SecretSource};
+use hookvault::config::{Cli, Command, Config};
 use hookvault::store::StoreError;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    hookvault::server::tls::install_provider();
+    hookvault::tls::install_provider();
     let command = cli.command.unwrap_or(Command::Serve);
     let config = match command {
         Command::Serve => Config::from_cli(cli.settings),
@@ -52,10 +52,10 @@ fn serve(config: Config) -> ExitCode {
             }
         };
         match listener.local_addr() {
-            Ok(bound) => announce(&Banner::new(&config, bound)),
+            Ok(bound) => banner::announce(&Banner::new(&config, bound)),
             Err(e) => tracing::warn!("cannot tell the bound address: {e}"),
         }
-        announce_secret(&config);
+        banner::announce_secret(&config);
         match hookvault::run(config, listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             // A store from a newer release: a refusal to start, like a bad setting.
@@ -71,39 +71,6 @@ fn serve(config: Config) -> ExitCode {
             }
         }
     })
-}
-
-/// The startup banner: for people on standard output (the terminal, or the journal
-/// under systemd), and its facts in the log, once.
-fn announce(banner: &Banner) {
-    println!("{}\n", banner.lines().join("\n"));
-    tracing::info!(
-        payload_url = %banner.payload_url,
-        dashboard_url = %banner.dashboard_url,
-        data_dir = %banner.data_dir.display(),
-        api_token = if banner.token_set { "set" } else { "not set" },
-        "where to reach hookvault"
-    );
-}
-
-/// Says where the webhook secret comes from. The value itself is shown only once,
-/// when it is generated, and never through the logger.
-fn announce_secret(config: &Config) {
-    match &config.secret_source {
-        SecretSource::Generated(path) => println!(
-            "hookvault: no GITHUB_WEBHOOK_SECRET set; generated one and saved it to {} (mode 0600).\n\
-             Paste it into GitHub's webhook \"Secret\" field. It is shown only this once:\n\n    {}\n",
-            path.display(),
-            config.secrets[0].expose()
-        ),
-        SecretSource::LoadedFromFile(path) => {
-            tracing::info!(file = %path.display(), "using the webhook secret saved in the data directory")
-        }
-        SecretSource::Configured => tracing::info!(
-            count = config.secrets.len(),
-            "using the configured webhook secret(s)"
-        ),
-    }
 }
 
 /// `RUST_LOG` wins; otherwise `info`, plus debug logs for the webhook path when

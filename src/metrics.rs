@@ -429,19 +429,3 @@ impl Metrics {
         out
     }
 }
-
-/// Counts processing outcomes and times, as a processing stage.
-pub struct ProcessingMetrics(pub Arc<Metrics>);
-
-impl crate::process::Stage for ProcessingMetrics {
-    fn committed(&self, event: &crate::process::ProcessedEvent) {
-        let outcome = event.record.status.as_str().to_owned();
-        self.0
-            .processing
-            .get_or_create(&OutcomeLabels { outcome })
-            .inc();
-        if let Some(us) = event.record.processing_time_us {
-            self.0.processing_time.observe(us as f64 / 1_000_000.0);
-        }
-    }
-}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Memory held for subscribers that stop reading (issue #33 §4): 500 WebSocket clients
+# Memory held for subscribers that stop reading 500 WebSocket clients
 # on `/` are frozen (SIGSTOP), 905 security alerts (which go to every client) are
 # delivered, then the clients are killed. Prints the server's resident memory before,
 # at its peak, and after they left, and how many clients were cut off.

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
@@ -17,6 +17,7 @@ use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
 use crate::backfill::summary::{Summary, parse_since};
 use crate::backfill::{BackfillError, DEFAULT_SINCE, StatusView};
+use crate::domain::ErrorCode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(status, run))
@@ -26,14 +27,10 @@ impl From<BackfillError> for ApiError {
     fn from(error: BackfillError) -> Self {
         let message = error.to_string();
         match error {
-            BackfillError::NotConfigured => {
-                Self::new(StatusCode::CONFLICT, "backfill_not_configured", message)
-            }
-            BackfillError::Running => Self::new(StatusCode::CONFLICT, "backfill_running", message),
-            BackfillError::Stopped => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
-                    .retry_after(std::time::Duration::from_secs(5))
-            }
+            BackfillError::NotConfigured => Self::new(ErrorCode::BackfillNotConfigured, message),
+            BackfillError::Running => Self::new(ErrorCode::BackfillRunning, message),
+            BackfillError::Stopped => Self::new(ErrorCode::ShuttingDown, message)
+                .retry_after(std::time::Duration::from_secs(5)),
         }
     }
 }
@@ -91,11 +88,7 @@ async fn run(
     let since = match request.since.as_deref() {
         None => DEFAULT_SINCE,
         Some(raw) => parse_since(raw).map_err(|problem| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("since: {problem}"),
-            )
+            ApiError::new(ErrorCode::InvalidBody, format!("since: {problem}"))
         })?,
     };
     let summary = state.backfill.run_now(since, request.dry_run).await?;

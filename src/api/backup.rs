@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, events, streamed};
+use crate::domain::ErrorCode;
 use crate::domain::timestamp;
 use crate::store::Status;
 use crate::transfer::{self, ExportFilter};
@@ -48,8 +49,7 @@ pub fn backup_slots() -> Arc<Semaphore> {
 async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
     let slot = state.backups.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
-            StatusCode::CONFLICT,
-            "backup_in_progress",
+            ErrorCode::BackupInProgress,
             "another backup is being taken; try again once it is done",
         )
     })?;

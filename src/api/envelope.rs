@@ -1,4 +1,4 @@
-//! The SPEC's success envelopes: `{"success":true,"data":…}`, and for lists a
+//! The success envelopes: `{"success":true,"data":…}`, and for lists a
 //! `pagination` object beside `data`.
 
 use axum::Json;

@@ -1,5 +1,6 @@
 //! The one error type of the HTTP edge: status, stable code and a human message in
-//! the SPEC's error envelope. Internal details go to the log, never to the client.
+//! the error envelope `{"success":false,"error":{"code":…,"message":…}}`. Internal
+//! details go to the log, never to the client.
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -8,22 +9,24 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::time::Duration;
 
+use crate::domain::ErrorCode;
 use crate::ingest::IngestError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
+    /// The code's status ([`ErrorCode::status`]), but for axum's path rejections.
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Sent as `Retry-After` (whole seconds, at least 1) with 429 and 503 answers.
     pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code.status(),
             code,
             message: message.into(),
             retry_after: None,
@@ -37,14 +40,13 @@ impl ApiError {
 
     pub fn bad_parameter(name: &str, problem: impl std::fmt::Display) -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("query parameter {name}: {problem}"),
         )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 }
 
@@ -52,7 +54,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({
             "success": false,
-            "error": {"code": self.code, "message": self.message},
+            "error": {"code": self.code.as_str(), "message": self.message},
         });
         let mut response = (self.status, Json(body)).into_response();
         if let Some(wait) = self.retry_after {
@@ -69,7 +71,10 @@ impl IntoResponse for ApiError {
 /// a 400 in the error envelope, not axum's plain-text rejection.
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::new(rejection.status(), "invalid_path", rejection.body_text())
+        let mut error = Self::new(ErrorCode::InvalidPath, rejection.body_text());
+        // A 400, or a 500 when the route itself is wrong: axum knows which.
+        error.status = rejection.status();
+        error
     }
 }
 
@@ -77,18 +82,16 @@ impl From<PathRejection> for ApiError {
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
         let code = match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-            _ => "body_unreadable",
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            _ => ErrorCode::BodyUnreadable,
         };
-        Self::new(rejection.status(), code, rejection.body_text())
+        Self::new(code, rejection.body_text())
     }
 }
 
 impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
-        let (status, code) = error.status_and_code();
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        Self::new(status, code, error.to_string())
+        Self::new(error.code(), error.to_string())
     }
 }
 
@@ -97,20 +100,17 @@ impl From<StoreError> for ApiError {
         tracing::error!(%error, "store error");
         match error {
             StoreError::Closed => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
+                ErrorCode::ShuttingDown,
                 "hookvault is shutting down; retry shortly",
             )
             .retry_after(Duration::from_secs(5)),
             StoreError::Unavailable(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
+                ErrorCode::StorageUnavailable,
                 "the store cannot write right now (disk full or I/O error); nothing was stored, retry shortly",
             )
             .retry_after(Duration::from_secs(5)),
             _ => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage_error",
+                ErrorCode::StorageError,
                 "the store could not complete the request; see the server log",
             ),
         }

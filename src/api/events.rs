@@ -14,10 +14,11 @@ use serde_json::Value;
 
 use super::openapi::{ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
+use crate::domain::ErrorCode;
 use crate::domain::{PayloadEncoding, timestamp};
 use crate::ingest;
-use crate::store::{EventQuery, EventRecord, Status};
-use utoipa::ToSchema;
+use crate::store::{EventQuery, Status};
+use crate::views::EventSummary;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -28,59 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(detail))
         .routes(routes!(raw))
-}
-
-/// One event as lists show it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventSummary {
-    pub id: u64,
-    pub delivery_id: String,
-    pub event: String,
-    pub action: Option<String>,
-    pub repository: Option<String>,
-    pub organization: Option<String>,
-    pub sender: Option<String>,
-    pub installation_id: Option<u64>,
-    pub hook_id: Option<u64>,
-    pub received_at: String,
-    pub status: &'static str,
-    pub processed: bool,
-    pub attempts: u32,
-    pub processing_time_ms: Option<f64>,
-    pub last_error: Option<String>,
-    pub processed_at: Option<String>,
-    pub next_attempt_at: Option<String>,
-    pub body_size: u32,
-    pub content_duplicates: u32,
-    pub test: bool,
-}
-
-impl EventSummary {
-    pub fn new(seq: u64, record: EventRecord) -> Self {
-        Self {
-            id: seq,
-            received_at: timestamp::to_rfc3339(record.received_at_ms),
-            status: record.status.as_str(),
-            processed: record.status == Status::Processed,
-            processing_time_ms: record.processing_time_us.map(|us| us as f64 / 1000.0),
-            delivery_id: record.delivery_id,
-            event: record.event,
-            action: record.action,
-            repository: record.repository,
-            organization: record.organization,
-            sender: record.sender,
-            installation_id: record.installation_id,
-            hook_id: record.hook_id,
-            attempts: record.attempts,
-            last_error: record.last_error,
-            processed_at: record.processed_at_ms.map(timestamp::to_rfc3339),
-            next_attempt_at: record.next_attempt_ms.map(timestamp::to_rfc3339),
-            body_size: record.body_len,
-            content_duplicates: record.content_duplicates,
-            test: record.test,
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -153,11 +101,7 @@ async fn detail(
     let encoding = stored.record.encoding;
     let payload = ingest::decode_payload(encoding, &stored.body).map_err(|e| {
         tracing::error!(%delivery_id, error = %e, "stored payload no longer decodes");
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "storage_error",
-            "stored payload is unreadable",
-        )
+        ApiError::new(ErrorCode::StorageError, "stored payload is unreadable")
     })?;
     let detail = EventDetail {
         summary: EventSummary::new(stored.seq, stored.record),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,7 +19,7 @@ use super::forwarding::json_body;
 use super::openapi::ErrorEnvelope;
 use super::rejected::{RejectedEnvelope, log_view, parse_log_limit};
 use super::{ApiError, AppState, envelope};
-use crate::domain::{FilterSpec, IngestFilter};
+use crate::domain::{ErrorCode, FilterSpec, IngestFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,18 +57,12 @@ pub(super) fn object_body<T: serde::de::DeserializeOwned>(
     let value: Value = json_body(headers, body, expected)?;
     if !value.is_object() {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("expected {expected}"),
         ));
     }
-    serde_json::from_value(value).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("expected {expected}: {e}"),
-        )
-    })
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("expected {expected}: {e}")))
 }
 
 fn view(filter: &IngestFilter) -> Filters {
@@ -99,7 +93,7 @@ async fn replace_filters(
     let expected = "an object {allow: [...], deny: [...]}";
     let Filters { allow, deny } = object_body(&headers, body, expected)?;
     let filter = IngestFilter::from_spec(&FilterSpec { allow, deny })
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", e.0))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidFilter, e.0))?;
     let answer = view(&filter);
     tracing::info!(allow = ?answer.allow, deny = ?answer.deny, "ingest filter replaced");
     state.ingest_filter.replace(filter);

@@ -17,6 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::openapi::{Envelope, ErrorEnvelope, Pagination};
 use super::replay::{is_json, parse_limit};
 use super::{ApiError, AppState, envelope};
+use crate::domain::ErrorCode;
 use crate::domain::timestamp;
 use crate::forward::status::FailedDelivery;
 use crate::forward::target::TargetSpec;
@@ -56,14 +57,10 @@ impl From<ForwardError> for ApiError {
     fn from(error: ForwardError) -> Self {
         let message = error.to_string();
         match error {
-            ForwardError::Invalid(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_target", message)
-            }
-            ForwardError::Exists(_) => Self::new(StatusCode::CONFLICT, "target_exists", message),
+            ForwardError::Invalid(_) => Self::new(ErrorCode::InvalidTarget, message),
+            ForwardError::Exists(_) => Self::new(ErrorCode::TargetExists, message),
             ForwardError::NotFound(_) => Self::not_found(message),
-            ForwardError::FromSettings(_) => {
-                Self::new(StatusCode::CONFLICT, "target_from_settings", message)
-            }
+            ForwardError::FromSettings(_) => Self::new(ErrorCode::TargetFromSettings, message),
             ForwardError::Store(error) => error.into(),
         }
     }
@@ -83,18 +80,12 @@ pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     // can send without a preflight.
     if !is_json(headers) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ));
     }
-    serde_json::from_slice(&body?).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("expected {expected}: {e}"),
-        )
-    })
+    serde_json::from_slice(&body?)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("expected {expected}: {e}")))
 }
 
 #[utoipa::path(get, path = "/api/forwarding/targets", tag = "forwarding",
@@ -158,8 +149,7 @@ async fn replace_target(
     let mut value: Value = json_body(&headers, body, "a target {url, …}")?;
     let Some(object) = value.as_object_mut() else {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "expected a JSON object",
         ));
     };
@@ -170,23 +160,20 @@ async fn replace_target(
         Some(given) if given == &json!(name) => {}
         Some(_) => {
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_target",
+                ErrorCode::InvalidTarget,
                 "name: a target cannot be renamed; create one under the new name",
             ));
         }
     }
     if object.contains_key("start") {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_target",
+            ErrorCode::InvalidTarget,
             "start: only when creating a target (the target keeps its cursor)",
         ));
     }
     let spec: TargetSpec = serde_json::from_value(value).map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("expected a target {{url, …}}: {e}"),
         )
     })?;
@@ -283,8 +270,7 @@ async fn resend(
     ];
     if chosen.iter().filter(|c| **c).count() != 1 {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "give exactly one of seq, deliveryId, all, or from/to",
         ));
     }
@@ -292,8 +278,7 @@ async fn resend(
         value.as_deref().map_or(Ok(default), |v| {
             timestamp::parse(v).ok_or_else(|| {
                 ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
+                    ErrorCode::InvalidBody,
                     format!("{field}: {v:?} is not an RFC 3339 time"),
                 )
             })

@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod filters;
 mod forwarding;
+mod guards;
 mod metrics;
 mod openapi;
 mod params;
@@ -35,8 +36,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use backup::backup_slots;
 pub use error::ApiError;
-pub use events::EventSummary;
-pub use statistics::{health_score, success_rate};
+pub use statistics::health_score;
 
 /// Each area's query-string parser, for the checks in [`crate::fuzzing`].
 pub(crate) mod query_parsers {
@@ -47,10 +47,11 @@ pub(crate) mod query_parsers {
     pub(crate) use super::statistics::parse_hours as statistics;
 }
 
-use crate::access::{self, Access};
 use crate::config::Config;
 use crate::dashboard;
+use crate::domain::ErrorCode;
 use crate::guard;
+use crate::guard::access::Access;
 use crate::metrics::Metrics;
 use crate::process::Processor;
 use crate::realtime::Hub;
@@ -113,7 +114,7 @@ pub fn routes(access: Arc<Access>) -> (Router<AppState>, Arc<utoipa::openapi::Op
         .merge(backfill::router())
         .route_layer(middleware::from_fn_with_state(
             access.clone(),
-            access::require,
+            guards::require,
         ));
     openapi::require_token(protected.get_openapi_mut());
     let (routes, mut description) = public.merge(protected).split_for_parts();
@@ -127,7 +128,7 @@ pub fn routes(access: Arc<Access>) -> (Router<AppState>, Arc<utoipa::openapi::Op
             let description = served.clone();
             async move { Json(description.as_ref().clone()) }
         })
-        .route_layer(middleware::from_fn_with_state(access, access::require)),
+        .route_layer(middleware::from_fn_with_state(access, guards::require)),
     );
     (routes, description)
 }
@@ -143,8 +144,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not answer that method; see /api/openapi.json",
             )
         })
@@ -171,7 +171,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     // preflights), then host names and cross-site browsers, then the per-client rate.
     if let Some(limit) = config.rate_limit {
         let limiter = guard::ApiRateLimiter::new(limit);
-        app = app.layer(middleware::from_fn_with_state(limiter, guard::limit));
+        app = app.layer(middleware::from_fn_with_state(limiter, guards::limit));
     }
     let sites = guard::Sites {
         hosts: config.allowed_hosts.clone(),
@@ -180,7 +180,7 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     };
     app = app.layer(middleware::from_fn_with_state(
         Arc::new(sites),
-        guard::protect,
+        guards::protect,
     ));
     if let Some(cors) = config.cors_origins.layer() {
         app = app.layer(cors);

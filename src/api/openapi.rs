@@ -13,7 +13,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
-use super::events::EventSummary;
+use crate::views::EventSummary;
 
 /// `{"success": false, "error": {"code", "message"}}`.
 #[derive(Serialize, ToSchema)]

@@ -13,6 +13,7 @@ use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::{OpenApi, RefOr};
 
 use super::ApiError;
+use crate::domain::ErrorCode;
 
 /// (method, path template) → the query parameters the operation declares.
 #[derive(Debug, Default)]
@@ -75,8 +76,7 @@ impl KnownParams {
             |name| format!("; did you mean {name}?"),
         );
         Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("unknown query parameter {}{hint}", unknown.join(", ")),
         ))
     }
@@ -142,7 +142,7 @@ mod tests {
         );
         assert!(known.check(&Method::HEAD, "/e", "event=push").is_ok());
         let error = known.check(&Method::GET, "/e", "repo=nope").unwrap_err();
-        assert_eq!(error.code, "invalid_parameter");
+        assert_eq!(error.code, ErrorCode::InvalidParameter);
         assert!(
             error.message.contains("repo; did you mean repository?"),
             "{}",

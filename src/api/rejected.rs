@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
-use crate::domain::timestamp;
+use crate::domain::{Refusal, timestamp};
 use crate::store::{RejectedDelivery, RejectedLog};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -33,17 +33,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct RejectedEntry {
     pub received_at: String,
-    pub source: String,
-    pub event: Option<String>,
-    pub delivery_id: Option<String>,
-    pub user_agent: Option<String>,
-    pub content_type: Option<String>,
-    pub signature_sent: bool,
-    pub body_bytes: Option<u64>,
-    pub body_sha256: Option<String>,
-    pub status: u16,
-    pub code: String,
-    pub reason: String,
+    #[serde(flatten)]
+    pub refusal: Refusal,
 }
 
 /// The log: newest entries first, and how many were refused for each reason, ever.
@@ -98,17 +89,7 @@ pub(super) fn log_view(log: RejectedLog) -> RejectedLogView {
         .into_iter()
         .map(|e| RejectedEntry {
             received_at: timestamp::to_rfc3339(e.received_at_ms),
-            source: e.source,
-            event: e.event,
-            delivery_id: e.delivery_id,
-            user_agent: e.user_agent,
-            content_type: e.content_type,
-            signature_sent: e.signature_sent,
-            body_bytes: e.body_bytes,
-            body_sha256: e.body_sha256,
-            status: e.status,
-            code: e.code,
-            reason: e.reason,
+            refusal: e.refusal,
         })
         .collect();
     RejectedLogView {
@@ -125,7 +106,11 @@ pub fn describe(
     client: Option<IpAddr>,
     body: Option<&Bytes>,
 ) -> RejectedDelivery {
-    let outcome = (error.status.as_u16(), error.code, error.message.clone());
+    let outcome = (
+        error.status.as_u16(),
+        error.code.as_str(),
+        error.message.clone(),
+    );
     entry(outcome, headers, client, body)
 }
 
@@ -156,16 +141,18 @@ fn entry(
     let declared = text(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
     RejectedDelivery {
         received_at_ms: timestamp::now_ms(),
-        source: client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
-        event: text("x-github-event"),
-        delivery_id: text("x-github-delivery"),
-        user_agent: text(header::USER_AGENT.as_str()),
-        content_type: text(header::CONTENT_TYPE.as_str()),
-        signature_sent: headers.contains_key("x-hub-signature-256"),
-        body_bytes: body.map(|b| b.len() as u64).or(declared),
-        body_sha256: body.map(|b| hex::encode(Sha256::digest(b))),
-        status,
-        code: code.to_owned(),
-        reason,
+        refusal: Refusal {
+            source: client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+            event: text("x-github-event"),
+            delivery_id: text("x-github-delivery"),
+            user_agent: text(header::USER_AGENT.as_str()),
+            content_type: text(header::CONTENT_TYPE.as_str()),
+            signature_sent: headers.contains_key("x-hub-signature-256"),
+            body_bytes: body.map(|b| b.len() as u64).or(declared),
+            body_sha256: body.map(|b| hex::encode(Sha256::digest(b))),
+            status,
+            code: code.to_owned(),
+            reason,
+        },
     }
 }

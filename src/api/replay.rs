@@ -7,18 +7,19 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::events::EventSummary;
 use super::openapi::{Envelope, ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
+use crate::domain::ErrorCode;
 use crate::domain::catalog;
 use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
 use crate::process::{Replay, synthesize};
 use crate::store::{EventQuery, IngestOutcome, Status, TEST_ID_PREFIX};
+use crate::views::EventSummary;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -102,8 +103,7 @@ async fn replay(
         Replay::Duplicate(original) => {
             let of = original.map_or_else(String::new, |id| format!(" of {id}"));
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "duplicate_delivery",
+                ErrorCode::DuplicateDelivery,
                 format!("{delivery_id} is a content duplicate{of}; replay that delivery instead"),
             ));
         }
@@ -185,15 +185,13 @@ async fn test_event(
     // site can send without a preflight.
     if !is_json(&headers) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ));
     }
     let request: TestRequest = serde_json::from_slice(&body?).map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("expected {{eventType, repository, action}}: {e}"),
         )
     })?;
@@ -202,7 +200,7 @@ async fn test_event(
         &request.repository,
         request.action.as_deref(),
     )
-    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_test_event", e.to_string()))?;
+    .map_err(|e| ApiError::new(ErrorCode::InvalidTestEvent, e.to_string()))?;
     let body = serde_json::to_vec(&payload).expect("a Value serializes");
     let id = format!(
         "{TEST_ID_PREFIX}{}",

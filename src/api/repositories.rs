@@ -1,5 +1,5 @@
-//! `GET /api/repositories` and `GET /api/repositories/{owner}/{repo}`: the seed's
-//! `repository_activity`, `repository_stats` and `job_metrics`, from counters.
+//! `GET /api/repositories` and `GET /api/repositories/{owner}/{repo}`: activity,
+//! totals and job metrics per repository, from the materialized counters.
 
 use std::collections::{BTreeMap, HashMap};
 

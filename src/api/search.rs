@@ -5,14 +5,14 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::events::EventSummary;
 use super::openapi::{ErrorEnvelope, ListEnvelope};
 use super::{ApiError, AppState, envelope};
+use crate::domain::ErrorCode;
 use crate::domain::timestamp;
 use crate::search::{SearchError, SearchRequest, SortOrder};
+use crate::views::EventSummary;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 const DEFAULT_LIMIT: usize = 20;
@@ -122,23 +122,13 @@ async fn search(
         .map_err(|error| {
             // A panic message is for the log, not for the client.
             tracing::error!(%error, "search task failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "search_error",
-                "the search could not be completed",
-            )
+            ApiError::new(ErrorCode::SearchError, "the search could not be completed")
         })?
         .map_err(|error| match error {
-            SearchError::BadQuery(message) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
-            }
+            SearchError::BadQuery(message) => ApiError::new(ErrorCode::InvalidQuery, message),
             other => {
                 tracing::error!(error = %other, "search failed");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "search_error",
-                    "the search could not be completed",
-                )
+                ApiError::new(ErrorCode::SearchError, "the search could not be completed")
             }
         })?;
     let hits: Vec<Value> = results

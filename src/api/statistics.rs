@@ -12,6 +12,7 @@ use super::openapi::{Envelope, ErrorEnvelope};
 use super::{ApiError, AppState, envelope};
 use crate::domain::timestamp;
 use crate::store::{EventStats, HealthFacts, Statistics, StoreError, bucket_upper_us};
+use crate::views::success_rate;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Longest window the statistics endpoint accepts: a year of hour buckets.
@@ -21,7 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(statistics))
 }
 
-/// Health stays public (SPEC §6): it reveals no payload data.
+/// Health stays public, with or without an API token: it reveals no payload data.
 pub fn health_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(health))
 }
@@ -47,14 +48,6 @@ fn avg_ms(stats: &EventStats) -> f64 {
 
 fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
-}
-
-/// `processed / total` as a percentage with two decimals, `"0.00"` with no events.
-pub fn success_rate(stats: &EventStats) -> String {
-    if stats.total == 0 {
-        return "0.00".into();
-    }
-    format!("{:.2}", stats.processed as f64 * 100.0 / stats.total as f64)
 }
 
 /// The bucket upper bound (ms) below which `q` of the processing times fall.
@@ -299,17 +292,6 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn success_rate_has_two_decimals() {
-        let stats = EventStats {
-            total: 1500,
-            processed: 1480,
-            ..Default::default()
-        };
-        assert_eq!(success_rate(&stats), "98.67");
-        assert_eq!(success_rate(&EventStats::default()), "0.00");
-    }
 
     #[test]
     fn health_penalties_add_up() {

@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::filters::object_body;
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
-use crate::domain::timestamp;
+use crate::domain::{ErrorCode, timestamp};
 use crate::tokens::{TokenError, TokenRecord, TokenRequest};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -28,8 +28,8 @@ impl From<TokenError> for ApiError {
     fn from(error: TokenError) -> Self {
         let message = error.to_string();
         match error {
-            TokenError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_token", message),
-            TokenError::Exists(_) => Self::new(StatusCode::CONFLICT, "token_exists", message),
+            TokenError::Invalid(_) => Self::new(ErrorCode::InvalidToken, message),
+            TokenError::Exists(_) => Self::new(ErrorCode::TokenExists, message),
             TokenError::NotFound(_) => Self::not_found(message),
             TokenError::Store(error) => error.into(),
         }

@@ -6,13 +6,14 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{HeaderMap, Request};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::openapi::{Envelope, ErrorEnvelope, FormPayload};
 use super::{ApiError, AppState, envelope, rejected};
 use crate::config::MAX_BODY_BYTES;
+use crate::domain::ErrorCode;
 use crate::guard::ClientIp;
 use crate::ingest::{self, DeliveryHeaders};
 use crate::store::{DuplicateReason, IngestOutcome, Store};
@@ -76,7 +77,7 @@ async fn receive(
             }
         }
         Err(error) if error.status.is_client_error() => {
-            state.metrics.rejection(error.code);
+            state.metrics.rejection(error.code.as_str());
             let entry = rejected::describe(error, &parts.headers, client(), received.as_ref());
             if !state.store.record_rejection(entry) {
                 tracing::debug!("rejected-delivery log entry dropped: writer queue full");
@@ -116,8 +117,7 @@ async fn verify_and_store(
         .try_acquire_owned()
         .map_err(|_| {
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
+                ErrorCode::Overloaded,
                 "too many deliveries in progress; retry shortly",
             )
             .retry_after(Duration::from_secs(1))
@@ -131,8 +131,7 @@ async fn verify_and_store(
             .map_err(|error| {
                 tracing::error!(%error, "verification task failed");
                 ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     "the delivery could not be verified; see the server log",
                 )
             })??

@@ -14,16 +14,8 @@ pub fn run(config: &Config, args: &BackfillArgs) -> ExitCode {
     if let Err(problem) = super::summary::parse_since(&args.since) {
         return crate::commands::refuse(format!("--since: {problem}"));
     }
-    let base = match &args.url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => crate::banner::Banner::new(config, config.listen)
-            .local_url()
-            .to_owned(),
-    };
-    let token = args
-        .token
-        .clone()
-        .or_else(|| config.api_token.as_ref().map(|t| t.expose().to_owned()));
+    let (base, token) =
+        crate::commands::running_instance(config, args.url.as_deref(), args.token.as_deref());
     let url = format!("{base}/api/backfill");
     let body = json!({"since": args.since, "dryRun": args.dry_run});
     match crate::commands::runtime().block_on(post(&url, token, body)) {
@@ -36,7 +28,7 @@ pub fn run(config: &Config, args: &BackfillArgs) -> ExitCode {
 }
 
 async fn post(url: &str, token: Option<String>, body: Value) -> anyhow::Result<Value> {
-    crate::server::tls::install_provider();
+    crate::tls::install_provider();
     // No overall timeout: a run waits out GitHub's rate limits when it must.
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))

@@ -99,7 +99,7 @@ pub struct GitHub {
 
 impl GitHub {
     pub fn new(config: &BackfillConfig) -> Result<Self, String> {
-        crate::server::tls::install_provider();
+        crate::tls::install_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("hookvault/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{ConfigError, Secret, Settings, parse_number};
-use crate::backfill::hooks::HookRef;
+use crate::domain::HookRef;
 
 /// GitHub's default API.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";

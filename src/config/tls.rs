@@ -5,16 +5,10 @@
 use std::path::PathBuf;
 
 use super::{ConfigError, Settings};
+pub use crate::tls::TlsFiles;
 
 const CERT_SETTING: &str = "HOOKVAULT_TLS_CERT (--tls-cert)";
 const KEY_SETTING: &str = "HOOKVAULT_TLS_KEY (--tls-key)";
-
-/// PEM files of the certificate chain (leaf first) and its private key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
 
 impl TlsFiles {
     /// `None` when neither is set; `check` also loads the pair (for `serve`).
@@ -36,7 +30,7 @@ impl TlsFiles {
                 ));
             }
         };
-        if check && let Err(e) = crate::server::tls::load(&files) {
+        if check && let Err(e) = crate::tls::load(&files) {
             let setting = if e.path() == files.cert {
                 CERT_SETTING
             } else {

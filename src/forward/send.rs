@@ -30,7 +30,7 @@ pub struct Outbound {
 
 /// The HTTP client of one target: its timeout, redirect policy and resolver.
 pub fn client(spec: &TargetSpec) -> Result<reqwest::Client, String> {
-    crate::server::tls::install_provider();
+    crate::tls::install_provider();
     let allow = spec.allow_link_local;
     let redirects = if spec.follow_redirects {
         redirect::Policy::custom(move |attempt| {

@@ -151,7 +151,7 @@ impl Worker {
                     }
                     Err(_) => break,
                 },
-                _ = tokio::time::sleep_until(save_due), if self.cursor > self.saved => self.save().await,
+                _ = tokio::time::sleep_until(save_due), if self.cursor > self.saved => self.save(),
             }
         }
         // What is in flight now is sent again after the restart. The last cursor is
@@ -285,19 +285,19 @@ impl Worker {
             .store(self.cursor, Ordering::Relaxed);
     }
 
-    async fn save(&mut self) {
-        match self
-            .store
-            .save_cursor_durably(&self.cursor_name, self.cursor)
-            .await
-        {
-            Ok(()) => self
-                .target
-                .status
-                .saved_cursor
-                .store(self.cursor, Ordering::Relaxed),
-            Err(error) => tracing::warn!(%error, "cannot save a forwarding cursor"),
-        }
+    /// Saves the cursor durably; the loop goes on meanwhile, and `savedCursor`
+    /// moves once the commit is durable.
+    fn save(&mut self) {
+        let (store, name, seq) = (self.store.clone(), self.cursor_name.clone(), self.cursor);
+        let target = self.target.clone();
+        tokio::spawn(async move {
+            match store.save_cursor_durably(&name, seq).await {
+                Ok(()) => {
+                    target.status.saved_cursor.fetch_max(seq, Ordering::Relaxed);
+                }
+                Err(error) => tracing::warn!(%error, "cannot save a forwarding cursor"),
+            }
+        });
         self.saved = self.cursor;
         self.saved_at = Instant::now();
     }

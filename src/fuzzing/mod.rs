@@ -17,7 +17,7 @@ use sha2::Sha256;
 
 use crate::api::{ApiError, query_parsers};
 use crate::config::Secret;
-use crate::domain::PayloadEncoding;
+use crate::domain::{ErrorCode, PayloadEncoding};
 use crate::ingest::{self, DeliveryHeaders, Signature};
 use crate::store::Status;
 
@@ -184,7 +184,8 @@ pub fn check_delivery(headers: &HeaderMap, body: &[u8], secrets: &[Secret], chec
     let parsed = match DeliveryHeaders::parse(headers, check_ua) {
         Ok(parsed) => parsed,
         Err(error) => {
-            let (status, code) = error.status_and_code();
+            let code = error.code();
+            let status = code.status().as_u16();
             assert_eq!(status, 400, "header problem answered {status} {code}");
             return status;
         }
@@ -216,7 +217,8 @@ pub fn check_delivery(headers: &HeaderMap, body: &[u8], secrets: &[Secret], chec
             200
         }
         Err(error) => {
-            let (status, code) = error.status_and_code();
+            let code = error.code();
+            let status = code.status().as_u16();
             assert_eq!(
                 status == 401,
                 !authentic,
@@ -285,7 +287,7 @@ pub fn payload(data: &[u8]) {
     for encoding in [PayloadEncoding::Json, PayloadEncoding::Form] {
         match ingest::decode_payload(encoding, data) {
             Ok(value) => assert!(value.is_object()),
-            Err(error) => assert_eq!(error.status_and_code().0, 400, "{error}"),
+            Err(error) => assert_eq!(error.code().status().as_u16(), 400, "{error}"),
         }
     }
 }
@@ -356,7 +358,7 @@ pub fn check_query_params(params: &HashMap<String, String>) {
 
 fn bad_parameter(error: ApiError) {
     assert_eq!(error.status, 400, "{error:?}");
-    assert_eq!(error.code, "invalid_parameter", "{error:?}");
+    assert_eq!(error.code, ErrorCode::InvalidParameter, "{error:?}");
     assert!(
         error.message.starts_with("query parameter "),
         "the message names the parameter: {error:?}"

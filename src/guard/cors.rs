@@ -4,50 +4,12 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-/// Which browser origins may call the API.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum CorsOrigins {
-    /// No CORS headers: browsers keep other origins out (the default).
-    #[default]
-    Closed,
-    Any,
-    List(Vec<HeaderValue>),
-}
+pub use crate::config::CorsOrigins;
 
 impl CorsOrigins {
-    /// `*`, or comma-separated origins such as `https://ci.example.com`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let entries: Vec<&str> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if entries.is_empty() {
-            return Ok(Self::Closed);
-        }
-        if entries == ["*"] {
-            return Ok(Self::Any);
-        }
-        entries
-            .into_iter()
-            .map(|origin| {
-                let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-                    && !origin.ends_with('/')
-                    && !origin.contains('*');
-                match (valid, HeaderValue::from_str(origin)) {
-                    (true, Ok(value)) => Ok(value),
-                    _ => Err(format!(
-                        "{origin:?} is not an origin like https://ci.example.com (or a lone *)"
-                    )),
-                }
-            })
-            .collect::<Result<_, _>>()
-            .map(Self::List)
-    }
-
     /// The layer to mount, if any.
     pub fn layer(&self) -> Option<CorsLayer> {
         let allow = match self {
@@ -62,27 +24,5 @@ impl CorsOrigins {
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
                 .max_age(Duration::from_secs(3600)),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_parsed_strictly() {
-        assert_eq!(CorsOrigins::parse("").unwrap(), CorsOrigins::Closed);
-        assert_eq!(CorsOrigins::parse(" * ").unwrap(), CorsOrigins::Any);
-        assert_eq!(
-            CorsOrigins::parse("https://a.example, http://b.example:8080").unwrap(),
-            CorsOrigins::List(vec![
-                HeaderValue::from_static("https://a.example"),
-                HeaderValue::from_static("http://b.example:8080")
-            ])
-        );
-        assert!(CorsOrigins::parse("a.example").is_err());
-        assert!(CorsOrigins::parse("https://a.example/").is_err());
-        assert!(CorsOrigins::parse("https://*.example").is_err());
-        assert!(CorsOrigins::parse("*, https://a.example").is_err());
     }
 }

@@ -1,9 +1,12 @@
-//! What stands between the network and the API, besides the token: who the client
-//! is behind trusted proxies ([`client`]), how fast it may ask ([`rate`]), how often
-//! it may guess the token ([`lockout`]), which browser origins may call ([`cors`]),
-//! and which host names and sites a browser may reach it under ([`site`]). The ingest endpoint's own bounds (body size, time, concurrency) live
-//! with it in `api::webhooks` and `ingest`.
+//! What stands between the network and the API: who may use it ([`access`]: the
+//! token, or local callers only), who the client is behind trusted proxies
+//! ([`client`]), how fast it may ask ([`rate`]), how often it may guess the token
+//! ([`lockout`]), which browser origins may call ([`cors`]), and which host names and
+//! sites a browser may reach it under ([`site`]). Each answers with its own error;
+//! `api::guards` turns them into HTTP answers. The ingest endpoint's own bounds (body
+//! size, time, concurrency) live with it in `api::webhooks` and `ingest`.
 
+pub mod access;
 mod client;
 mod cors;
 mod lockout;
@@ -13,5 +16,5 @@ mod site;
 pub use client::{ClientIp, identify, resolve};
 pub use cors::CorsOrigins;
 pub use lockout::{Lockout, MAX_FAILURES, WINDOW};
-pub use rate::{ApiRateLimiter, RateLimit, UNLIMITED_PATHS, limit};
-pub use site::{ANY_HOST_PATHS, AllowedHosts, Refused, Sites, protect};
+pub use rate::{ApiRateLimiter, RateLimit, UNLIMITED_PATHS};
+pub use site::{ANY_HOST_PATHS, AllowedHosts, Refused, Sites};

@@ -14,61 +14,16 @@
 //! endpoint is exempt from both checks: it is signed and answers any Host.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, header};
 
 use super::cors::CorsOrigins;
-use crate::api::ApiError;
+pub use crate::config::AllowedHosts;
 
 /// Paths exempt from the host and origin checks: signed, called by GitHub.
 pub const ANY_HOST_PATHS: &[&str] = &["/api/webhooks/github"];
 
-/// Host names the instance answers to, besides loopback names and IP literals.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum AllowedHosts {
-    /// Only `localhost`, `*.localhost` and IP addresses (the default).
-    #[default]
-    LoopbackAndAddresses,
-    /// Those and these names; `.example.com` also admits every subdomain.
-    List(Vec<String>),
-    /// Every name (`*`): DNS rebinding protection off.
-    Any,
-}
-
 impl AllowedHosts {
-    /// `*`, or comma-separated names such as `hooks.example.com, .lan`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let entries: Vec<String> = raw
-            .split(',')
-            .map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if entries.is_empty() {
-            return Ok(Self::LoopbackAndAddresses);
-        }
-        if entries == ["*"] {
-            return Ok(Self::Any);
-        }
-        for entry in &entries {
-            let name = entry.strip_prefix('.').unwrap_or(entry);
-            let valid = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-            if !valid {
-                return Err(format!(
-                    "{entry:?} is not a host name like hooks.example.com or .example.com \
-                     (no scheme, no port), or a lone *"
-                ));
-            }
-        }
-        Ok(Self::List(entries))
-    }
-
     /// Whether `authority` (a `Host` header: name or address, optional port) is one
     /// this instance answers to.
     pub fn allows(&self, authority: &str) -> bool {
@@ -136,7 +91,7 @@ impl Sites {
         self.check_authority(method, path, None, headers)
     }
 
-    fn check_authority(
+    pub fn check_authority(
         &self,
         method: &Method,
         path: &str,
@@ -201,27 +156,6 @@ impl Sites {
             CorsOrigins::Closed => false,
             CorsOrigins::Any => self.token_configured,
             CorsOrigins::List(allowed) => allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()),
-        }
-    }
-}
-
-/// Middleware: 403 for a foreign host name or a cross-site browser request.
-pub async fn protect(State(sites): State<Arc<Sites>>, request: Request, next: Next) -> Response {
-    let verdict = sites.check_authority(
-        request.method(),
-        request.uri().path(),
-        request.uri().authority().map(|a| a.as_str()),
-        request.headers(),
-    );
-    match verdict {
-        Ok(()) => next.run(request).await,
-        Err(refused) => {
-            let code = match refused {
-                Refused::Host(_) => "host_not_allowed",
-                Refused::Origin(_) | Refused::CrossSite => "cross_site_request",
-            };
-            tracing::debug!(%refused, path = request.uri().path(), "browser request refused");
-            ApiError::new(StatusCode::FORBIDDEN, code, refused.to_string()).into_response()
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Why a delivery was refused. Each reason maps to one status and error code at the
 //! HTTP edge; nothing is stored for any of them.
 
-use crate::domain::DomainError;
+use crate::domain::{DomainError, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -43,23 +43,23 @@ pub enum IngestError {
 }
 
 impl IngestError {
-    /// HTTP status and stable snake_case code for the error envelope.
-    pub fn status_and_code(&self) -> (u16, &'static str) {
+    /// The error code (and so the status) the delivery is refused with.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::MissingHeader(_) => (400, "missing_header"),
-            Self::InvalidHeader { .. } => (400, "invalid_header"),
-            Self::NotGitHub => (400, "invalid_user_agent"),
-            Self::TooLarge { .. } => (413, "payload_too_large"),
-            Self::BodyTimeout(_) => (408, "body_timeout"),
-            Self::BodyRead(_) => (400, "body_unreadable"),
-            Self::SignatureMissing => (401, "signature_missing"),
-            Self::SignatureMalformed => (401, "signature_malformed"),
-            Self::SignatureMismatch => (401, "signature_mismatch"),
-            Self::UnsupportedContentType(_) => (415, "unsupported_content_type"),
-            Self::FormWithoutPayload => (400, "form_without_payload"),
-            Self::FormNotText => (400, "invalid_form"),
-            Self::InvalidJson(_) => (400, "invalid_json"),
-            Self::NotAnObject => (400, "payload_not_object"),
+            Self::MissingHeader(_) => ErrorCode::MissingHeader,
+            Self::InvalidHeader { .. } => ErrorCode::InvalidHeader,
+            Self::NotGitHub => ErrorCode::InvalidUserAgent,
+            Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::BodyTimeout(_) => ErrorCode::BodyTimeout,
+            Self::BodyRead(_) => ErrorCode::BodyUnreadable,
+            Self::SignatureMissing => ErrorCode::SignatureMissing,
+            Self::SignatureMalformed => ErrorCode::SignatureMalformed,
+            Self::SignatureMismatch => ErrorCode::SignatureMismatch,
+            Self::UnsupportedContentType(_) => ErrorCode::UnsupportedContentType,
+            Self::FormWithoutPayload => ErrorCode::FormWithoutPayload,
+            Self::FormNotText => ErrorCode::InvalidForm,
+            Self::InvalidJson(_) => ErrorCode::InvalidJson,
+            Self::NotAnObject => ErrorCode::PayloadNotObject,
         }
     }
 }

@@ -13,7 +13,6 @@ use serde_json::Value;
 use super::{IngestError, decode_payload, payload_text};
 use crate::domain::json::{self, Paths};
 use crate::domain::{ContentKey, EventFields, PayloadEncoding, catalog};
-use crate::process::FACT_POINTERS;
 
 /// Everything ingest and processing read of a payload, whatever its type.
 static READ_PATHS: LazyLock<Paths> = LazyLock::new(|| {
@@ -23,7 +22,7 @@ static READ_PATHS: LazyLock<Paths> = LazyLock::new(|| {
             .iter()
             .chain(ContentKey::POINTERS)
             .chain(required)
-            .chain(FACT_POINTERS)
+            .chain(catalog::FACT_POINTERS)
             .copied(),
     )
 });
@@ -95,34 +94,7 @@ impl std::fmt::Debug for Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::EventType;
-    use crate::domain::json::tests::{every_fixture, every_fixture_by_event};
-    use crate::process::analyze;
-
-    /// Fields, content key, structure check and facts read the same from the parts
-    /// as from the whole payload, for every example of every event type.
-    #[test]
-    fn the_parts_read_give_what_the_whole_gives() {
-        for (name, text, whole) in every_fixture_by_event() {
-            let payload = Payload::parse(PayloadEncoding::Json, text.clone().into()).unwrap();
-            let parts = payload.read_parts();
-            let event = EventType::parse(&name).unwrap();
-            let fields = EventFields::extract(&whole);
-            assert_eq!(EventFields::extract(parts), fields, "{name}");
-            assert_eq!(
-                ContentKey::derive(&event, parts, &text),
-                ContentKey::derive(&event, &whole, &text),
-                "{name}"
-            );
-            let action = fields.action.as_deref();
-            assert_eq!(
-                analyze(&name, action, parts),
-                analyze(&name, action, &whole),
-                "{name}"
-            );
-            assert_eq!(payload.whole(), &whole);
-        }
-    }
+    use crate::domain::json::tests::every_fixture;
 
     /// Each part read is there; the rest is not built.
     #[test]

@@ -26,22 +26,6 @@ pub mod counter {
     pub const CONCLUSION_PREFIX: &str = "conclusion:";
 }
 
-/// Every pointer the facts read (the structure check reads its type's `required`).
-pub(crate) const FACT_POINTERS: &[&str] = &[
-    "/alert/number",
-    "/alert/id",
-    "/commits",
-    "/pull_request/merged",
-    "/workflow_job/workflow_name",
-    "/workflow_job/name",
-    "/workflow_job/conclusion",
-    "/workflow_job/created_at",
-    "/workflow_job/started_at",
-    "/workflow_job/completed_at",
-    "/workflow_run/name",
-    "/workflow_run/conclusion",
-];
-
 /// Checks the payload's structure and derives its facts. An unknown event type has
 /// no structure to check and no facts.
 pub fn analyze(event: &str, action: Option<&str>, payload: &Value) -> Result<Vec<Fact>, String> {
@@ -186,7 +170,35 @@ fn run_facts(run: &Value, facts: &mut Vec<Fact>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::json::tests::every_fixture_by_event;
+    use crate::domain::{ContentKey, EventFields, EventType, PayloadEncoding};
+    use crate::ingest::Payload;
     use serde_json::json;
+
+    /// Fields, content key, structure check and facts read the same from the parts
+    /// as from the whole payload, for every example of every event type.
+    #[test]
+    fn the_parts_read_give_what_the_whole_gives() {
+        for (name, text, whole) in every_fixture_by_event() {
+            let payload = Payload::parse(PayloadEncoding::Json, text.clone().into()).unwrap();
+            let parts = payload.read_parts();
+            let event = EventType::parse(&name).unwrap();
+            let fields = EventFields::extract(&whole);
+            assert_eq!(EventFields::extract(parts), fields, "{name}");
+            assert_eq!(
+                ContentKey::derive(&event, parts, &text),
+                ContentKey::derive(&event, &whole, &text),
+                "{name}"
+            );
+            let action = fields.action.as_deref();
+            assert_eq!(
+                analyze(&name, action, parts),
+                analyze(&name, action, &whole),
+                "{name}"
+            );
+            assert_eq!(payload.whole(), &whole);
+        }
+    }
 
     #[test]
     fn completed_jobs_give_conclusion_queue_and_run_times() {

@@ -12,11 +12,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) use analyze::FACT_POINTERS;
 pub use analyze::{analyze, counter};
 
 use crate::domain::timestamp;
 use crate::ingest::Payload;
+use crate::metrics::{Metrics, OutcomeLabels};
 use crate::store::{EventRecord, Fact, Status, StatusUpdate, Store, StoreError, StoredEvent};
 
 /// Events processed per step; their outcomes are committed together.
@@ -40,6 +40,22 @@ pub trait Stage: Send + Sync + 'static {
 
     /// Runs after the outcome is durably committed.
     fn committed(&self, _event: &ProcessedEvent) {}
+}
+
+/// Counts processing outcomes and times, as a processing stage.
+pub struct ProcessingMetrics(pub Arc<Metrics>);
+
+impl Stage for ProcessingMetrics {
+    fn committed(&self, event: &ProcessedEvent) {
+        let outcome = event.record.status.as_str().to_owned();
+        self.0
+            .processing
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        if let Some(us) = event.record.processing_time_us {
+            self.0.processing_time.observe(us as f64 / 1_000_000.0);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

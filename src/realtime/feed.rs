@@ -15,8 +15,8 @@ use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::socket::Sid;
 
 use super::{Ctx, Hub, send};
-use crate::api::EventSummary;
 use crate::store::{EventRecord, Store};
+use crate::views::EventSummary;
 
 /// Events read from the store per catch-up step.
 const CATCH_UP_STEP: u64 = 500;

@@ -37,9 +37,9 @@ use socketioxide::{SocketError, SocketIo};
 
 pub use broadcast::Broadcast;
 
-use crate::access::{Access, Denied};
 use crate::config::Config;
 use crate::guard::ClientIp;
+use crate::guard::access::{Access, Denied};
 use crate::search::SearchIndex;
 use crate::server::{CloseReason, Connections};
 use crate::store::Store;

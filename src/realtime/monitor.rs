@@ -9,10 +9,10 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{SocketRef, State};
 
 use super::{Ctx, Hub, send};
-use crate::api::success_rate;
 use crate::domain::timestamp;
 use crate::search::SearchIndex;
 use crate::store::Store;
+use crate::views::success_rate;
 
 pub async fn on_connect(socket: SocketRef, io: SocketIo, State(ctx): State<Ctx>) {
     socket.on_disconnect(async |s: SocketRef, State(ctx): State<Ctx>| {

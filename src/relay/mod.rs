@@ -92,7 +92,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
     // reqwest and the WebSocket use rustls with ring (see Cargo.toml).
-    crate::server::tls::install_provider();
+    crate::tls::install_provider();
     let mut stop = Stop::new(shutdown);
     let client_error = |e: reqwest::Error| RelayError::Client(describe(e.without_url()));
     let source = Source::new(options.from.clone(), options.token.clone(), API_TIMEOUT)

@@ -9,6 +9,7 @@ mod common_grams;
 mod document;
 mod indexer;
 mod query;
+mod query_text;
 mod schema;
 mod term_counts;
 

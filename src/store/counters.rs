@@ -1,5 +1,5 @@
-//! The materialized counters (the seed's `webhook_event_stats`, `webhook_metrics`,
-//! `repository_stats`, `repository_activity` and `job_metrics`), as sums of
+//! The materialized counters (event statistics, hourly metrics, repository totals and
+//! activity, job metrics), as sums of
 //! per-event contributions. Every write that adds or changes an event applies the
 //! difference of its contributions in the same transaction, so the counters are
 //! exactly the sum over the stored events at every commit, and `verify` can

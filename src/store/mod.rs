@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod forwarding;
 mod index;
+mod open;
 mod query;
 mod reads;
 mod record;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use appender::LogProgress;
@@ -40,6 +41,8 @@ pub use counters::{HOUR_MS, OPEN_SECURITY_ALERTS};
 pub use error::StoreError;
 pub use events::StatusUpdate;
 pub use forwarding::{ForwardingChange, SavedTarget, cursor_name as forwarding_cursor_name};
+pub use open::compact;
+use open::{initialize, recent_content_window};
 pub use query::{EventQuery, Page};
 pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Status};
@@ -51,10 +54,9 @@ pub use tokens::TokenChange;
 pub use verify::Difference;
 pub use writer::{DuplicateReason, IngestOutcome, PreparedEvent};
 
-use crate::domain::{ContentKey, Delivery, timestamp};
+use crate::domain::Delivery;
 use crate::log::Log;
 use appender::{AppendRequest, Appender, LogEntry};
-use dedup::ContentWindow;
 use slot::DbSlot;
 use std::sync::atomic::Ordering;
 use tables::meta;
@@ -333,16 +335,20 @@ impl Store {
     /// second): a crash may take it back that far, never past what the store holds.
     pub async fn save_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
         let name = name.to_owned();
-        let durable = false;
+        let durable = None;
         self.send(WriteRequest::Cursor { name, seq, durable }).await
     }
 
-    /// Saves a consumer's cursor with a durable commit of its own, without waiting
-    /// for it: for consumers whose repeats someone else sees (forwarding targets).
+    /// Saves a consumer's cursor with a durable commit of its own and resolves once
+    /// it is durable: for consumers whose repeats someone else sees (forwarding
+    /// targets).
     pub async fn save_cursor_durably(&self, name: &str, seq: u64) -> Result<(), StoreError> {
         let name = name.to_owned();
-        let durable = true;
-        self.send(WriteRequest::Cursor { name, seq, durable }).await
+        let (reply, answer) = oneshot::channel();
+        let durable = Some(reply);
+        self.send(WriteRequest::Cursor { name, seq, durable })
+            .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// A consumer's saved cursor (0 when it never saved one).
@@ -471,100 +477,4 @@ fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
         compressed_body,
         record,
     })
-}
-
-/// Where a store stands when it is opened.
-struct Position {
-    last_change: u64,
-    next_seq: u64,
-    /// Highest seq of the acknowledgement log applied durably.
-    log_applied: u64,
-}
-
-/// Creates every table, checks the schema version, says where the store stands.
-fn initialize(db: &Database) -> Result<Position, StoreError> {
-    let txn = db.begin_write()?;
-    let position = {
-        let mut t = tables::WriteTables::open(&txn)?;
-        let found = t.meta.get(meta::SCHEMA_VERSION)?.map(|v| v.value());
-        match found {
-            Some(found) if found > tables::SCHEMA_VERSION => {
-                return Err(StoreError::NewerSchema {
-                    found,
-                    known: tables::SCHEMA_VERSION,
-                });
-            }
-            Some(found) if found == tables::SCHEMA_VERSION => {}
-            // Older layouts read as they are (see `SCHEMA_VERSION`); what is
-            // written from now on may need this binary.
-            Some(_) | None => {
-                t.meta
-                    .insert(meta::SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
-            }
-        }
-        let value =
-            |key| -> Result<Option<u64>, StoreError> { Ok(t.meta.get(key)?.map(|v| v.value())) };
-        let next_seq = value(meta::NEXT_SEQ)?.unwrap_or(1);
-        Position {
-            last_change: value(meta::NEXT_CHANGE)?.unwrap_or(1) - 1,
-            next_seq,
-            // A store older than the log applied everything it holds.
-            log_applied: value(meta::LOG_APPLIED)?.unwrap_or(next_seq - 1),
-        }
-    };
-    txn.commit()?;
-    Ok(position)
-}
-
-/// The content keys of events received within the dedup window, so a restart does
-/// not reopen the window for a second hook's copy.
-fn recent_content_window(db: &Database, ttl: Duration) -> Result<ContentWindow, StoreError> {
-    let mut window = ContentWindow::new(ttl);
-    if !window.is_enabled() {
-        return Ok(window);
-    }
-    let now_ms = timestamp::now_ms();
-    let now = Instant::now();
-    let since = now_ms - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let txn = db.begin_read()?;
-    let index_table = txn.open_table(tables::EVENT_INDEX)?;
-    let events = txn.open_table(tables::EVENTS)?;
-    for entry in
-        index_table.range((index::ALL, "", since, 0u64)..=(index::ALL, "", i64::MAX, u64::MAX))?
-    {
-        let seq = entry?.0.value().3;
-        let Some(bytes) = events.get(seq)? else {
-            continue;
-        };
-        let record: EventRecord = codec::decode(bytes.value())?;
-        if record.status == Status::Duplicate {
-            continue;
-        }
-        if let Some(key) = record.content_key {
-            let age =
-                Duration::from_millis(u64::try_from(now_ms - record.received_at_ms).unwrap_or(0));
-            let original = dedup::Original {
-                seq,
-                delivery_id: record.delivery_id.as_str().into(),
-            };
-            window.remember(
-                ContentKey(key),
-                original,
-                now.checked_sub(age).unwrap_or(now),
-            );
-        }
-    }
-    Ok(window)
-}
-
-/// Rewrites the database file to drop freed pages (`hookvault compact`, on a stopped
-/// instance). Returns the file size before and after.
-pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
-    let path = dir.join(DB_FILE);
-    let before = std::fs::metadata(&path)?.len();
-    let mut db = Database::builder().create(&path)?;
-    db.compact()
-        .map_err(|e| StoreError::Database(e.to_string()))?;
-    drop(db);
-    Ok((before, std::fs::metadata(&path)?.len()))
 }

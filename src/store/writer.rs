@@ -95,13 +95,13 @@ pub enum WriteRequest {
     Reject(Box<RejectedDelivery>),
     /// An authentic delivery the ingest filter ignored, for its log. Nobody waits.
     Ignore(Box<RejectedDelivery>),
-    /// A consumer's new cursor (`cursors_v1`). Nobody waits for it. Unless `durable`,
-    /// it rides on the next durable commit, and a consumer repeats what a crash
-    /// made it forget.
+    /// A consumer's new cursor (`cursors_v1`). Without `durable` nobody waits for
+    /// it: it rides on the next durable commit, and a consumer repeats what a crash
+    /// made it forget. With it, it gets a durable commit, answered once durable.
     Cursor {
         name: String,
         seq: u64,
-        durable: bool,
+        durable: Option<oneshot::Sender<Result<(), StoreError>>>,
     },
     /// API tokens: durable before answered.
     Tokens {
@@ -369,7 +369,10 @@ impl Writer {
                     | WriteRequest::RemoveTests { .. }
                     | WriteRequest::Forwarding { .. }
                     | WriteRequest::Tokens { .. }
-                    | WriteRequest::Cursor { durable: true, .. }
+                    | WriteRequest::Cursor {
+                        durable: Some(_),
+                        ..
+                    }
             )
         });
         let durability = if durable {
@@ -416,8 +419,17 @@ impl Writer {
                         (WriteRequest::Tokens { reply, .. }, Outcome::Tokens(applied)) => {
                             let _ = reply.send(Ok(applied));
                         }
+                        (
+                            WriteRequest::Cursor {
+                                durable: Some(reply),
+                                ..
+                            },
+                            Outcome::Cursor,
+                        ) => {
+                            let _ = reply.send(Ok(()));
+                        }
                         (WriteRequest::Reject(_) | WriteRequest::Ignore(_), Outcome::Rejected)
-                        | (WriteRequest::Cursor { .. }, Outcome::Cursor) => {}
+                        | (WriteRequest::Cursor { durable: None, .. }, Outcome::Cursor) => {}
                         _ => unreachable!("outcomes are produced in request order"),
                     }
                 }
@@ -492,6 +504,14 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
         WriteRequest::Tokens { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        WriteRequest::Reject(_) | WriteRequest::Ignore(_) | WriteRequest::Cursor { .. } => {}
+        WriteRequest::Cursor {
+            durable: Some(reply),
+            ..
+        } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        WriteRequest::Reject(_)
+        | WriteRequest::Ignore(_)
+        | WriteRequest::Cursor { durable: None, .. } => {}
     }
 }

@@ -365,7 +365,7 @@ async fn without_credentials_backfill_is_off_and_says_how_to_turn_it_on() {
     assert!(health["data"]["backfill"].is_null(), "{health}");
 }
 
-/// The dashboard's Backfill view (issue #29), in Debian's Chromium: a dry run lists
+/// The dashboard's Backfill view, in Debian's Chromium: a dry run lists
 /// exactly the deliveries missed while hookvault could not take them and stores
 /// nothing; "Backfill now" brings them back and shows them arrived; axe finds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

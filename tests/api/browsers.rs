@@ -1,4 +1,4 @@
-//! Browsers on the same machine (issue #33 §1): a loopback-only instance must not be
+//! Browsers on the same machine: a loopback-only instance must not be
 //! driven by another site's page — neither by a cross-site "simple request" (no
 //! preflight), nor through DNS rebinding (a foreign name resolving to 127.0.0.1).
 //! Requests are sent with the headers a browser adds (`Origin`, `Sec-Fetch-Site`,

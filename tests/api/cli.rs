@@ -110,7 +110,7 @@ async fn configured_secrets_never_appear_in_debug_logs() {
     );
 }
 
-/// Issue #33 §5: the data directory is private whatever the umask, and a store
+/// The data directory is private whatever the umask, and a store
 /// that cannot be opened is named in the error.
 #[test]
 fn the_data_dir_and_store_are_private_whatever_the_umask() {
@@ -203,7 +203,7 @@ fn logged_field<'a>(log: &'a str, field: &str) -> &'a str {
     log[start..].split_whitespace().next().unwrap()
 }
 
-/// Issue #25 §2: the startup banner, once on standard output and once in the log,
+/// The startup banner, once on standard output and once in the log,
 /// with the port actually bound (`--listen 127.0.0.1:0`), and URLs that answer.
 #[tokio::test]
 async fn the_banner_names_the_bound_port_and_urls_that_answer() {

@@ -1,4 +1,4 @@
-//! Connections that never send a request (issue #33 §3): silent, one byte, or an
+//! Connections that never send a request: silent, one byte, or an
 //! HTTP/2 preface and SETTINGS, closed by the deadline from accept to the first
 //! request; keep-alive connections closed when idle; and, out of file descriptors,
 //! the longest idle connection closed to make room, so deliveries keep coming in.

@@ -177,7 +177,7 @@ async fn the_dashboard_asks_for_the_token_once_and_uses_it() {
     run_browser(&app, Some(token)).await;
 }
 
-/// The Forwarding view (issue #26): a target that refused two deliveries shows its
+/// The Forwarding view: a target that refused two deliveries shows its
 /// counts, attempts and failed deliveries; both are re-sent from the page (one, then
 /// all after a confirmation) and reach the receiver; a settings target is read-only;
 /// a target is created, edited and deleted through the form; axe finds nothing.

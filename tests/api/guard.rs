@@ -1,4 +1,4 @@
-//! The guards in front of the API (issue #7 §1–2): lockout after wrong tokens, the
+//! The guards in front of the API: lockout after wrong tokens, the
 //! per-client rate limit behind a trusted proxy, the ingest concurrency cap, CORS.
 //! Remote clients are simulated the way they arrive in production: through a
 //! trusted proxy on loopback that names them in `X-Forwarded-For`.

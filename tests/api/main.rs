@@ -10,6 +10,7 @@ mod connections;
 mod dashboard;
 mod dedup;
 mod disk_full;
+mod docs;
 mod durability;
 mod events;
 mod filters;

@@ -20,7 +20,7 @@ const METHODS: &[&str] = &[
 /// which methods have a handler; a route mounted whole (a service, a nest) is listed
 /// with the method `*`. Should that output change, this fails instead of passing.
 fn mounted_routes() -> BTreeSet<(String, String)> {
-    let (router, _) = hookvault::api::routes(hookvault::access::Access::new(None));
+    let (router, _) = hookvault::api::routes(hookvault::guard::access::Access::new(None));
     let text = format!("{router:?}");
     let main = text
         .split(", fallback_router: ")

@@ -1,4 +1,4 @@
-//! Socket.IO with the official clients: the seed's JavaScript (`socket.io-client`) and
+//! Socket.IO with the official clients: the documented JavaScript (`socket.io-client`) and
 //! Python (`python-socketio`) examples run against hookvault; `/webhooks` filters and
 //! lossless resume; `/monitoring` updates; access control; the served browser client.
 //!
@@ -852,7 +852,7 @@ fn terminated_within(binary: &mut crate::process::Binary, within: Duration) -> b
     false
 }
 
-/// Issue #23 §4: SIGTERM ends the process promptly whatever Socket.IO clients did.
+/// SIGTERM ends the process promptly whatever Socket.IO clients did.
 /// Before, a client refused by the token that then went away kept the store open
 /// until engine.io's ping timeout (~45 s). The bound below is generous (the stop
 /// takes well under a second); it only has to be shorter than that timeout.

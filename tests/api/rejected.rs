@@ -1,4 +1,4 @@
-//! The rejected-delivery log (issue #7 §3): every refusal at the ingest endpoint is
+//! The rejected-delivery log: every refusal at the ingest endpoint is
 //! listed with what was known (headers, size, body hash, reason) and never the body,
 //! the signature or a secret; counts per reason; old entries roll off.
 

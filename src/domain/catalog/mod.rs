@@ -90,6 +90,24 @@ impl EventKind {
     }
 }
 
+/// Every pointer processing's facts read (`process::analyze`), besides each type's
+/// `required`: ingest reads these parts of a payload up front, so processing never
+/// builds the whole tree.
+pub const FACT_POINTERS: &[&str] = &[
+    "/alert/number",
+    "/alert/id",
+    "/commits",
+    "/pull_request/merged",
+    "/workflow_job/workflow_name",
+    "/workflow_job/name",
+    "/workflow_job/conclusion",
+    "/workflow_job/created_at",
+    "/workflow_job/started_at",
+    "/workflow_job/completed_at",
+    "/workflow_run/name",
+    "/workflow_run/conclusion",
+];
+
 pub fn all() -> &'static [EventKind] {
     kinds::KINDS
 }

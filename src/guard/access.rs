@@ -1,4 +1,4 @@
-//! Who may use the API and Socket.IO (SPEC §6). With an API token configured, the
+//! Who may use the API and Socket.IO. With an API token configured, the
 //! caller must present it; without one, only local callers are let in. A request that
 //! carries any client-address header ([`CLIENT_ADDRESS_HEADERS`]: `X-Forwarded-For`,
 //! `Forwarded`, `X-Real-IP`, …) came through a proxy and is never local, whatever
@@ -10,15 +10,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, header};
 use subtle::ConstantTimeEq;
 
-use crate::api::ApiError;
+use super::{ClientIp, Lockout};
 use crate::config::Secret;
-use crate::guard::{ClientIp, Lockout};
 use crate::tokens::{Holder, Scope, Tokens};
 
 /// Why a caller was turned away; the message tells them how to get in.
@@ -233,32 +229,6 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
-}
-
-/// Axum middleware guarding every route it wraps.
-pub async fn require(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
-    let extensions = request.extensions();
-    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let client = extensions.get::<ClientIp>().map(|c| c.0);
-    let headers = request.headers();
-    let admitted = access
-        .admit(client, peer, headers, bearer(headers))
-        .and_then(|grant| grant.allows(request.method(), request.uri().path()));
-    match admitted {
-        Ok(()) => next.run(request).await,
-        Err(denied @ (Denied::Scope { .. } | Denied::Limited)) => {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", denied.to_string()).into_response()
-        }
-        Err(denied @ Denied::TooManyFailures(wait)) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "locked_out",
-            denied.to_string(),
-        )
-        .retry_after(wait)
-        .into_response(),
-        Err(denied) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", denied.to_string())
-            .into_response(),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,112 @@
+//! What opening a store reads before the writer starts: the schema version and where
+//! the store stands, the dedup window's recent content keys; and `compact`, which
+//! rewrites a stopped store's file.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use super::dedup::{self, ContentWindow};
+use super::tables::{self, meta};
+use super::{DB_FILE, EventRecord, Status, StoreError, codec, index};
+use crate::domain::{ContentKey, timestamp};
+
+/// Where a store stands when it is opened.
+pub(super) struct Position {
+    pub last_change: u64,
+    pub next_seq: u64,
+    /// Highest seq of the acknowledgement log applied durably.
+    pub log_applied: u64,
+}
+
+/// Creates every table, checks the schema version, says where the store stands.
+pub(super) fn initialize(db: &Database) -> Result<Position, StoreError> {
+    let txn = db.begin_write()?;
+    let position = {
+        let mut t = tables::WriteTables::open(&txn)?;
+        let found = t.meta.get(meta::SCHEMA_VERSION)?.map(|v| v.value());
+        match found {
+            Some(found) if found > tables::SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema {
+                    found,
+                    known: tables::SCHEMA_VERSION,
+                });
+            }
+            Some(found) if found == tables::SCHEMA_VERSION => {}
+            // Older layouts read as they are (see `SCHEMA_VERSION`); what is
+            // written from now on may need this binary.
+            Some(_) | None => {
+                t.meta
+                    .insert(meta::SCHEMA_VERSION, tables::SCHEMA_VERSION)?;
+            }
+        }
+        let value =
+            |key| -> Result<Option<u64>, StoreError> { Ok(t.meta.get(key)?.map(|v| v.value())) };
+        let next_seq = value(meta::NEXT_SEQ)?.unwrap_or(1);
+        Position {
+            last_change: value(meta::NEXT_CHANGE)?.unwrap_or(1) - 1,
+            next_seq,
+            // A store older than the log applied everything it holds.
+            log_applied: value(meta::LOG_APPLIED)?.unwrap_or(next_seq - 1),
+        }
+    };
+    txn.commit()?;
+    Ok(position)
+}
+
+/// The content keys of events received within the dedup window, so a restart does
+/// not reopen the window for a second hook's copy.
+pub(super) fn recent_content_window(
+    db: &Database,
+    ttl: Duration,
+) -> Result<ContentWindow, StoreError> {
+    let mut window = ContentWindow::new(ttl);
+    if !window.is_enabled() {
+        return Ok(window);
+    }
+    let now_ms = timestamp::now_ms();
+    let now = Instant::now();
+    let since = now_ms - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let txn = db.begin_read()?;
+    let index_table = txn.open_table(tables::EVENT_INDEX)?;
+    let events = txn.open_table(tables::EVENTS)?;
+    for entry in
+        index_table.range((index::ALL, "", since, 0u64)..=(index::ALL, "", i64::MAX, u64::MAX))?
+    {
+        let seq = entry?.0.value().3;
+        let Some(bytes) = events.get(seq)? else {
+            continue;
+        };
+        let record: EventRecord = codec::decode(bytes.value())?;
+        if record.status == Status::Duplicate {
+            continue;
+        }
+        if let Some(key) = record.content_key {
+            let age =
+                Duration::from_millis(u64::try_from(now_ms - record.received_at_ms).unwrap_or(0));
+            let original = dedup::Original {
+                seq,
+                delivery_id: record.delivery_id.as_str().into(),
+            };
+            window.remember(
+                ContentKey(key),
+                original,
+                now.checked_sub(age).unwrap_or(now),
+            );
+        }
+    }
+    Ok(window)
+}
+
+/// Rewrites the database file to drop freed pages (`hookvault compact`, on a stopped
+/// instance). Returns the file size before and after.
+pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
+    let path = dir.join(DB_FILE);
+    let before = std::fs::metadata(&path)?.len();
+    let mut db = Database::builder().create(&path)?;
+    db.compact()
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    drop(db);
+    Ok((before, std::fs::metadata(&path)?.len()))
+}
