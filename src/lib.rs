@@ -28,9 +28,10 @@
 //!   store lacks and asks GitHub to redeliver them (they arrive signed, as usual).
 //! - [`realtime`]: Socket.IO namespaces `/`, `/webhooks`, `/monitoring` (socketioxide).
 //! - [`guard`]: what stands between the network and the API: who may use it
-//!   ([`guard::access`]: token, or local callers only), client addresses behind
-//!   proxies, rate limits, token lockout, CORS, allowed hosts. Each answers with its
-//!   own error; `api` maps them to HTTP.
+//!   ([`guard::access`]: token, or local callers only, and what each token's scope
+//!   lets it do), client addresses behind proxies, rate limits, token lockout, CORS,
+//!   allowed hosts. Each answers with its own error; `api` maps them to HTTP.
+//! - [`tokens`]: scoped API tokens: made, hashed, stored, found, revoked.
 //! - [`metrics`]: Prometheus metrics, one registry per app.
 //! - [`views`]: JSON views of stored data that the API and Socket.IO both send.
 //! - [`api`]: axum routers per area, the guards' middleware and the one `ApiError`.
@@ -85,6 +86,7 @@ pub mod server;
 pub mod store;
 pub mod stream;
 pub mod tls;
+pub mod tokens;
 pub mod transfer;
 pub mod views;
 
@@ -182,7 +184,8 @@ impl App {
             }
         };
         let config = Arc::new(config);
-        let access = Access::new(config.api_token.clone());
+        let tokens = tokens::Tokens::load(store.clone()).await?;
+        let access = Access::with_tokens(config.api_token.clone(), Some(tokens.clone()));
         let connections = server::Connections::new(
             server::Limits {
                 first_request: config.header_timeout,
@@ -258,6 +261,7 @@ impl App {
             backfill::Backfill::start(config.backfill.clone(), store.clone(), metrics.clone())?;
 
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
+        let ingest_filter = Arc::new(domain::SharedFilter::new(config.ingest_filter.clone()));
         let state = AppState {
             config,
             store,
@@ -272,8 +276,11 @@ impl App {
             forwarding: forwarding.clone(),
             backfill: backfill.clone(),
             backups: api::backup_slots(),
+            ingest_filter,
+            tokens,
         };
         let io_for_close = state.io.clone();
+        let tokens_for_close = state.tokens.clone();
         let router = api::router(state, socket_layer);
         tracing::info!(
             tls = tls.is_some(),
@@ -288,6 +295,7 @@ impl App {
         // state: they are closed, and their handles to the store let go, so the
         // writer can stop now rather than in 45 s.
         realtime::close(&io_for_close, realtime_handles).await;
+        tokens_for_close.close();
         let _ = stop.send(true);
         processing.await?;
         live.await?;

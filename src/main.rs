@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Restore(args) => commands::restore(&config, &args),
         Command::Relay(args) => commands::relay(&config, &args, shutdown_signal),
         Command::Backfill(args) => hookvault::backfill::command::run(&config, &args),
+        Command::Token(args) => hookvault::tokens::command::run(&config, &args),
     }
 }
 

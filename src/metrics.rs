@@ -16,13 +16,19 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
     pub event: String,
-    /// `stored` or `duplicate`.
+    /// `stored`, `duplicate` or `ignored`.
     pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// The ingest filter's rule (`deny event:status`, `not allowed`).
+    pub rule: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,6 +69,7 @@ pub struct Metrics {
     registry: Registry,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub rejected: Family<ReasonLabels, Counter>,
+    pub ignored: Family<RuleLabels, Counter>,
     pub ack_latency: Histogram,
     pub processing: Family<OutcomeLabels, Counter>,
     pub processing_time: Histogram,
@@ -124,6 +131,7 @@ impl Metrics {
             registry: Registry::with_prefix("hookvault"),
             deliveries: Family::default(),
             rejected: Family::default(),
+            ignored: Family::default(),
             ack_latency: Histogram::new(seconds_buckets()),
             processing: Family::default(),
             processing_time: Histogram::new(seconds_buckets()),
@@ -173,6 +181,11 @@ impl Metrics {
             "deliveries_rejected",
             "Deliveries refused by validation, by reason",
             metrics.rejected.clone(),
+        );
+        registry.register(
+            "deliveries_ignored",
+            "Authentic deliveries the ingest filter ignored, by rule",
+            metrics.ignored.clone(),
         );
         registry.register(
             "ack_latency_seconds",
@@ -386,6 +399,14 @@ impl Metrics {
         self.rejected
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn ignored(&self, rule: &str) {
+        self.ignored
+            .get_or_create(&RuleLabels {
+                rule: rule.to_owned(),
             })
             .inc();
     }

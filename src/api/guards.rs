@@ -19,8 +19,14 @@ pub async fn require(State(access): State<Arc<Access>>, request: Request, next: 
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let client = extensions.get::<ClientIp>().map(|c| c.0);
     let headers = request.headers();
-    match access.admit(client, peer, headers, bearer(headers)) {
+    let admitted = access
+        .admit(client, peer, headers, bearer(headers))
+        .and_then(|grant| grant.allows(request.method(), request.uri().path()));
+    match admitted {
         Ok(()) => next.run(request).await,
+        Err(denied @ (Denied::Scope { .. } | Denied::Limited)) => {
+            ApiError::new(ErrorCode::Forbidden, denied.to_string()).into_response()
+        }
         Err(denied @ Denied::TooManyFailures(wait)) => {
             ApiError::new(ErrorCode::LockedOut, denied.to_string())
                 .retry_after(wait)

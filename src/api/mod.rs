@@ -8,6 +8,7 @@ mod catalog;
 mod envelope;
 mod error;
 mod events;
+mod filters;
 mod forwarding;
 mod guards;
 mod metrics;
@@ -19,6 +20,7 @@ mod repositories;
 mod search;
 mod statistics;
 mod streamed;
+mod tokens;
 mod webhooks;
 
 use std::sync::Arc;
@@ -79,6 +81,10 @@ pub struct AppState {
     pub backfill: Arc<crate::backfill::Backfill>,
     /// Backups being taken ([`backup_slots`]).
     pub backups: Arc<Semaphore>,
+    /// The ingest filter in force (from the settings, replaced through the API).
+    pub ingest_filter: Arc<crate::domain::SharedFilter>,
+    /// The scoped API tokens (the same ones [`Access`] admits).
+    pub tokens: Arc<crate::tokens::Tokens>,
 }
 
 /// The vendored official browser client (`socket.io-client` 4.8.1, MIT), served
@@ -100,6 +106,8 @@ pub fn routes(access: Arc<Access>) -> (Router<AppState>, Arc<utoipa::openapi::Op
         .merge(statistics::router())
         .merge(replay::router())
         .merge(rejected::router())
+        .merge(filters::router())
+        .merge(tokens::router())
         .merge(repositories::router())
         .merge(search::router())
         .merge(forwarding::router())

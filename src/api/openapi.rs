@@ -113,9 +113,24 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 /// Marks every operation of `api` as needing the API token. Called on the routes that
 /// the access middleware wraps, so the description follows the route table.
 pub fn require_token(api: &mut utoipa::openapi::OpenApi) {
+    let forbidden = ResponseBuilder::new()
+        .description(
+            "The token's scope does not allow this (read < write < admin), or the token is \
+             limited to organizations and this is not filtered for it",
+        )
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))),
+        )
+        .build();
     for item in api.paths.paths.values_mut() {
         for operation in operations(item) {
             operation.security = Some(vec![SecurityRequirement::new(BEARER, [""; 0])]);
+            operation
+                .responses
+                .responses
+                .entry("403".into())
+                .or_insert_with(|| RefOr::T(forbidden.clone()));
         }
     }
 }

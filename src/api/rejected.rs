@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
 use crate::domain::{Refusal, timestamp};
-use crate::store::RejectedDelivery;
+use crate::store::{RejectedDelivery, RejectedLog};
 
 const DEFAULT_LIMIT: usize = 100;
 /// Longest header value kept in an entry.
@@ -62,18 +62,28 @@ async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let limit = parse_log_limit(&params)?;
+    let log = state.store.rejected(limit).await?;
+    Ok(envelope::ok(log_view(log)))
+}
+
+/// `limit` of a log listing: 1 to the entries kept, 100 unless given.
+pub(super) fn parse_log_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
     let keep = crate::store::REJECTED_KEPT as usize;
-    let limit = match params.get("limit").map(|v| v.trim()) {
-        None | Some("") => DEFAULT_LIMIT,
+    match params.get("limit").map(|v| v.trim()) {
+        None | Some("") => Ok(DEFAULT_LIMIT),
         Some(raw) => raw
             .parse()
             .ok()
             .filter(|l| (1..=keep).contains(l))
             .ok_or_else(|| {
                 ApiError::bad_parameter("limit", format!("must be between 1 and {keep}"))
-            })?,
-    };
-    let log = state.store.rejected(limit).await?;
+            }),
+    }
+}
+
+/// The API's view of a log (rejected or ignored).
+pub(super) fn log_view(log: RejectedLog) -> RejectedLogView {
     let entries = log
         .entries
         .into_iter()
@@ -82,16 +92,42 @@ async fn list(
             refusal: e.refusal,
         })
         .collect();
-    Ok(envelope::ok(RejectedLogView {
+    RejectedLogView {
         entries,
         by_reason: log.by_reason.into_iter().collect(),
-    }))
+    }
 }
 
 /// The log entry for a refused delivery: its headers as sent (cut short), the body's
 /// size and hash when it was read, the reason. Never the body or the signature.
 pub fn describe(
     error: &ApiError,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+    body: Option<&Bytes>,
+) -> RejectedDelivery {
+    let outcome = (
+        error.status.as_u16(),
+        error.code.as_str(),
+        error.message.clone(),
+    );
+    entry(outcome, headers, client, body)
+}
+
+/// The ignored log's entry for an authentic delivery the ingest filter turned away:
+/// the same metadata, with the rule as its code.
+pub fn describe_ignored(
+    rule: &str,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+    body: Option<&Bytes>,
+) -> RejectedDelivery {
+    let reason = format!("ignored by the ingest filter: {rule}");
+    entry((200, rule, reason), headers, client, body)
+}
+
+fn entry(
+    (status, code, reason): (u16, &str, String),
     headers: &HeaderMap,
     client: Option<IpAddr>,
     body: Option<&Bytes>,
@@ -114,9 +150,9 @@ pub fn describe(
             signature_sent: headers.contains_key("x-hub-signature-256"),
             body_bytes: body.map(|b| b.len() as u64).or(declared),
             body_sha256: body.map(|b| hex::encode(Sha256::digest(b))),
-            status: error.status.as_u16(),
-            code: error.code.as_str().to_owned(),
-            reason: error.message.clone(),
+            status,
+            code: code.to_owned(),
+            reason,
         },
     }
 }

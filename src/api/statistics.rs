@@ -87,7 +87,7 @@ pub(crate) fn parse_hours(params: &HashMap<String, String>) -> Result<i64, ApiEr
 #[utoipa::path(get, path = "/api/webhooks/statistics", tag = "statistics",
     params(("hours" = Option<i64>, Query, minimum = 1, maximum = 8784, description = "Default 24")),
     responses(
-        (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window", body = Envelope),
+        (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window, ignoredByRule (deliveries the ingest filter ignored, per rule, ever; their sum is summary.ignoredEvents)", body = Envelope),
         (status = 400, description = "Bad window", body = ErrorEnvelope),
         (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
@@ -97,6 +97,15 @@ async fn statistics(
 ) -> Result<Json<Value>, ApiError> {
     let hours = parse_hours(&params)?;
     let stats = state.store.statistics(timestamp::now_ms(), hours).await?;
+    // Deliveries the ingest filter ignored are not events: their counts are kept per
+    // rule since the data directory was made, whatever the window.
+    let ignored_by_rule: HashMap<String, u64> = state
+        .store
+        .ignored(0)
+        .await?
+        .by_reason
+        .into_iter()
+        .collect();
 
     let mut by_event: Vec<EventLine> = stats
         .by_event
@@ -131,6 +140,7 @@ async fn statistics(
             "pendingEvents": s.pending,
             "failedEvents": s.failed,
             "duplicateEvents": s.duplicates,
+            "ignoredEvents": ignored_by_rule.values().sum::<u64>(),
             "successRate": success_rate(s),
             "avgProcessingTimeMs": avg_ms(s),
         },
@@ -143,6 +153,7 @@ async fn statistics(
         },
         "hourly": hourly,
         "window": {"hours": hours, "from": timestamp::to_rfc3339(stats.from_hour_ms)},
+        "ignoredByRule": ignored_by_rule,
     })))
 }
 

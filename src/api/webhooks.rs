@@ -43,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (FormPayload = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Stored durably, or a duplicate: {deliveryId, id, status, duplicateOf?}. A content duplicate (the same payload under another delivery id, within the dedup window) is stored too, as its own event with status duplicate; duplicateOf names the delivery it duplicates", body = Envelope),
+        (status = 200, description = "Stored durably, a duplicate, or ignored by the ingest filter: {deliveryId, id, status, duplicateOf?}, or {deliveryId, status: ignored, rule} (nothing stored). A content duplicate (the same payload under another delivery id, within the dedup window) is stored too, as its own event with status duplicate; duplicateOf names the delivery it duplicates", body = Envelope),
         (status = 400, description = "Missing or malformed headers, user agent, JSON or form", body = ErrorEnvelope),
         (status = 401, description = "Signature missing, malformed or matching no secret", body = ErrorEnvelope),
         (status = 408, description = "Body not received in time", body = ErrorEnvelope),
@@ -59,35 +59,53 @@ async fn receive(
     let (parts, body) = request.into_parts();
     let mut received = None;
     let result = verify_and_store(&state, &parts.headers, body, &mut received).await;
+    let client = || parts.extensions.get::<ClientIp>().map(|c| c.0);
     match &result {
-        Ok((event, status, _)) => {
-            state.metrics.delivery(event, status);
+        Ok(acked) => {
+            state.metrics.delivery(&acked.event, acked.status);
             state
                 .metrics
                 .ack_latency
                 .observe(started.elapsed().as_secs_f64());
+            if let Some(rule) = &acked.ignored_by {
+                state.metrics.ignored(rule);
+                let entry =
+                    rejected::describe_ignored(rule, &parts.headers, client(), received.as_ref());
+                if !state.store.record_ignored(entry) {
+                    tracing::debug!("ignored-delivery log entry dropped: writer queue full");
+                }
+            }
         }
         Err(error) if error.status.is_client_error() => {
             state.metrics.rejection(error.code.as_str());
-            let client = parts.extensions.get::<ClientIp>().map(|c| c.0);
-            let entry = rejected::describe(error, &parts.headers, client, received.as_ref());
+            let entry = rejected::describe(error, &parts.headers, client(), received.as_ref());
             if !state.store.record_rejection(entry) {
                 tracing::debug!("rejected-delivery log entry dropped: writer queue full");
             }
         }
         Err(_) => {}
     }
-    result.map(|(_, _, answer)| answer)
+    result.map(|acked| acked.answer)
 }
 
-/// The five checks, then the durable store: (event type, outcome, answer). The body,
-/// once read, is left in `received` for the rejected log.
+/// An authentic delivery, answered.
+struct Acknowledged {
+    event: String,
+    /// `stored`, `duplicate` or `ignored`.
+    status: &'static str,
+    /// The ingest filter's rule that ignored it.
+    ignored_by: Option<String>,
+    answer: Json<Value>,
+}
+
+/// The five checks, the ingest filter, then the durable store. The body, once read,
+/// is left in `received` for the rejected and ignored logs.
 async fn verify_and_store(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
     received: &mut Option<Bytes>,
-) -> Result<(String, &'static str, Json<Value>), ApiError> {
+) -> Result<Acknowledged, ApiError> {
     let parsed = DeliveryHeaders::parse(headers, state.config.check_user_agent)?;
     let body = ingest::read_body(body, headers, MAX_BODY_BYTES, state.config.body_timeout).await?;
     *received = Some(body.clone());
@@ -123,6 +141,19 @@ async fn verify_and_store(
 
     let delivery_id = delivery.id.to_string();
     let event = delivery.event.to_string();
+    // After verification: only an authentic delivery is ever answered `ignored`.
+    let filter = state.ingest_filter.current();
+    if let Some(rule) = filter.ignores(&event, &delivery.fields) {
+        tracing::debug!(%delivery_id, %event, %rule, "delivery ignored by the ingest filter");
+        let answer =
+            envelope::ok(json!({"deliveryId": delivery_id, "status": "ignored", "rule": rule}));
+        return Ok(Acknowledged {
+            event,
+            status: "ignored",
+            ignored_by: Some(rule),
+            answer,
+        });
+    }
     let mut prepared = Store::prepare(delivery)?;
     state
         .processor
@@ -147,5 +178,10 @@ async fn verify_and_store(
     answer["id"] = id.into();
     answer["status"] = status.into();
     let answer = envelope::ok(answer);
-    Ok((event, status, answer))
+    Ok(Acknowledged {
+        event,
+        status,
+        ignored_by: None,
+        answer,
+    })
 }

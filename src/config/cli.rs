@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::{DEFAULT_CACHE_MB, Secret, backfill};
+use super::{DEFAULT_CACHE_MB, Secret, TokenArgs, backfill};
 
 /// The command line. Values are taken as text and validated in [`Config::from_cli`],
 /// so every bad value gets the same one-line error.
@@ -49,6 +49,8 @@ pub enum Command {
     /// Ask a running instance to reconcile with GitHub's delivery log now
     /// (POST /api/backfill) and print what it found and redelivered.
     Backfill(BackfillArgs),
+    /// Create, list or revoke scoped API tokens on a running instance (/api/tokens).
+    Token(TokenArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -396,6 +398,14 @@ pub struct Settings {
         global = true
     )]
     pub(super) backfill_interval: String,
+    /// Keep only deliveries matching one of these `field:glob` rules (fields event,
+    /// action, repository, organization; comma-separated); others answer `ignored`.
+    #[arg(long, env = "HOOKVAULT_INGEST_ALLOW", global = true)]
+    pub(super) ingest_allow: Option<String>,
+    /// Ignore deliveries matching any of these `field:glob` rules, e.g.
+    /// event:status,repository:octo-org/sandbox-* (docs/api.md#ingest-filters).
+    #[arg(long, env = "HOOKVAULT_INGEST_DENY", global = true)]
+    pub(super) ingest_deny: Option<String>,
     #[arg(long, env = "HOOKVAULT_LOG_SEGMENT_KB", default_value_t = (crate::log::SEGMENT_BYTES >> 10).to_string(), global = true, hide = true)]
     pub(super) log_segment_kb: String,
 }

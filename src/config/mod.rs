@@ -13,12 +13,15 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::domain::IngestFilter;
+
 mod backfill;
 mod cli;
 mod edge;
 mod nats;
 mod secret;
 mod tls;
+mod token_args;
 
 pub use backfill::{BackfillConfig, GitHubApp};
 pub use cli::{
@@ -30,6 +33,7 @@ pub use nats::{NatsAuth, NatsConfig};
 pub use secret::{SECRET_FILE, Secret, SecretSource};
 use secret::{load_or_generate_secret, parse_secret_list, prepare_data_dir};
 pub use tls::TlsFiles;
+pub use token_args::{TokenAction, TokenArgs};
 
 /// GitHub caps deliveries at 25 MiB.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
@@ -102,6 +106,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Reconciling with GitHub's delivery log; off without credentials.
     pub backfill: BackfillConfig,
+    /// `HOOKVAULT_INGEST_ALLOW` / `_DENY`: the ingest filter at startup.
+    pub ingest_filter: IngestFilter,
 }
 
 impl Config {
@@ -137,6 +143,7 @@ impl Config {
             forward: Vec::new(),
             tls: None,
             backfill: BackfillConfig::default(),
+            ingest_filter: IngestFilter::default(),
         }
     }
 
@@ -278,6 +285,7 @@ impl Config {
             .map_err(|e| ConfigError::new("HOOKVAULT_FORWARD (--forward)", e.to_string()))?;
         let tls = TlsFiles::parse(&settings, purpose == Purpose::Serve)?;
         let backfill = BackfillConfig::parse(&settings)?;
+        let ingest_filter = parse_ingest_filter(&settings)?;
 
         if purpose == Purpose::Serve {
             prepare_data_dir(&settings.data_dir)?;
@@ -317,8 +325,20 @@ impl Config {
             forward,
             tls,
             backfill,
+            ingest_filter,
         })
     }
+}
+
+fn parse_ingest_filter(settings: &Settings) -> Result<IngestFilter, ConfigError> {
+    let allow = settings.ingest_allow.as_deref().unwrap_or("");
+    let deny = settings.ingest_deny.as_deref().unwrap_or("");
+    IngestFilter::from_lists(allow, "")
+        .map_err(|e| ConfigError::new("HOOKVAULT_INGEST_ALLOW (--ingest-allow)", e.0))?;
+    IngestFilter::from_lists("", deny)
+        .map_err(|e| ConfigError::new("HOOKVAULT_INGEST_DENY (--ingest-deny)", e.0))?;
+    IngestFilter::from_lists(allow, deny)
+        .map_err(|e| ConfigError::new("HOOKVAULT_INGEST_DENY (--ingest-deny)", e.0))
 }
 
 /// Three quarters of the soft open-files limit (the rest is for the database, the

@@ -68,6 +68,10 @@ error_codes! {
     InvalidQuery = (BAD_REQUEST, "invalid_query"),
     InvalidTarget = (BAD_REQUEST, "invalid_target"),
     InvalidTestEvent = (BAD_REQUEST, "invalid_test_event"),
+    /// An ingest filter rule that does not parse.
+    InvalidFilter = (BAD_REQUEST, "invalid_filter"),
+    /// A token request of the wrong shape (name, scope, organizations, repositories).
+    InvalidToken = (BAD_REQUEST, "invalid_token"),
     /// An API body that is not `application/json`.
     UnsupportedMediaType = (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     NotFound = (NOT_FOUND, "not_found"),
@@ -79,12 +83,15 @@ error_codes! {
     /// Too many wrong tokens from this address.
     LockedOut = (TOO_MANY_REQUESTS, "locked_out"),
     RateLimited = (TOO_MANY_REQUESTS, "rate_limited"),
+    /// A token whose scope does not cover this request.
+    Forbidden = (FORBIDDEN, "forbidden"),
     HostNotAllowed = (FORBIDDEN, "host_not_allowed"),
     CrossSiteRequest = (FORBIDDEN, "cross_site_request"),
 
     // The state of things.
     DuplicateDelivery = (CONFLICT, "duplicate_delivery"),
     TargetExists = (CONFLICT, "target_exists"),
+    TokenExists = (CONFLICT, "token_exists"),
     /// A forwarding target from the settings, which the API cannot change.
     TargetFromSettings = (CONFLICT, "target_from_settings"),
     BackupInProgress = (CONFLICT, "backup_in_progress"),

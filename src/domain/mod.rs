@@ -8,6 +8,7 @@ mod delivery_id;
 mod error_code;
 mod event_type;
 mod fields;
+pub mod filter;
 mod hook_ref;
 pub mod job;
 pub mod json;
@@ -20,6 +21,7 @@ pub use delivery_id::DeliveryId;
 pub use error_code::ErrorCode;
 pub use event_type::EventType;
 pub use fields::EventFields;
+pub use filter::{FilterSpec, IngestFilter, SharedFilter};
 pub use hook_ref::HookRef;
 pub use refusal::Refusal;
 

@@ -10,11 +10,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use subtle::ConstantTimeEq;
 
 use super::{ClientIp, Lockout};
 use crate::config::Secret;
+use crate::tokens::{Holder, Scope, Tokens};
 
 /// Why a caller was turned away; the message tells them how to get in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,18 +29,109 @@ pub enum Denied {
     NotLocal,
     #[error("too many wrong API tokens from this address; try again later")]
     TooManyFailures(Duration),
+    #[error("this token's scope is {has}; this needs a {needed} token")]
+    Scope {
+        has: &'static str,
+        needed: &'static str,
+    },
+    #[error(
+        "this token is limited to some organizations or repositories, and this is not \
+         filtered for such tokens yet; use a token without --org/--repo"
+    )]
+    Limited,
 }
 
-/// The access rule of one running instance: its token and its failure counts.
+/// What an admitted caller may do.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// The `HOOKVAULT_API_TOKEN`, or a local caller when none is set.
+    Admin,
+    /// A scoped token.
+    Token(Holder),
+}
+
+impl Grant {
+    pub fn scope(&self) -> Scope {
+        match self {
+            Self::Admin => Scope::Admin,
+            Self::Token(holder) => holder.scope,
+        }
+    }
+
+    /// Limited to some organizations or repositories.
+    pub fn is_limited(&self) -> bool {
+        match self {
+            Self::Admin => false,
+            Self::Token(h) => !h.organizations.is_empty() || !h.repositories.is_empty(),
+        }
+    }
+
+    /// Whether this caller may make this request ([`needed_scope`]).
+    pub fn allows(&self, method: &Method, path: &str) -> Result<(), Denied> {
+        let needed = needed_scope(method, path);
+        if self.scope() < needed {
+            return Err(Denied::Scope {
+                has: self.scope().as_str(),
+                needed: needed.as_str(),
+            });
+        }
+        // Nothing answers data filtered to a token's organizations yet: such tokens
+        // see only what holds no event data.
+        if self.is_limited() && !UNFILTERED_PATHS.contains(&path) {
+            return Err(Denied::Limited);
+        }
+        Ok(())
+    }
+}
+
+/// Paths that manage the instance: `admin` tokens only, whatever the method.
+const ADMIN_PATHS: &[&str] = &[
+    "/api/tokens",
+    "/api/filters",
+    "/api/forwarding",
+    "/api/backup",
+    "/api/export",
+    "/api/backfill",
+    "/api/webhooks/rejected",
+    "/api/webhooks/ignored",
+];
+
+/// Paths that hold no event data, open to tokens limited to organizations.
+const UNFILTERED_PATHS: &[&str] = &["/api/openapi.json", "/api/webhooks/events/types"];
+
+/// The scope a request needs: `admin` under [`ADMIN_PATHS`], else `read` to read
+/// (GET, HEAD) and `write` for the rest (replay, retry, test events).
+pub fn needed_scope(method: &Method, path: &str) -> Scope {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if ADMIN_PATHS.iter().any(|p| under(p)) {
+        Scope::Admin
+    } else if method == Method::GET || method == Method::HEAD {
+        Scope::Read
+    } else {
+        Scope::Write
+    }
+}
+
+/// The access rule of one running instance: its tokens and its failure counts.
 pub struct Access {
     api_token: Option<Secret>,
+    tokens: Option<Arc<Tokens>>,
     lockout: Lockout,
 }
 
 impl Access {
     pub fn new(api_token: Option<Secret>) -> Arc<Self> {
+        Self::with_tokens(api_token, None)
+    }
+
+    /// With the scoped tokens of [`Tokens`] besides the API token.
+    pub fn with_tokens(api_token: Option<Secret>, tokens: Option<Arc<Tokens>>) -> Arc<Self> {
         Arc::new(Self {
             api_token,
+            tokens,
             lockout: Lockout::default(),
         })
     }
@@ -52,7 +144,7 @@ impl Access {
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
         token: Option<&str>,
-    ) -> Result<(), Denied> {
+    ) -> Result<Grant, Denied> {
         // The host's own processes (direct loopback) are not counted: the lockout is
         // against guessing over the network.
         let client = client
@@ -62,6 +154,11 @@ impl Access {
         if let Some(wait) = client.and_then(|c| self.lockout.locked(c)) {
             return Err(Denied::TooManyFailures(wait));
         }
+        // A scoped token is what its holder asked to act as, even on a local
+        // connection.
+        if let Some(holder) = token.and_then(|t| self.tokens.as_ref()?.find(t)) {
+            return Ok(Grant::Token(holder));
+        }
         let verdict = check(self.api_token.as_ref(), peer, headers, token);
         if verdict == Err(Denied::BadToken)
             && let Some(client) = client
@@ -69,7 +166,7 @@ impl Access {
         {
             tracing::warn!(%client, "client locked out after repeated wrong API tokens");
         }
-        verdict
+        verdict.map(|()| Grant::Admin)
     }
 }
 

@@ -365,8 +365,14 @@ async fn authorize(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let client = parts.extensions.get::<ClientIp>().map(|c| c.0);
-    ctx.access
-        .admit(client, peer, &parts.headers, token.as_deref())
+    let grant = ctx
+        .access
+        .admit(client, peer, &parts.headers, token.as_deref())?;
+    // Broadcasts are not filtered per organization yet.
+    match grant.is_limited() {
+        true => Err(Denied::Limited),
+        false => Ok(()),
+    }
 }
 
 /// Subscriptions answer an acknowledgement when the client asks for one, so a

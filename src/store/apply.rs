@@ -12,6 +12,7 @@ use super::events;
 use super::forwarding;
 use super::rejected;
 use super::tables::{self, WriteTables, meta};
+use super::tokens;
 use super::writer::{
     DuplicateReason, IngestOutcome, MAX_BATCH, Outcome, TWO_PHASE_COMMIT, WriteRequest,
 };
@@ -68,13 +69,18 @@ pub(super) fn apply_batch(
                 Outcome::Removed(removed)
             }
             WriteRequest::Reject(entry) => {
-                rejected::insert(&mut t, entry)?;
+                rejected::insert(&mut t, rejected::EdgeLog::Rejected, entry)?;
+                Outcome::Rejected
+            }
+            WriteRequest::Ignore(entry) => {
+                rejected::insert(&mut t, rejected::EdgeLog::Ignored, entry)?;
                 Outcome::Rejected
             }
             WriteRequest::Cursor { name, seq, .. } => {
                 t.cursors.insert(name.as_str(), *seq)?;
                 Outcome::Cursor
             }
+            WriteRequest::Tokens { change, .. } => Outcome::Tokens(tokens::apply(txn, change)?),
             WriteRequest::Forwarding { changes, .. } => {
                 forwarding::apply(txn, &mut t, changes)?;
                 Outcome::Forwarding

@@ -25,6 +25,7 @@ mod snapshot;
 mod stats;
 mod tables;
 mod tail;
+mod tokens;
 mod verify;
 mod writer;
 
@@ -52,6 +53,7 @@ pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use tables::SCHEMA_VERSION;
+pub use tokens::TokenChange;
 pub use verify::Difference;
 pub use writer::{DuplicateReason, IngestOutcome, PreparedEvent};
 
@@ -364,7 +366,8 @@ impl Store {
 
     /// The newest `limit` rejected deliveries and the running count per reason code.
     pub async fn rejected(&self, limit: usize) -> Result<RejectedLog, StoreError> {
-        self.read(move |db| rejected::list(db, limit)).await
+        self.read(move |db| rejected::list(db, rejected::EdgeLog::Rejected, limit))
+            .await
     }
 
     /// Up to `limit` of the oldest events received before `cutoff_ms`.

@@ -1,11 +1,13 @@
 //! The rejected-delivery log: the last [`KEEP`] deliveries refused at the ingest
 //! edge, with only what was known when they were refused (never the body, never a
-//! secret or an expected signature), and a running count per reason.
+//! secret or an expected signature), and a running count per reason; and its twin,
+//! the log of authentic deliveries the ingest filter ignored, counted per rule.
 
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::tables::{self, WriteTables, meta};
+use super::writer::WriteRequest;
 use super::{StoreError, codec};
 use crate::domain::Refusal;
 
@@ -27,36 +29,76 @@ pub struct RejectedLog {
     pub by_reason: Vec<(String, u64)>,
 }
 
-/// Meta key counting rejections with `code`.
-fn count_key(code: &str) -> String {
-    format!("{}{code}", meta::REJECTED_PREFIX)
+/// One of the two logs of deliveries turned away at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeLog {
+    /// Refused by validation (`rejected_v1`), counted by reason code.
+    Rejected,
+    /// Authentic but ignored by the ingest filter (`ignored_v1`), counted by rule.
+    Ignored,
 }
 
-pub(super) fn insert(t: &mut WriteTables, entry: &RejectedDelivery) -> Result<(), StoreError> {
-    let id = t.meta.get(meta::NEXT_REJECTED)?.map_or(1, |v| v.value());
-    t.rejected.insert(id, codec::encode(entry).as_slice())?;
-    t.meta.insert(meta::NEXT_REJECTED, id + 1)?;
+impl EdgeLog {
+    fn table(self) -> redb::TableDefinition<'static, u64, &'static [u8]> {
+        match self {
+            Self::Rejected => tables::REJECTED,
+            Self::Ignored => tables::IGNORED,
+        }
+    }
+
+    fn next_key(self) -> &'static str {
+        match self {
+            Self::Rejected => meta::NEXT_REJECTED,
+            Self::Ignored => meta::NEXT_IGNORED,
+        }
+    }
+
+    fn count_prefix(self) -> &'static str {
+        match self {
+            Self::Rejected => meta::REJECTED_PREFIX,
+            Self::Ignored => meta::IGNORED_PREFIX,
+        }
+    }
+}
+
+pub(super) fn insert(
+    t: &mut WriteTables,
+    log: EdgeLog,
+    entry: &RejectedDelivery,
+) -> Result<(), StoreError> {
+    let id = t.meta.get(log.next_key())?.map_or(1, |v| v.value());
+    let table = match log {
+        EdgeLog::Rejected => &mut t.rejected,
+        EdgeLog::Ignored => &mut t.ignored,
+    };
+    table.insert(id, codec::encode(entry).as_slice())?;
     if id > KEEP {
         // One in, one out: the table never holds more than KEEP.
-        t.rejected.remove(id - KEEP)?;
+        table.remove(id - KEEP)?;
     }
-    let key = count_key(&entry.refusal.code);
+    t.meta.insert(log.next_key(), id + 1)?;
+    // The count of entries with this code (`rejected:<code>`, `ignored:<rule>`).
+    let key = format!("{}{}", log.count_prefix(), entry.refusal.code);
     let count = t.meta.get(key.as_str())?.map_or(0, |v| v.value());
     t.meta.insert(key.as_str(), count + 1)?;
     Ok(())
 }
 
-/// The newest `limit` entries, newest first, and every reason's running count.
-pub(super) fn list(db: &redb::Database, limit: usize) -> Result<RejectedLog, StoreError> {
+/// The newest `limit` entries, newest first, and every code's running count.
+pub(super) fn list(
+    db: &redb::Database,
+    log: EdgeLog,
+    limit: usize,
+) -> Result<RejectedLog, StoreError> {
     let txn = db.begin_read()?;
-    let table = txn.open_table(tables::REJECTED)?;
+    let table = txn.open_table(log.table())?;
     let mut entries = Vec::new();
     for entry in table.iter()?.rev().take(limit) {
         entries.push(codec::decode(entry?.1.value())?);
     }
     let meta_table = txn.open_table(tables::META)?;
     let mut by_reason = Vec::new();
-    let prefix = meta::REJECTED_PREFIX;
+    let prefix = log.count_prefix();
     for entry in meta_table.range(prefix..)? {
         let (key, value) = entry?;
         let Some(code) = key.value().strip_prefix(prefix) else {
@@ -65,6 +107,20 @@ pub(super) fn list(db: &redb::Database, limit: usize) -> Result<RejectedLog, Sto
         by_reason.push((code.to_owned(), value.value()));
     }
     Ok(RejectedLog { entries, by_reason })
+}
+
+impl super::Store {
+    /// Adds an entry to the ignored-delivery log, like [`Store::record_rejection`].
+    pub fn record_ignored(&self, entry: RejectedDelivery) -> bool {
+        self.queue
+            .try_send(WriteRequest::Ignore(Box::new(entry)))
+            .is_ok()
+    }
+
+    /// The newest `limit` ignored deliveries and the running count per rule.
+    pub async fn ignored(&self, limit: usize) -> Result<RejectedLog, StoreError> {
+        self.read(move |db| list(db, EdgeLog::Ignored, limit)).await
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ fn copy(from: &ReadTransaction, to: &Path) -> Result<SnapshotFacts, StoreError> 
     copy_table(from, &copied, tables::CHANGES, &mut names)?;
     copy_table(from, &copied, tables::RETIRED, &mut names)?;
     copy_table(from, &copied, tables::REJECTED, &mut names)?;
+    copy_table(from, &copied, tables::IGNORED, &mut names)?;
+    copy_table(from, &copied, tables::TOKENS, &mut names)?;
     copy_table(from, &copied, tables::RETRY_QUEUE, &mut names)?;
     copy_table(from, &copied, tables::CURSORS, &mut names)?;
     copy_table(from, &copied, tables::FORWARD_TARGETS, &mut names)?;

@@ -41,6 +41,13 @@ pub const RETIRED: TableDefinition<u64, &[u8]> = TableDefinition::new("retired_e
 /// id → codec-encoded [`RejectedDelivery`](super::RejectedDelivery): the last
 /// deliveries refused at the edge, bounded (see `rejected::KEEP`).
 pub const REJECTED: TableDefinition<u64, &[u8]> = TableDefinition::new("rejected_v1");
+/// id → codec-encoded [`RejectedDelivery`](super::RejectedDelivery) with the rule
+/// as its code: the last authentic deliveries the ingest filter ignored, bounded
+/// like the rejected log.
+pub const IGNORED: TableDefinition<u64, &[u8]> = TableDefinition::new("ignored_v1");
+/// API token name → its record (JSON, `tokens`): the token's SHA-256, scope, limits
+/// and last use. Never the token.
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens_v1");
 /// (due_ms, seq) → (): failed events waiting for their automatic retry.
 pub const RETRY_QUEUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("retry_queue_v1");
 
@@ -118,6 +125,10 @@ pub mod meta {
     pub const NEXT_REJECTED: &str = "next_rejected";
     /// `rejected:<code>`: deliveries refused for that reason, ever.
     pub const REJECTED_PREFIX: &str = "rejected:";
+    /// Id of the next ignored-delivery entry.
+    pub const NEXT_IGNORED: &str = "next_ignored";
+    /// `ignored:<rule>`: deliveries the ingest filter ignored by that rule, ever.
+    pub const IGNORED_PREFIX: &str = "ignored:";
 }
 
 /// 2: content duplicates are stored as events of their own (status `duplicate`,
@@ -136,6 +147,7 @@ pub struct WriteTables<'txn> {
     pub changes: redb::Table<'txn, u64, u64>,
     pub retired: redb::Table<'txn, u64, &'static [u8]>,
     pub rejected: redb::Table<'txn, u64, &'static [u8]>,
+    pub ignored: redb::Table<'txn, u64, &'static [u8]>,
     pub cursors: redb::Table<'txn, &'static str, u64>,
     pub index: IndexTables<'txn>,
     pub counters: CounterTables<'txn>,
@@ -158,6 +170,7 @@ impl<'txn> WriteTables<'txn> {
             changes: txn.open_table(CHANGES)?,
             retired: txn.open_table(RETIRED)?,
             rejected: txn.open_table(REJECTED)?,
+            ignored: txn.open_table(IGNORED)?,
             cursors: txn.open_table(CURSORS)?,
             index: IndexTables::open(txn)?,
             counters: CounterTables::open(txn)?,

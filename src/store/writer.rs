@@ -93,6 +93,8 @@ pub enum WriteRequest {
     },
     /// A delivery refused at the edge, for the rejected log. Nobody waits for it.
     Reject(Box<RejectedDelivery>),
+    /// An authentic delivery the ingest filter ignored, for its log. Nobody waits.
+    Ignore(Box<RejectedDelivery>),
     /// A consumer's new cursor (`cursors_v1`). Without `durable` nobody waits for
     /// it: it rides on the next durable commit, and a consumer repeats what a crash
     /// made it forget. With it, it gets a durable commit, answered once durable.
@@ -100,6 +102,11 @@ pub enum WriteRequest {
         name: String,
         seq: u64,
         durable: Option<oneshot::Sender<Result<(), StoreError>>>,
+    },
+    /// API tokens: durable before answered.
+    Tokens {
+        change: super::tokens::TokenChange,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     /// Forwarding's targets and failed deliveries: durable before answered.
     Forwarding {
@@ -139,6 +146,7 @@ pub(super) enum Outcome {
     Rejected,
     Cursor,
     Forwarding,
+    Tokens(bool),
 }
 
 /// How the writer's commits have been going, for health.
@@ -360,6 +368,7 @@ impl Writer {
                     | WriteRequest::Retire { .. }
                     | WriteRequest::RemoveTests { .. }
                     | WriteRequest::Forwarding { .. }
+                    | WriteRequest::Tokens { .. }
                     | WriteRequest::Cursor {
                         durable: Some(_),
                         ..
@@ -407,6 +416,9 @@ impl Writer {
                         (WriteRequest::Forwarding { reply, .. }, Outcome::Forwarding) => {
                             let _ = reply.send(Ok(()));
                         }
+                        (WriteRequest::Tokens { reply, .. }, Outcome::Tokens(applied)) => {
+                            let _ = reply.send(Ok(applied));
+                        }
                         (
                             WriteRequest::Cursor {
                                 durable: Some(reply),
@@ -416,7 +428,7 @@ impl Writer {
                         ) => {
                             let _ = reply.send(Ok(()));
                         }
-                        (WriteRequest::Reject(_), Outcome::Rejected)
+                        (WriteRequest::Reject(_) | WriteRequest::Ignore(_), Outcome::Rejected)
                         | (WriteRequest::Cursor { durable: None, .. }, Outcome::Cursor) => {}
                         _ => unreachable!("outcomes are produced in request order"),
                     }
@@ -489,12 +501,17 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
         WriteRequest::Forwarding { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
+        WriteRequest::Tokens { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
         WriteRequest::Cursor {
             durable: Some(reply),
             ..
         } => {
             let _ = reply.send(Err(error.clone()));
         }
-        WriteRequest::Reject(_) | WriteRequest::Cursor { durable: None, .. } => {}
+        WriteRequest::Reject(_)
+        | WriteRequest::Ignore(_)
+        | WriteRequest::Cursor { durable: None, .. } => {}
     }
 }

@@ -107,6 +107,9 @@ async fn busy_app() -> TestApp {
         // Streaming on (its sink keeps trying a server that is not there).
         config.nats = Some(NatsConfig::new("nats://127.0.0.1:1"));
         config.header_timeout = Duration::from_millis(300);
+        // `ping` deliveries are ignored by the ingest filter.
+        config.ingest_filter =
+            hookvault::domain::IngestFilter::from_lists("", "event:ping").expect("a valid rule");
         config.backfill = BackfillConfig {
             api_url: fake.url.clone(),
             token: Some(Secret::new(TOKEN)),
@@ -128,6 +131,8 @@ async fn busy_app() -> TestApp {
     }
     let push = fixture("push", 0);
     app.post_signed("push", &new_id(), &push.bytes).await;
+    let ping = fixture("ping", 0);
+    app.post_signed("ping", &new_id(), &ping.bytes).await;
     // A delivery refused at ingest (no headers at all).
     let refused = app
         .client

@@ -1,0 +1,117 @@
+//! The ingest filter's HTTP face: `GET/PUT /api/filters` to read and replace the
+//! rules in force, and `GET /api/webhooks/ignored`, the log of authentic deliveries
+//! they turned away. A filter set here lasts until the process stops; the settings
+//! (`HOOKVAULT_INGEST_ALLOW`, `HOOKVAULT_INGEST_DENY`) are what a start begins with.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::forwarding::json_body;
+use super::openapi::ErrorEnvelope;
+use super::rejected::{RejectedEnvelope, log_view, parse_log_limit};
+use super::{ApiError, AppState, envelope};
+use crate::domain::{ErrorCode, FilterSpec, IngestFilter};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_filters, replace_filters))
+        .routes(routes!(ignored))
+}
+
+/// The ingest filter: `field:glob` rules (fields `event`, `action`, `repository`,
+/// `organization`). A delivery is kept when it matches an allow rule (or there are
+/// none) and no deny rule.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Filters {
+    #[serde(default)]
+    #[schema(example = json!(["organization:octo-org"]))]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    #[schema(example = json!(["event:status", "repository:octo-org/sandbox-*"]))]
+    pub deny: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct FiltersEnvelope {
+    success: bool,
+    data: Filters,
+}
+
+/// [`json_body`] that must be a JSON object: serde would also read a struct from an
+/// array of its fields in order.
+pub(super) fn object_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let value: Value = json_body(headers, body, expected)?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("expected {expected}"),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("expected {expected}: {e}")))
+}
+
+fn view(filter: &IngestFilter) -> Filters {
+    let FilterSpec { allow, deny } = filter.spec();
+    Filters { allow, deny }
+}
+
+#[utoipa::path(get, path = "/api/filters", tag = "ingest",
+    responses((status = 200, description = "The ingest filter in force", body = FiltersEnvelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+async fn get_filters(State(state): State<AppState>) -> Json<Value> {
+    envelope::ok(view(&state.ingest_filter.current()))
+}
+
+#[utoipa::path(put, path = "/api/filters", tag = "ingest",
+    request_body = Filters,
+    responses((status = 200, description = "The new filter, in force for the next delivery (until the process stops)", body = FiltersEnvelope),
+        (status = 400, description = "A rule that is not field:glob, an unknown field, a bad glob, or too many rules (the message names the rule)", body = ErrorEnvelope),
+        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
+        (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+async fn replace_filters(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let expected = "an object {allow: [...], deny: [...]}";
+    let Filters { allow, deny } = object_body(&headers, body, expected)?;
+    let filter = IngestFilter::from_spec(&FilterSpec { allow, deny })
+        .map_err(|e| ApiError::new(ErrorCode::InvalidFilter, e.0))?;
+    let answer = view(&filter);
+    tracing::info!(allow = ?answer.allow, deny = ?answer.deny, "ingest filter replaced");
+    state.ingest_filter.replace(filter);
+    Ok(envelope::ok(answer))
+}
+
+#[utoipa::path(get, path = "/api/webhooks/ignored", tag = "ingest",
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 100")),
+    responses(
+        (status = 200, description = "Authentic deliveries the ingest filter ignored, newest first (the last 1,000 are kept; metadata only, never the body), with a count per rule in byReason", body = RejectedEnvelope),
+        (status = 400, description = "Bad limit", body = ErrorEnvelope),
+        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
+    ))]
+async fn ignored(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = parse_log_limit(&params)?;
+    let log = state.store.ignored(limit).await?;
+    Ok(envelope::ok(log_view(log)))
+}
