@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::dedup::{ContentWindow, Original};
+use super::request::{DuplicateReason, IngestOutcome, PreparedEvent, WriteRequest};
 use super::slot::DbSlot;
 use super::tables;
 use super::tail::Tail;
-use super::writer::{DuplicateReason, IngestOutcome, PreparedEvent, WriteRequest};
 use super::{EventRecord, StoreError, codec};
 use crate::domain::ContentKey;
 use crate::log::Log;

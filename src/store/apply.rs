@@ -11,11 +11,10 @@ use super::appender::LogEntry;
 use super::events;
 use super::forwarding;
 use super::rejected;
+use super::request::{DuplicateReason, IngestOutcome, Outcome, WriteRequest};
 use super::tables::{self, WriteTables, meta};
 use super::tokens;
-use super::writer::{
-    DuplicateReason, IngestOutcome, MAX_BATCH, Outcome, TWO_PHASE_COMMIT, WriteRequest,
-};
+use super::writer::{MAX_BATCH, TWO_PHASE_COMMIT};
 use super::{Status, StoreError, codec};
 
 /// Applies every request of the batch; returns their outcomes and the last change id.

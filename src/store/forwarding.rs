@@ -7,8 +7,8 @@
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
+use super::request::WriteRequest;
 use super::tables::{CURSORS, FORWARD_FAILED, FORWARD_TARGETS, WriteTables};
-use super::writer::WriteRequest;
 use super::{Store, StoreError};
 
 /// A change to forwarding's state. Each batch commits durably before it is answered.

@@ -20,6 +20,7 @@ mod query;
 mod reads;
 mod record;
 mod rejected;
+mod request;
 mod slot;
 mod snapshot;
 mod stats;
@@ -50,20 +51,21 @@ pub use query::{EventQuery, Page};
 pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
+pub use request::{DuplicateReason, IngestOutcome, PreparedEvent};
 pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use tables::SCHEMA_VERSION;
 pub use tokens::TokenChange;
 pub use verify::Difference;
-pub use writer::{DuplicateReason, IngestOutcome, PreparedEvent};
 
 use crate::domain::Delivery;
 use crate::log::Log;
 use appender::{AppendRequest, Appender, LogEntry};
+use request::WriteRequest;
 use slot::DbSlot;
 use std::sync::atomic::Ordering;
 use tables::meta;
-use writer::{WriteHealth, WriteRequest, Writer};
+use writer::{WriteHealth, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "hookvault.redb";

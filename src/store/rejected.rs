@@ -6,8 +6,8 @@
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::request::WriteRequest;
 use super::tables::{self, WriteTables, meta};
-use super::writer::WriteRequest;
 use super::{StoreError, codec};
 use crate::domain::Refusal;
 

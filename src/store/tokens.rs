@@ -6,8 +6,8 @@
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
+use super::request::WriteRequest;
 use super::tables::TOKENS;
-use super::writer::WriteRequest;
 use super::{Store, StoreError};
 
 /// A change to the tokens table.

@@ -14,17 +14,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use redb::Durability;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::appender::{LogEntry, LogProgress};
+use super::StoreError;
+use super::appender::LogProgress;
 use super::apply::{apply_batch, logged_after, write_entries};
-use super::events::StatusUpdate;
-use super::forwarding::ForwardingChange;
-use super::rejected::RejectedDelivery;
+use super::request::{Outcome, WriteRequest, refuse};
 use super::slot::DbSlot;
 use super::tail::Tail;
-use super::{EventRecord, StoreError};
-use crate::domain::{ContentKey, timestamp};
+use crate::domain::timestamp;
 
 /// Most requests committed in one transaction. Bounds the time one commit holds the
 /// callers of the batch, and the memory of one transaction.
@@ -55,99 +53,6 @@ const DURABLE_EVERY: Duration = Duration::from_secs(1);
 /// are, the less of both a delivery pays. Lists, statistics and search see a delivery
 /// at most this much later.
 const APPLY_EVERY: Duration = Duration::from_millis(10);
-
-/// A delivery made ready for storage by its caller (encoding and compression happen
-/// there, in parallel, so the writer only inserts).
-pub struct PreparedEvent {
-    pub content_key: Option<ContentKey>,
-    /// Known to duplicate the content of this stored delivery (an imported
-    /// duplicate): stored as its duplicate whatever the dedup window says.
-    pub duplicate_of: Option<String>,
-    pub record: EventRecord,
-    pub compressed_body: Vec<u8>,
-    pub encoded_headers: Vec<u8>,
-}
-
-pub enum WriteRequest {
-    /// Deliveries appended to the log (and answered already), to apply.
-    Apply {
-        entries: Vec<Arc<LogEntry>>,
-        /// Redeliveries of stored ids the log writer answered, to count.
-        delivery_duplicates: u64,
-        /// When the log writer synced the batch.
-        appended_at: Instant,
-    },
-    Update {
-        update: StatusUpdate,
-        reply: oneshot::Sender<Result<Option<EventRecord>, StoreError>>,
-    },
-    /// Retention: retire these events; answers how many were still there.
-    Retire {
-        seqs: Vec<u64>,
-        reply: oneshot::Sender<Result<usize, StoreError>>,
-    },
-    /// Remove these test events entirely; answers how many were removed.
-    RemoveTests {
-        seqs: Vec<u64>,
-        reply: oneshot::Sender<Result<usize, StoreError>>,
-    },
-    /// A delivery refused at the edge, for the rejected log. Nobody waits for it.
-    Reject(Box<RejectedDelivery>),
-    /// An authentic delivery the ingest filter ignored, for its log. Nobody waits.
-    Ignore(Box<RejectedDelivery>),
-    /// A consumer's new cursor (`cursors_v1`). Without `durable` nobody waits for
-    /// it: it rides on the next durable commit, and a consumer repeats what a crash
-    /// made it forget. With it, it gets a durable commit, answered once durable.
-    Cursor {
-        name: String,
-        seq: u64,
-        durable: Option<oneshot::Sender<Result<(), StoreError>>>,
-    },
-    /// API tokens: durable before answered.
-    Tokens {
-        change: super::tokens::TokenChange,
-        reply: oneshot::Sender<Result<bool, StoreError>>,
-    },
-    /// Forwarding's targets and failed deliveries: durable before answered.
-    Forwarding {
-        changes: Vec<ForwardingChange>,
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
-}
-
-/// What the store did with a delivery. Both variants are durable when returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IngestOutcome {
-    Stored {
-        seq: u64,
-    },
-    /// `seq` is where the delivery id is found: the earlier copy for a redelivery,
-    /// the duplicate's own event for a content duplicate.
-    Duplicate {
-        seq: u64,
-        reason: DuplicateReason,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DuplicateReason {
-    /// The delivery id is already stored (a redelivery, or a racing copy).
-    DeliveryId,
-    /// The same content came within the dedup window under another delivery id:
-    /// stored, marked `duplicate` of that one (`None` if it was retired meanwhile).
-    Content { of: Option<String> },
-}
-
-pub(super) enum Outcome {
-    Applied,
-    Update(Option<Box<EventRecord>>),
-    Retire(usize),
-    Removed(usize),
-    Rejected,
-    Cursor,
-    Forwarding,
-    Tokens(bool),
-}
 
 /// How the writer's commits have been going, for health.
 #[derive(Debug, Default)]
@@ -484,34 +389,5 @@ impl Writer {
             observe(batch.len(), now.elapsed());
         }
         Ok((outcomes, last_change))
-    }
-}
-
-/// Answers a request that will not be carried out. Logged deliveries have been
-/// answered already: the log keeps them for the reopened database.
-pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
-    match request {
-        WriteRequest::Apply { .. } => {}
-        WriteRequest::Update { reply, .. } => {
-            let _ = reply.send(Err(error.clone()));
-        }
-        WriteRequest::Retire { reply, .. } | WriteRequest::RemoveTests { reply, .. } => {
-            let _ = reply.send(Err(error.clone()));
-        }
-        WriteRequest::Forwarding { reply, .. } => {
-            let _ = reply.send(Err(error.clone()));
-        }
-        WriteRequest::Tokens { reply, .. } => {
-            let _ = reply.send(Err(error.clone()));
-        }
-        WriteRequest::Cursor {
-            durable: Some(reply),
-            ..
-        } => {
-            let _ = reply.send(Err(error.clone()));
-        }
-        WriteRequest::Reject(_)
-        | WriteRequest::Ignore(_)
-        | WriteRequest::Cursor { durable: None, .. } => {}
     }
 }
