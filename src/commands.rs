@@ -7,6 +7,9 @@
 use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::backup::{self, RestoreError};
 use crate::config::{
@@ -302,6 +305,45 @@ pub fn running_instance(
         .map(str::to_owned)
         .or_else(|| config.api_token.as_ref().map(|t| t.expose().to_owned()));
     (base, token)
+}
+
+/// One API call to a running instance, for the commands that talk to it: the
+/// answer's `data`, or an error naming the URL, the status and the server's message.
+/// `timeout` bounds the whole call (none for a call that may wait, like a backfill
+/// run waiting out GitHub's rate limits).
+pub async fn ask_instance(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<String>,
+    body: Option<serde_json::Value>,
+    timeout: Option<Duration>,
+) -> anyhow::Result<serde_json::Value> {
+    crate::tls::install_provider();
+    let mut client = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+    if let Some(timeout) = timeout {
+        client = client.timeout(timeout);
+    }
+    let mut request = client.build()?.request(method, url);
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let answer: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
+    if !status.is_success() {
+        let message = answer["error"]["message"].as_str().unwrap_or("no message");
+        anyhow::bail!("{url} answered {status}: {message}");
+    }
+    Ok(answer["data"].clone())
 }
 
 /// Downloads `GET /api/backup` into `--to`, checks the archive whole, then puts it

@@ -3,9 +3,8 @@
 //! scripts); what the run did goes to standard error.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::config::{BackfillArgs, Config};
@@ -18,39 +17,15 @@ pub fn run(config: &Config, args: &BackfillArgs) -> ExitCode {
         crate::commands::running_instance(config, args.url.as_deref(), args.token.as_deref());
     let url = format!("{base}/api/backfill");
     let body = json!({"since": args.since, "dryRun": args.dry_run});
-    match crate::commands::runtime().block_on(post(&url, token, body)) {
+    // No overall timeout: a run waits out GitHub's rate limits when it must.
+    let call = crate::commands::ask_instance(Method::POST, &url, token, Some(body), None);
+    match crate::commands::runtime().block_on(call) {
         Ok(summary) => report(&summary),
         Err(e) => {
             eprintln!("hookvault backfill: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn post(url: &str, token: Option<String>, body: Value) -> anyhow::Result<Value> {
-    crate::tls::install_provider();
-    // No overall timeout: a run waits out GitHub's rate limits when it must.
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()?;
-    let mut request = client
-        .post(url)
-        .header("Content-Type", "application/json")
-        .body(body.to_string());
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let answer: Value = serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
-    if !status.is_success() {
-        let message = answer["error"]["message"].as_str().unwrap_or("no message");
-        anyhow::bail!("{url} answered {status}: {message}");
-    }
-    Ok(answer["data"].clone())
 }
 
 /// Prints the run; exit 0 for a run without errors, 1 otherwise.

@@ -5,23 +5,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::config::{Config, TokenAction, TokenArgs};
 
 pub fn run(config: &Config, args: &TokenArgs) -> ExitCode {
-    let base = match &args.url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => crate::banner::Banner::new(config, config.listen)
-            .local_url()
-            .to_owned(),
-    };
-    let token = args
-        .token
-        .clone()
-        .or_else(|| config.api_token.as_ref().map(|t| t.expose().to_owned()));
+    let (base, token) =
+        crate::commands::running_instance(config, args.url.as_deref(), args.token.as_deref());
     let (method, path, body) = match &args.action {
         TokenAction::Create {
             name,
@@ -41,7 +32,9 @@ pub fn run(config: &Config, args: &TokenArgs) -> ExitCode {
         ),
     };
     let url = format!("{base}{path}");
-    let answer = crate::commands::runtime().block_on(call(method, &url, token, body));
+    let call =
+        crate::commands::ask_instance(method, &url, token, body, Some(Duration::from_secs(30)));
+    let answer = crate::commands::runtime().block_on(call);
     match (answer, &args.action) {
         (Err(e), _) => {
             eprintln!("hookvault token: {e:#}");
@@ -88,37 +81,4 @@ pub fn run(config: &Config, args: &TokenArgs) -> ExitCode {
 
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-async fn call(
-    method: Method,
-    url: &str,
-    token: Option<String>,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    crate::server::tls::install_provider();
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let mut request = client.request(method, url);
-    if let Some(body) = body {
-        request = request
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
-    }
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let answer: Value = serde_json::from_slice(&response.bytes().await?).unwrap_or_default();
-    if !status.is_success() {
-        let message = answer["error"]["message"].as_str().unwrap_or("no message");
-        anyhow::bail!("{url} answered {status}: {message}");
-    }
-    Ok(answer["data"].clone())
 }
