@@ -120,6 +120,20 @@ pub async fn refuse_unknown(
     next.run(request).await
 }
 
+/// `hours`: a window in whole hours, from 1 to `max`; 24 unless given.
+pub(crate) fn window_hours(params: &HashMap<String, String>, max: i64) -> Result<i64, ApiError> {
+    match params.get("hours").map(|h| h.trim()) {
+        None | Some("") => Ok(24),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|h| (1..=max).contains(h))
+            .ok_or_else(|| {
+                ApiError::bad_parameter("hours", format!("must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

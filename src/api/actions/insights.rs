@@ -21,19 +21,7 @@ const TOP: usize = 10;
 
 /// `hours`: the window in hours, 24 unless given.
 pub(crate) fn parse_hours(params: &HashMap<String, String>) -> Result<i64, ApiError> {
-    match params.get("hours").map(|h| h.trim()) {
-        None | Some("") => Ok(24),
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|h| (1..=MAX_HOURS).contains(h))
-            .ok_or_else(|| {
-                ApiError::bad_parameter(
-                    "hours",
-                    format!("must be a whole number from 1 to {MAX_HOURS}"),
-                )
-            }),
-    }
+    crate::api::params::window_hours(params, MAX_HOURS)
 }
 
 type Metrics = BTreeMap<String, i64>;
