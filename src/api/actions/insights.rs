@@ -2,7 +2,7 @@
 //! queue/run time percentiles per repository × workflow × job × label set, summed
 //! from the hourly cells of the window.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use axum::extract::{Query, State};
@@ -221,11 +221,52 @@ pub(super) async fn insights(
 }
 
 /// The insights answer from the window's cells, with only the groups of this
-/// repository, workflow and label set when given, as JSON text (written from each
-/// group's line, see [`Lines`]). Public so that the statistics bench times the whole
-/// answer, not only the store's read.
+/// repository, workflow and label set when given, as JSON text: the same answer as
+/// last time if the sums did not change since, else written from each group's line
+/// (see [`Lines`]). Public so that the statistics bench times the whole answer, not
+/// only the store's read.
 pub fn answer(
     cells: InsightCells,
+    hours: i64,
+    repository: Option<&str>,
+    workflow: Option<&str>,
+    labels: Option<&str>,
+) -> String {
+    let key = AnswerKey {
+        version: cells.sums.version,
+        from_hour_ms: cells.from_hour_ms,
+        hours,
+        filters: [repository, workflow, labels].map(|f| f.map(str::to_owned)),
+    };
+    let mut kept = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, text)) = kept.iter().find(|(k, _)| *k == key) {
+        return text.to_string();
+    }
+    drop(kept);
+    let text: Arc<str> = write_answer(&cells, hours, repository, workflow, labels).into();
+    kept = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
+    kept.push_front((key, text.clone()));
+    kept.truncate(KEPT_ANSWERS);
+    text.to_string()
+}
+
+/// What an answer follows from: the sums (by version) and the question.
+#[derive(PartialEq, Eq)]
+struct AnswerKey {
+    version: u64,
+    from_hour_ms: i64,
+    hours: i64,
+    filters: [Option<String>; 3],
+}
+
+/// The last answers written, newest first: asked again before the window's sums
+/// change (by a commit with jobs in it, or the hour turning), an answer is copied,
+/// not written again.
+static ANSWERS: LazyLock<Mutex<VecDeque<(AnswerKey, Arc<str>)>>> = LazyLock::new(Default::default);
+const KEPT_ANSWERS: usize = 16;
+
+fn write_answer(
+    cells: &InsightCells,
     hours: i64,
     repository: Option<&str>,
     workflow: Option<&str>,
@@ -454,6 +495,9 @@ mod tests {
                 let labels = pick(&mut rng, &["gpu", "self-hosted,linux", "ubuntu-latest"]);
                 let text = answer(kept, hours, repository, workflow, labels);
                 assert_eq!(text, answer(summed, hours, repository, workflow, labels));
+                // Asked again, unchanged: the answer kept as text.
+                let again = store.actions_insights(now, hours).await.unwrap();
+                assert_eq!(text, answer(again, hours, repository, workflow, labels));
                 let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(parsed["window"]["hours"], hours);
                 compared += 1;

@@ -73,11 +73,7 @@ fn sum_rows(
                 (first, last.min(bf - 1), 1),
                 (first.max(bl + 1), last, 1),
             ]);
-            WindowSums {
-                first_hour: first,
-                last_hour: last,
-                groups: base.groups.clone(),
-            }
+            base.rehoused(first, last)
         }
         None => {
             ranges.push((first, last, 1));

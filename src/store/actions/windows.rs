@@ -14,6 +14,7 @@
 //! the next question is a new window.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// (repository, workflow, job name, label set).
@@ -34,11 +35,29 @@ pub const LOG_BATCHES: usize = 256;
 
 /// The hourly rows of hours `first_hour..=last_hour` summed per group (groups without
 /// a row in the window are absent, and every sum kept has a non-zero slot).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WindowSums {
     pub first_hour: i64,
     pub last_hour: i64,
     pub groups: BTreeMap<GroupKey, Box<[i64]>>,
+    /// Unique to these sums in this process: changed with them, so that whatever
+    /// follows from them alone (an answer written as text) can be kept under it.
+    pub version: u64,
+}
+
+/// Equal sums of the same hours (whatever their versions).
+impl PartialEq for WindowSums {
+    fn eq(&self, other: &Self) -> bool {
+        (self.first_hour, self.last_hour, &self.groups)
+            == (other.first_hour, other.last_hour, &other.groups)
+    }
+}
+
+impl Eq for WindowSums {}
+
+fn next_version() -> u64 {
+    static VERSIONS: AtomicU64 = AtomicU64::new(1);
+    VERSIONS.fetch_add(1, Ordering::Relaxed)
 }
 
 impl WindowSums {
@@ -47,6 +66,17 @@ impl WindowSums {
             first_hour,
             last_hour,
             groups: BTreeMap::new(),
+            version: next_version(),
+        }
+    }
+
+    /// The same sums over other hours (to which the caller brings them).
+    pub fn rehoused(&self, first_hour: i64, last_hour: i64) -> Self {
+        Self {
+            first_hour,
+            last_hour,
+            groups: self.groups.clone(),
+            version: next_version(),
         }
     }
 
@@ -55,6 +85,7 @@ impl WindowSums {
         if hour < self.first_hour || hour > self.last_hour {
             return;
         }
+        self.version = next_version();
         let sum = match self.groups.get_mut(group) {
             Some(sum) => sum,
             None => self
@@ -73,6 +104,7 @@ impl WindowSums {
 
     /// Adds `sign` times a row to its group's sum, whatever its hour.
     pub fn add_any_hour(&mut self, group: GroupKey, row: &[i64], sign: i64) {
+        self.version = next_version();
         let sum = self
             .groups
             .entry(group)
@@ -84,6 +116,7 @@ impl WindowSums {
 
     /// Drops the groups whose sums are all zero (no row left in the window).
     pub fn drop_empty(&mut self) {
+        self.version = next_version();
         self.groups.retain(|_, sum| sum.iter().any(|v| *v != 0));
     }
 
@@ -295,7 +328,9 @@ mod tests {
         let deltas = vec![(11, group("a"), vec![1, 0]), (9, group("b"), vec![1, 1])];
         windows.committed(deltas, || Ok::<_, ()>(())).unwrap();
         let summed = sums(10, 12, &[(10, "a", [2, 1])]);
+        let version = summed.version;
         let kept = windows.install(ticket, summed);
+        assert_ne!(kept.version, version, "changed since summed");
         assert_eq!(*kept, sums(10, 12, &[(10, "a", [3, 1])]));
         assert_eq!(windows.get(10, 12), Some(kept));
         // Later commits reach it; one that empties a group removes it.
