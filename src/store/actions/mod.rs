@@ -17,6 +17,7 @@ pub use reads::{ActionsTotals, InsightCells, LiveJob};
 pub use verify::differences;
 pub use windows::{InsightWindows, RowDeltas, WindowSums};
 
+use super::counters::add_to;
 use super::{EventRecord, StoreError, codec, compression, tables};
 use crate::domain::job::{JobObservation, JobStatus};
 use state::{Cell, JobState, RunJobKey};
@@ -28,7 +29,9 @@ type Group = (i64, String, String, String, String);
 /// Whether a stored event feeds the Actions state: a job delivery of its own (not a
 /// content duplicate of another hook's copy, not a synthesized test).
 pub fn is_job_event(record: &EventRecord) -> bool {
-    record.event == "workflow_job" && record.status != super::Status::Duplicate && !record.test
+    record.origin.event == "workflow_job"
+        && record.status != super::Status::Duplicate
+        && !record.test
 }
 
 /// The job a stored body describes.
@@ -49,18 +52,6 @@ pub struct ActionsTables<'txn> {
     /// The hourly rows [`Self::flush`] changed, and by how much: for the insight
     /// windows kept in memory, once the transaction commits.
     pub changed_rows: RowDeltas,
-}
-
-macro_rules! add_to {
-    ($table:expr, $key:expr, $delta:expr) => {{
-        let key = $key;
-        let value = $table.get(key)?.map_or(0, |v| v.value()) + $delta;
-        if value == 0 {
-            $table.remove(key)?;
-        } else {
-            $table.insert(key, value)?;
-        }
-    }};
 }
 
 impl<'txn> ActionsTables<'txn> {
@@ -197,18 +188,18 @@ impl<'txn> ActionsTables<'txn> {
                     row[slot] += delta;
                 }
                 Cell::Total { labels, metric } => {
-                    add_to!(self.totals, (labels.as_str(), metric.as_str()), delta)
+                    add_to(&mut self.totals, (labels.as_str(), metric.as_str()), delta)?
                 }
                 Cell::Live {
                     status,
                     labels,
                     created_ms,
                     job_id,
-                } => add_to!(
-                    self.live,
+                } => add_to(
+                    &mut self.live,
                     (status, labels.as_str(), created_ms, job_id),
-                    delta
-                ),
+                    delta,
+                )?,
             }
         }
         for ((hour, repo, workflow, job, labels), deltas) in rows {
