@@ -158,8 +158,11 @@ fn summary(row: &Row, group: Option<&GroupKey>) -> String {
 /// A few sums are kept per group (windows of other lengths differ).
 #[derive(Default)]
 struct Lines {
-    by_group: HashMap<GroupKey, Vec<(Box<Row>, Arc<str>)>>,
+    by_group: HashMap<GroupKey, Vec<KeptLine>>,
 }
+
+/// A group's sums and the line written from them.
+type KeptLine = (Box<Row>, Arc<str>);
 
 /// Sums kept per group.
 const LINES_PER_GROUP: usize = 4;
@@ -261,7 +264,8 @@ struct AnswerKey {
 /// The last answers written, newest first: asked again before the window's sums
 /// change (by a commit with jobs in it, or the hour turning), an answer is copied,
 /// not written again.
-static ANSWERS: LazyLock<Mutex<VecDeque<(AnswerKey, Arc<str>)>>> = LazyLock::new(Default::default);
+static ANSWERS: LazyLock<Mutex<VecDeque<KeptAnswer>>> = LazyLock::new(Default::default);
+type KeptAnswer = (AnswerKey, Arc<str>);
 const KEPT_ANSWERS: usize = 16;
 
 fn write_answer(
