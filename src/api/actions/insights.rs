@@ -166,8 +166,9 @@ type KeptLine = (Box<Row>, Arc<str>);
 
 /// Sums kept per group.
 const LINES_PER_GROUP: usize = 4;
-/// Groups kept at most; past it the cache starts again.
-const LINE_GROUPS: usize = 16 * 1024;
+/// Groups kept at most (a line and its sums take about 1 KB); past it the cache
+/// starts again.
+const LINE_GROUPS: usize = 4 * 1024;
 
 static LINES: LazyLock<Mutex<Lines>> = LazyLock::new(Default::default);
 
@@ -245,11 +246,16 @@ pub fn answer(
         return text.to_string();
     }
     drop(kept);
-    let text: Arc<str> = write_answer(&cells, hours, repository, workflow, labels).into();
+    let text = write_answer(&cells, hours, repository, workflow, labels);
     kept = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
-    kept.push_front((key, text.clone()));
+    kept.push_front((key, text.as_str().into()));
     kept.truncate(KEPT_ANSWERS);
-    text.to_string()
+    let mut bytes = 0;
+    kept.retain(|(_, text)| {
+        bytes += text.len();
+        bytes <= KEPT_ANSWER_BYTES
+    });
+    text
 }
 
 /// What an answer follows from: the sums (by version) and the question.
@@ -267,6 +273,8 @@ struct AnswerKey {
 static ANSWERS: LazyLock<Mutex<VecDeque<KeptAnswer>>> = LazyLock::new(Default::default);
 type KeptAnswer = (AnswerKey, Arc<str>);
 const KEPT_ANSWERS: usize = 16;
+/// Bytes of answers kept at most (an answer about 480 groups is about 200 KB).
+const KEPT_ANSWER_BYTES: usize = 8 << 20;
 
 fn write_answer(
     cells: &InsightCells,
