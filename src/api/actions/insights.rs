@@ -1,6 +1,7 @@
 //! `GET /api/actions/insights`: counts, conclusions, failure rate, flakiness and
 //! queue/run time percentiles per repository × workflow × job × label set, summed
-//! from the hourly cells of the window.
+//! from the hourly cells of the window (kept summed by the store once asked for),
+//! written as JSON text from each group's line, kept until its sums change.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
