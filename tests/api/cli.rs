@@ -270,3 +270,57 @@ async fn the_banner_names_the_bound_port_and_urls_that_answer() {
     assert!(stderr.contains("api_token=\"set\""), "{stderr}");
     assert!(!stdout.contains(token) && !stderr.contains(token));
 }
+
+/// A refused delivery leaves one `info` line at the default log level: the reason
+/// code, the delivery id, the event and the sender's address; never the body, the
+/// signature sent or the secret.
+#[tokio::test]
+async fn a_rejected_delivery_is_logged_without_secret_or_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut binary = Binary::start(command(dir.path()));
+    let secret = std::fs::read_to_string(dir.path().join("webhook-secret")).unwrap();
+    let id = new_id();
+    let body = br#"{"zen":"a-body-word-that-must-not-be-logged","hook_id":1}"#;
+    let forged = Signature::compute(b"not-the-secret", body).to_header();
+    let delivery = Delivery::new("ping", &id, body).with("X-Hub-Signature-256", &forged);
+    let client = crate::helpers::client();
+    let mut request = client.post(format!("{}/api/webhooks/github", binary.address));
+    for (name, value) in &delivery.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.body(delivery.body).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+
+    let mut line = None;
+    for _ in 0..100 {
+        line = binary
+            .logged()
+            .lines()
+            .find(|l| l.contains("delivery rejected"))
+            .map(str::to_owned);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let line = line.expect("a log line for the rejected delivery");
+    assert!(line.contains("INFO"), "{line}");
+    assert!(line.contains(&id), "names the delivery: {line}");
+    assert!(
+        line.contains("signature_mismatch"),
+        "names the reason: {line}"
+    );
+    assert!(
+        line.contains("remote=127.0.0.1"),
+        "names the sender: {line}"
+    );
+    assert!(line.contains("ping"), "names the event: {line}");
+    let log = binary.logged();
+    for private in [
+        secret.trim(),
+        "a-body-word-that-must-not-be-logged",
+        forged.trim_start_matches("sha256="),
+    ] {
+        assert!(!log.contains(private), "{private} is not logged: {log}");
+    }
+}
