@@ -78,6 +78,73 @@ async fn a_generated_secret_is_printed_once_and_works() {
     assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
 }
 
+/// Without HOOKVAULT_API_TOKEN the first start generates an API token like the
+/// secret: saved 0600 in the data directory, printed once with the dashboard URL,
+/// never logged. Callers on this machine still need none; a caller that is not
+/// (here: one behind a proxy) needs it, and is told in words where to find it.
+#[tokio::test]
+async fn a_generated_api_token_is_printed_once_and_lets_other_machines_in() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let first = Binary::start(command(dir.path()));
+    let path = dir.path().join("api-token");
+    let token = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(token.len(), 64);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let client = crate::helpers::client();
+    let events = format!("{}/api/webhooks/events", first.address);
+    let local = client.get(&events).send().await.unwrap();
+    assert_eq!(local.status(), 200, "this machine needs no token");
+    let health: serde_json::Value = client
+        .get(format!("{}/api/webhooks/health", first.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["data"]["tokenRequired"], false, "{health}");
+    let remote = || client.get(&events).header("x-forwarded-for", "192.0.2.7");
+    let refused = remote().send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("api-token"),
+        "says where the token is: {message}"
+    );
+    let admitted = remote().bearer_auth(&token).send().await.unwrap();
+    assert_eq!(admitted.status(), 200, "the token lets other machines in");
+    let wrong = client
+        .get(&events)
+        .bearer_auth("not-the-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong.status(),
+        401,
+        "a wrong token is refused, also locally"
+    );
+    let (stdout, stderr) = first.terminate();
+    assert_eq!(
+        stdout.matches(token.as_str()).count(),
+        1,
+        "printed once: {stdout}"
+    );
+    assert!(
+        stdout.contains("/dashboard"),
+        "with the dashboard URL: {stdout}"
+    );
+    assert!(!stderr.contains(token.as_str()), "never in the log");
+
+    let second = Binary::start(command(dir.path()));
+    let (stdout, stderr) = second.terminate();
+    assert!(!stdout.contains(token.as_str()) && !stderr.contains(token.as_str()));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), token, "kept");
+}
+
 #[tokio::test]
 async fn configured_secrets_never_appear_in_debug_logs() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,10 +318,16 @@ async fn the_banner_names_the_bound_port_and_urls_that_answer() {
         );
     }
     assert!(
-        stdout.contains("  API token:              not set, so the API and dashboard answer clients on this machine only"),
+        stdout.contains(&format!(
+            "  API token:              in {}/api-token (mode 0600): clients on this machine need none",
+            data_dir.display()
+        )),
         "{stdout}"
     );
-    assert!(stderr.contains("api_token=\"not set\""), "{stderr}");
+    assert!(
+        stderr.contains("api_token=\"in the data directory\""),
+        "{stderr}"
+    );
 
     // With a token: said to be set, never shown.
     let token = "banner-test-token-0123456789";
