@@ -109,7 +109,9 @@ async function start() {
   const response = await fetch("/api/webhooks/health");
   const health = (await response.json()).data;
   if (health.tokenRequired && !authToken()) {
-    askToken("this hookvault has an API token, and this browser has none yet.");
+    // One call, so the dialog shows the server's own words for the refusal.
+    await api("/api/webhooks/events?limit=1").catch(() => {});
+    if (!$("#token-dialog").open) askToken("this hookvault needs its API token from this browser.");
     return;
   }
   const token = authToken();
