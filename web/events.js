@@ -42,14 +42,10 @@ async function load() {
   const status = $("#events-summary");
   try {
     const body = await api(`/api/webhooks/events?${query()}`);
-    const { total } = body.pagination;
+    total = body.pagination.total;
     $("#event-rows").replaceChildren(...body.data.map((event) => eventRow(event)));
     if (page === 0) newestId = Math.max(0, ...body.data.map((event) => event.id));
-    const first = total ? page * PAGE + 1 : 0;
-    status.textContent = total ? `${first.toLocaleString()}–${(page * PAGE + body.data.length).toLocaleString()} of ${total.toLocaleString()} events` : "No events match.";
-    $("#events-newer").disabled = page === 0;
-    $("#events-older").disabled = (page + 1) * PAGE >= total;
-    $("#events-pages").hidden = total <= PAGE;
+    summarize();
     held.length = 0;
     showHeld();
   } catch (error) {
@@ -57,9 +53,20 @@ async function load() {
   }
 }
 
+let total = 0;
+function summarize() {
+  const shown = $("#event-rows").children.length;
+  $("#events-summary").textContent = total
+    ? `${(page * PAGE + 1).toLocaleString()}–${(page * PAGE + shown).toLocaleString()} of ${total.toLocaleString()} events`
+    : "No events match.";
+  $("#events-newer").disabled = page === 0;
+  $("#events-older").disabled = (page + 1) * PAGE >= total;
+  $("#events-pages").hidden = total <= PAGE;
+}
+
 // Whether a live event belongs on this page under these filters.
 function matches(event) {
-  if (page !== 0 || filter.to) return false;
+  if (filter.to) return false;
   if (filter.status && event.status !== filter.status) return false;
   if (filter.from && Date.parse(event.receivedAt) < Date.parse(toIso(filter.from))) return false;
   return true;
@@ -77,7 +84,7 @@ function showHeld() {
 function addLive(event) {
   newestId = Math.max(newestId, event.id);
   if (!matches(event)) return;
-  if (paused || !atTop() || $("#events").hidden) {
+  if (paused || page !== 0 || !atTop() || $("#events").hidden) {
     held.push(event);
     showHeld();
     return;
@@ -85,11 +92,17 @@ function addLive(event) {
   const rows = $("#event-rows");
   rows.prepend(eventRow(event));
   while (rows.children.length > PAGE) rows.lastChild.remove();
+  total += 1;
+  summarize();
 }
 function flushHeld() {
   const rows = $("#event-rows");
-  for (const event of held.splice(0)) rows.prepend(eventRow(event));
+  for (const event of held.splice(0)) {
+    rows.prepend(eventRow(event));
+    total += 1;
+  }
   while (rows.children.length > PAGE) rows.lastChild.remove();
+  summarize();
   showHeld();
 }
 $("#events-new").addEventListener("click", () => {

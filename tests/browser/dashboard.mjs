@@ -115,6 +115,35 @@ try {
   check(await page.inputValue("#events-filter input[name=event]") === "", "Back restores the unfiltered list");
   await page.waitForFunction(() => document.querySelector("#connection")?.textContent === "live");
 
+  // Paging: 50 more deliveries (the same issue event again and again: content
+  // duplicates, dimmed); on page 2 a new delivery waits behind "show new" instead of
+  // moving rows.
+  await Promise.all(Array.from({ length: 50 }, () => post("issues", fixture("issues", 0))));
+  await page.reload();
+  await page.waitForFunction(() => /of 5\d events/.test(document.querySelector("#events-summary").textContent));
+  check(await page.$("#event-rows tr.row-duplicate [data-status=duplicate]"), "duplicates are marked");
+  await page.click("#events-older");
+  await page.waitForFunction(() => new URLSearchParams(location.search).get("page") === "2");
+  await page.waitForSelector(`#event-rows tr[data-delivery="${jobId}"]`);
+  const lateId = await post("workflow_job", fixture("workflow_job", 2));
+  await page.waitForSelector("#events-new:not([hidden])");
+  check(await page.textContent("#events-new") === "Show 1 new event", "a new event waits on page 2");
+  check(!(await page.$(`#event-rows tr[data-delivery="${lateId}"]`)), "page 2 keeps its rows");
+  await page.click("#events-new");
+  await page.waitForSelector(`#event-rows tr:first-child[data-delivery="${lateId}"]`);
+  check(!new URLSearchParams(new URL(page.url()).search).get("page"), "back on the first page");
+
+  // Search shows highlighted hits, links readable (axe checks their contrast below).
+  await tab("search");
+  await page.fill("#search-form input[name=q]", "spelling");
+  for (let attempt = 0; attempt < 40 && !(await page.$("#search-hits mark")); attempt++) {
+    await page.press("#search-form input[name=q]", "Enter");
+    await page.waitForTimeout(250);
+  }
+  await page.waitForSelector("#search-hits mark");
+  check(/spelling/i.test(await page.textContent("#search-hits mark")), "matched word highlighted");
+  await noViolations(page, "search hits");
+
   // A rejected delivery shows in the Rejected view.
   const forged = await deliver("push", fixture("push", 0), { key: "not-the-secret" });
   check(forged.status === 401, `a wrong signature is refused (${forged.status})`);
