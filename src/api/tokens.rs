@@ -3,20 +3,23 @@
 //! `access::needed_scope`). The work is `tokens`'s; this is its HTTP face.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use bytes::Bytes;
+use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::filters::object_body;
+use super::body::{Expected, JsonObject};
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
 use crate::domain::{ErrorCode, timestamp};
 use crate::tokens::{TokenError, TokenRecord, TokenRequest};
+
+impl Expected for TokenRequest {
+    const EXPECTED: &'static str = "{name, scope: read|write|admin, organizations?, repositories?}";
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -113,8 +116,7 @@ fn view(record: &TokenRecord) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens",
-    responses((status = 200, description = "Every scoped token by name, with its last use (never the token)", body = TokenList),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Every scoped token by name, with its last use (never the token)", body = TokenList)))]
 async fn list(State(state): State<AppState>) -> Json<Value> {
     let all: Vec<Value> = state.tokens.list().iter().map(view).collect();
     envelope::ok(all)
@@ -124,20 +126,11 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
     request_body = NewToken,
     responses((status = 201, description = "The token, in `token`: shown this once", body = CreatedEnvelope),
         (status = 400, description = "A bad name, scope, organization or repository (the message names it)", body = ErrorEnvelope),
-        (status = 409, description = "A token with that name exists", body = ErrorEnvelope),
-        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 409, description = "A token with that name exists", body = ErrorEnvelope)))]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonObject(request): JsonObject<TokenRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: TokenRequest = object_body(
-        &headers,
-        body,
-        "{name, scope: read|write|admin, organizations?, repositories?}",
-    )?;
     let (token, record) = state.tokens.create(request).await?;
     tracing::info!(name = %record.name, scope = record.scope.as_str(), "API token created");
     let mut answer = view(&record);
@@ -148,9 +141,7 @@ async fn create(
 #[utoipa::path(delete, path = "/api/tokens/{name}", tag = "tokens",
     params(("name" = String, Path, description = "The token's name")),
     responses((status = 200, description = "Revoked: refused from the next request on", body = super::openapi::Envelope),
-        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope),
-        (status = 404, description = "No such token", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 404, description = "No such token", body = ErrorEnvelope)))]
 async fn revoke(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

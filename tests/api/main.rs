@@ -25,6 +25,7 @@ mod helpers;
 mod limits;
 mod metrics;
 mod nats;
+mod nats_auth;
 mod openapi;
 mod process;
 mod processing;
