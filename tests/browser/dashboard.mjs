@@ -96,6 +96,9 @@ try {
   check(command.includes("x-hub-signature-256: sha256=") && !command.includes(process.env.HOOKVAULT_SECRET), "signed, without the secret");
   const answer = JSON.parse(execFileSync("bash", ["-c", command], { encoding: "utf8", timeout: 20_000 }));
   check(answer.success && answer.data.status === "duplicate" && answer.data.deliveryId === prId, `the curl command is a duplicate: ${JSON.stringify(answer)}`);
+  await page.click("#event-replay");
+  await page.waitForFunction(() => document.querySelector("#event-action-result").textContent.startsWith("Replayed: processed"));
+  check((await apiJson(`/api/webhooks/events/${prId}`)).attempts >= 2, "Replay processed it again");
   await noViolations(page, "the event detail");
   await page.screenshot({ path: `${shots}/detail-desktop.png` });
   await page.keyboard.press("Escape");
@@ -192,7 +195,14 @@ try {
       check(count >= 2 || labels.includes("types"), `${labels}: labels drawn in ${hours} h (${count})`);
       check(out.length === 0, `${hours} h: ${labels} do not overlap: ${out.join("; ")}`);
     }
-    if (hours === "168") await page.screenshot({ path: `${shots}/stats-7d-desktop.png`, fullPage: true });
+    if (hours === "168") {
+      // A bar's tooltip names its hour and count.
+      const bar = await page.$("#chart-hourly rect[data-value]:not([data-value='0'])");
+      await bar.hover();
+      await page.waitForSelector("#chart-hourly .chart-tip:not([hidden])");
+      check(/\d+ events?/.test(await page.textContent("#chart-hourly .chart-tip")), "the tooltip gives the count");
+      await page.screenshot({ path: `${shots}/stats-7d-desktop.png`, fullPage: true });
+    }
   }
 
   // Security: an alert shows live, and from stored state after a reload.
