@@ -14,6 +14,7 @@ let filter = {}; // the URL's filters
 let page = 0;
 let newestId = 0;
 const held = [];
+let heldCount = 0;
 let paused = false;
 
 // datetime-local value (local time) → RFC 3339 for the API.
@@ -47,6 +48,7 @@ async function load() {
     if (page === 0) newestId = Math.max(0, ...body.data.map((event) => event.id));
     summarize();
     held.length = 0;
+    heldCount = 0;
     showHeld();
   } catch (error) {
     status.textContent = error.message;
@@ -77,15 +79,18 @@ function atTop() {
 }
 function showHeld() {
   const button = $("#events-new");
-  button.hidden = held.length === 0;
-  button.textContent = `Show ${held.length} new event${held.length === 1 ? "" : "s"}`;
+  button.hidden = heldCount === 0;
+  button.textContent = `Show ${heldCount} new event${heldCount === 1 ? "" : "s"}`;
   $("#events-pause").textContent = paused ? "Resume" : "Pause";
 }
 function addLive(event) {
   newestId = Math.max(newestId, event.id);
-  if (!matches(event)) return;
-  if (paused || page !== 0 || !atTop() || $("#events").hidden) {
+  // Hidden, the view reloads when shown; held rows are capped (the count is not).
+  if (!matches(event) || $("#events").hidden || $(`#event-rows tr[data-id="${event.id}"]`)) return;
+  if (paused || page !== 0 || !atTop()) {
     held.push(event);
+    if (held.length > PAGE) held.shift();
+    heldCount += 1;
     showHeld();
     return;
   }
@@ -97,10 +102,9 @@ function addLive(event) {
 }
 function flushHeld() {
   const rows = $("#event-rows");
-  for (const event of held.splice(0)) {
-    rows.prepend(eventRow(event));
-    total += 1;
-  }
+  for (const event of held.splice(0)) rows.prepend(eventRow(event));
+  total += heldCount;
+  heldCount = 0;
   while (rows.children.length > PAGE) rows.lastChild.remove();
   summarize();
   showHeld();
@@ -122,7 +126,8 @@ function subscribe() {
   if (filter.repository) live.repository = filter.repository;
   if (filter.event) live.eventType = filter.event;
   if (filter.action) live.action = filter.action;
-  feed.emit("subscribe:webhook-events", { ...live, since: newestId });
+  // Resume after the newest event seen; before any, live from now (never the whole store).
+  feed.emit("subscribe:webhook-events", newestId ? { ...live, since: newestId } : live);
 }
 
 let loaded = Promise.resolve();
