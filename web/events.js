@@ -130,10 +130,23 @@ function subscribe() {
   feed.emit("subscribe:webhook-events", newestId ? { ...live, since: newestId } : live);
 }
 
+// Suggestions for the repository and event fields, once: the catalog's event types
+// and the repositories seen.
+let suggested = false;
+async function suggest() {
+  if (suggested) return;
+  suggested = true;
+  const [types, repos] = await Promise.all([api("/api/webhooks/events/types"), api("/api/repositories?sort=name")]);
+  const options = (values) => values.map((value) => Object.assign(document.createElement("option"), { value }));
+  $("#known-events").replaceChildren(...options(types.data.categories.flatMap((c) => c.events.map((e) => e.name)).sort()));
+  $("#known-repositories").replaceChildren(...options(repos.data.map((r) => r.repository)));
+}
+
 let loaded = Promise.resolve();
 // Shown (also after Back/Forward): the URL's filters, the page they name.
 loaders.events = () => {
   readUrl();
+  suggest().catch(() => { suggested = false; });
   loaded = load().then(subscribe);
   return loaded;
 };

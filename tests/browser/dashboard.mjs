@@ -166,8 +166,11 @@ try {
   await tab("overview");
   await overviewAgrees("with a failed event");
   check(await page.textContent("#ov-failed") !== "0", "the failure is counted");
+  const failedCount = await page.textContent("#ov-failed");
   await page.click("#ov-failed");
   await page.waitForSelector(`#event-rows tr[data-delivery="${failedId}"].row-failed`);
+  const listed = await page.textContent("#events-summary");
+  check(listed.endsWith(`of ${failedCount} events`), `the list has as many as the overview counted (${listed}; ${failedCount})`);
   check(new URL(page.url()).searchParams.get("status") === "failed", "the failed count links to the failed events");
   await tab("failed");
   await page.click(`${failedRow} button`);
