@@ -135,6 +135,16 @@ try {
   await page.click("#events-new");
   await page.waitForSelector(`#event-rows tr:first-child[data-delivery="${lateId}"]`);
   check(!new URLSearchParams(new URL(page.url()).search).get("page"), "back on the first page");
+  // Scrolled down the first page, a new delivery waits too: the rows stay put.
+  await page.evaluate(() => window.scrollTo(0, 900));
+  const scrolled = await page.evaluate(() => window.scrollY);
+  check(scrolled > 100, `the page scrolls (${scrolled})`);
+  const lateId2 = await post("workflow_job", fixture("workflow_job", 0));
+  await page.waitForSelector("#events-new:not([hidden])");
+  check(await page.getAttribute("#event-rows tr:first-child", "data-delivery") === lateId, "the rows stay put");
+  check(await page.evaluate(() => window.scrollY) === scrolled, "the reader's place is kept");
+  await page.click("#events-new");
+  await page.waitForSelector(`#event-rows tr:first-child[data-delivery="${lateId2}"]`);
 
   // Search shows highlighted hits, links readable (axe checks their contrast below).
   await tab("search");
