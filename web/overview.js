@@ -1,7 +1,8 @@
 // The Overview (landing view): how things stand in one look. Health with its reasons,
 // the last 24 hours from the statistics API (events, success rate, failed, pending,
 // duplicates, each linking to its list), deliveries refused at the door, the search
-// index lag, a rate chart and the newest events. Refreshed as events arrive.
+// index lag, the NATS stream's lag and connection when streaming is on, a rate chart
+// and the newest events. Refreshed as events arrive.
 import { $, api, el, eventRow, loaders } from "./common.js";
 import { hourlyPoints, timeChart } from "./charts.js";
 import { viewUrl } from "./router.js";
@@ -18,6 +19,19 @@ function setLink(id, value, view, params) {
   const link = $(id);
   link.textContent = value;
   link.href = viewUrl(view, params);
+}
+
+// The NATS sink as health reports it (only when streaming is on): how far behind
+// the stream is, and whether it is connected or what went wrong.
+function showStream(stream) {
+  $("#ov-stream-card").hidden = !stream;
+  if (!stream) return;
+  $("#ov-stream").textContent = stream.lag === 0 ? "up to date" : `${stream.lag.toLocaleString()} behind`;
+  $("#ov-stream").className = `value ${stream.connected && stream.lag === 0 ? "healthy" : "degraded"}`;
+  const published = `${stream.published.toLocaleString()} published since start`;
+  const state = stream.connected ? `connected, ${published}` : "not connected";
+  // NATS's own words when something is wrong ("not connected to NATS", a refusal).
+  $("#ov-stream-detail").textContent = stream.lastError ? `${stream.lastError} (${published})` : state;
 }
 
 loaders.overview = async () => {
@@ -47,6 +61,7 @@ loaders.overview = async () => {
   }
   const lag = health.search?.indexLag ?? 0;
   $("#ov-lag").textContent = lag === 0 ? "up to date" : `${lag.toLocaleString()} behind`;
+  showStream(health.stream);
   const { points, bucketMs } = hourlyPoints(stats.hourly);
   timeChart($("#ov-chart"), points, { bucketMs, height: 180 });
   $("#ov-rows").replaceChildren(...newest.map((event) => eventRow(event)));
