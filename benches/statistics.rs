@@ -47,7 +47,7 @@ async fn time_insights(store: &Store, now_ms: i64) -> Insights {
         let started = Instant::now();
         let cells = store.actions_insights(now_ms, 24).await.unwrap();
         let read = started.elapsed();
-        let answer = hookvault::api::actions_insights(cells, 24, None, None, None);
+        let answer = hookvault::api::actions_insights(cells, 24, &Default::default());
         let total = started.elapsed();
         samples.push(total);
         reads.push(read);
@@ -99,7 +99,7 @@ async fn time_insights_changed(
         }
         let started = Instant::now();
         let cells = store.actions_insights(now_ms, 24).await.unwrap();
-        let answer = hookvault::api::actions_insights(cells, 24, None, None, None);
+        let answer = hookvault::api::actions_insights(cells, 24, &Default::default());
         samples.push(started.elapsed());
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
         let count = answer["totals"]["count"].as_i64().unwrap();

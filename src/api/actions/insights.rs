@@ -214,14 +214,30 @@ pub(super) async fn insights(
         .store
         .actions_insights(timestamp::now_ms(), hours)
         .await?;
-    let filter = |key: &str| params.get(key).map(String::as_str);
-    Ok(envelope::ok_text(answer(
-        cells,
-        hours,
-        filter("repository"),
-        filter("workflow"),
-        filter("labels"),
-    )))
+    let filter = |key: &str| params.get(key).cloned();
+    let groups = GroupFilter {
+        repository: filter("repository"),
+        workflow: filter("workflow"),
+        labels: filter("labels"),
+    };
+    Ok(envelope::ok_text(answer(cells, hours, &groups)))
+}
+
+/// Which groups an answer covers (all when empty). The whole filter is part of what
+/// a kept answer is found by: whatever else narrows an answer belongs here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupFilter {
+    pub repository: Option<String>,
+    pub workflow: Option<String>,
+    pub labels: Option<String>,
+}
+
+impl GroupFilter {
+    fn wants(&self, (repo, flow, _, set): &GroupKey) -> bool {
+        let wanted =
+            |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|w| w == value);
+        wanted(&self.repository, repo) && wanted(&self.workflow, flow) && wanted(&self.labels, set)
+    }
 }
 
 /// The insights answer from the window's cells, with only the groups of this
@@ -229,25 +245,19 @@ pub(super) async fn insights(
 /// last time if the sums did not change since, else written from each group's line
 /// (see [`Lines`]). Public so that the statistics bench times the whole answer, not
 /// only the store's read.
-pub fn answer(
-    cells: InsightCells,
-    hours: i64,
-    repository: Option<&str>,
-    workflow: Option<&str>,
-    labels: Option<&str>,
-) -> String {
+pub fn answer(cells: InsightCells, hours: i64, groups: &GroupFilter) -> String {
     let key = AnswerKey {
         version: cells.sums.version,
         from_hour_ms: cells.from_hour_ms,
         hours,
-        filters: [repository, workflow, labels].map(|f| f.map(str::to_owned)),
+        groups: groups.clone(),
     };
     let mut kept = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, text)) = kept.iter().find(|(k, _)| *k == key) {
         return text.to_string();
     }
     drop(kept);
-    let text = write_answer(&cells, hours, repository, workflow, labels);
+    let text = write_answer(&cells, hours, groups);
     kept = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
     kept.push_front((key, text.as_str().into()));
     kept.truncate(KEPT_ANSWERS);
@@ -265,7 +275,7 @@ struct AnswerKey {
     version: u64,
     from_hour_ms: i64,
     hours: i64,
-    filters: [Option<String>; 3],
+    groups: GroupFilter,
 }
 
 /// The last answers written, newest first: asked again before the window's sums
@@ -277,23 +287,14 @@ const KEPT_ANSWERS: usize = 16;
 /// Bytes of answers kept at most (an answer about 480 groups is about 200 KB).
 const KEPT_ANSWER_BYTES: usize = 8 << 20;
 
-fn write_answer(
-    cells: &InsightCells,
-    hours: i64,
-    repository: Option<&str>,
-    workflow: Option<&str>,
-    labels: Option<&str>,
-) -> String {
+fn write_answer(cells: &InsightCells, hours: i64, filter: &GroupFilter) -> String {
     let layout = &*ACTIONS_ROW;
-    let wanted = |filter: Option<&str>, value: &str| filter.is_none_or(|w| w == value);
     // In group order (repository, workflow, job, labels), then most runs first.
     let mut groups: Vec<(&GroupKey, &Row)> = cells
         .sums
         .groups
         .iter()
-        .filter(|((repo, flow, _, set), _)| {
-            wanted(repository, repo) && wanted(workflow, flow) && wanted(labels, set)
-        })
+        .filter(|(group, _)| filter.wants(group))
         .map(|(key, row)| (key, &**row))
         .collect();
     let mut totals = vec![0; layout.width];
@@ -498,18 +499,24 @@ mod tests {
                 let kept = store.actions_insights(now, hours).await.unwrap();
                 let summed = store.actions_insights_summed(now, hours).await.unwrap();
                 assert_eq!(kept.sums, summed.sums, "round {round}, {hours} h to {now}");
-                let pick = |rng: &mut StdRng, of: &[&'static str]| {
+                let pick = |rng: &mut StdRng, of: &[&str]| {
                     rng.random_bool(0.5)
-                        .then(|| of[rng.random_range(0..of.len())])
+                        .then(|| of[rng.random_range(0..of.len())].to_owned())
                 };
-                let repository = pick(&mut rng, &REPOS);
-                let workflow = pick(&mut rng, &["CI", "Release"]);
-                let labels = pick(&mut rng, &["gpu", "self-hosted,linux", "ubuntu-latest"]);
-                let text = answer(kept, hours, repository, workflow, labels);
-                assert_eq!(text, answer(summed, hours, repository, workflow, labels));
-                // Asked again, unchanged: the answer kept as text.
+                let filter = GroupFilter {
+                    repository: pick(&mut rng, &REPOS),
+                    workflow: pick(&mut rng, &["CI", "Release"]),
+                    labels: pick(&mut rng, &["gpu", "self-hosted,linux", "ubuntu-latest"]),
+                };
+                let text = answer(kept, hours, &filter);
+                assert_eq!(text, answer(summed, hours, &filter));
+                // Asked again, unchanged: the answer kept as text, but only for the
+                // same filter.
                 let again = store.actions_insights(now, hours).await.unwrap();
-                assert_eq!(text, answer(again, hours, repository, workflow, labels));
+                assert_eq!(text, answer(again.clone(), hours, &filter));
+                let all = answer(again.clone(), hours, &GroupFilter::default());
+                let summed_all = store.actions_insights_summed(now, hours).await.unwrap();
+                assert_eq!(all, answer(summed_all, hours, &GroupFilter::default()));
                 let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(parsed["window"]["hours"], hours);
                 compared += 1;
