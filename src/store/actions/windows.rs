@@ -11,7 +11,9 @@
 //! which the last [`LOG_BATCHES`] commits keep. Anything that changes hourly rows
 //! otherwise (the writer reopening a database rolled back to its last durable commit)
 //! calls [`InsightWindows::reset`]. A window's hours are fixed: when the hour turns,
-//! the next question is a new window.
+//! the next question is a new window, summed from the closest kept one (minus the
+//! rows of its hours left behind, plus those of the new ones) rather than from all
+//! of its hours.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
