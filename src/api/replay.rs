@@ -16,7 +16,9 @@ use super::openapi::{Envelope, ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
 use crate::domain::ErrorCode;
 use crate::domain::catalog;
-use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
+use crate::domain::{
+    Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, Visibility, timestamp,
+};
 use crate::process::{Replay, synthesize};
 use crate::store::{EventQuery, IngestOutcome, Status, TEST_ID_PREFIX};
 use crate::views::EventSummary;
@@ -64,12 +66,14 @@ pub(super) fn parse_limit(
         (status = 400, description = "Bad limit", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn failed(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = parse_failed_limit(&params)?;
     let query = EventQuery {
         statuses: vec![Status::Failed],
         limit,
+        visibility,
         ..Default::default()
     };
     let page = state.store.list(query).await?;
@@ -90,9 +94,12 @@ async fn failed(
         (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn replay(
     State(state): State<AppState>,
+    visibility: Visibility,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(delivery_id) = path?;
+    // One the caller may not see is as unknown.
+    super::events::visible_event(&state, &visibility, delivery_id.clone()).await?;
     let (seq, record) = match state.processor.replay(&delivery_id).await? {
         Replay::Done(seq, record) => (seq, record),
         Replay::Unknown => {
@@ -114,8 +121,11 @@ async fn replay(
 #[utoipa::path(post, path = "/api/webhooks/retry-failed", tag = "processing",
     responses((status = 200, description = "{total, processed, failed}", body = Envelope),
         (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
-async fn retry_failed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let report = state.processor.retry_failed().await?;
+async fn retry_failed(
+    State(state): State<AppState>,
+    visibility: Visibility,
+) -> Result<Json<Value>, ApiError> {
+    let report = state.processor.retry_failed(&visibility).await?;
     Ok(envelope::ok(json!({
         "total": report.total,
         "processed": report.processed,
@@ -178,6 +188,7 @@ async fn remove_test_events(State(state): State<AppState>) -> Result<Json<Value>
         (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
 async fn test_event(
     State(state): State<AppState>,
+    visibility: Visibility,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -195,6 +206,15 @@ async fn test_event(
             format!("expected {{eventType, repository, action}}: {e}"),
         )
     })?;
+    if !visibility.sees_repository(&request.repository) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "this token may not see repository {}; name one of its repositories",
+                request.repository
+            ),
+        ));
+    }
     let payload = synthesize::payload(
         &request.event_type,
         &request.repository,

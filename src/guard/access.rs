@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::{ClientIp, Lockout};
 use crate::config::Secret;
+use crate::domain::Visibility;
 use crate::tokens::{Holder, Scope, Tokens};
 
 /// Why a caller was turned away; the message tells them how to get in.
@@ -35,8 +36,8 @@ pub enum Denied {
         needed: &'static str,
     },
     #[error(
-        "this token is limited to some organizations or repositories, and this is not \
-         filtered for such tokens yet; use a token without --org/--repo"
+        "this token is limited to some organizations or repositories, and this concerns \
+         the whole instance; use a token without --org/--repo"
     )]
     Limited,
 }
@@ -60,9 +61,22 @@ impl Grant {
 
     /// Limited to some organizations or repositories.
     pub fn is_limited(&self) -> bool {
+        !self.visibility().is_all()
+    }
+
+    /// What this caller may see of the stored events.
+    pub fn visibility(&self) -> Visibility {
         match self {
-            Self::Admin => false,
-            Self::Token(h) => !h.organizations.is_empty() || !h.repositories.is_empty(),
+            Self::Admin => Visibility::All,
+            Self::Token(h) => Visibility::of_limits(&h.organizations, &h.repositories),
+        }
+    }
+
+    /// The scoped token's name, if the caller presented one.
+    pub fn token_name(&self) -> Option<&str> {
+        match self {
+            Self::Admin => None,
+            Self::Token(h) => Some(&h.name),
         }
     }
 
@@ -75,9 +89,8 @@ impl Grant {
                 needed: needed.as_str(),
             });
         }
-        // Nothing answers data filtered to a token's organizations yet: such tokens
-        // see only what holds no event data.
-        if self.is_limited() && !UNFILTERED_PATHS.contains(&path) {
+        // Everything else answers only what the token's visibility allows.
+        if self.is_limited() && concerns_the_instance(method, path) {
             return Err(Denied::Limited);
         }
         Ok(())
@@ -96,17 +109,38 @@ const ADMIN_PATHS: &[&str] = &[
     "/api/webhooks/ignored",
 ];
 
-/// Paths that hold no event data, open to tokens limited to organizations.
-const UNFILTERED_PATHS: &[&str] = &["/api/openapi.json", "/api/webhooks/events/types"];
+/// Paths about the whole instance, which no filter narrows to some organizations:
+/// refused to tokens limited to organizations or repositories, whatever their scope.
+/// Everything else (events, search, statistics, repositories, failures, replay,
+/// Actions, export) answers such tokens their own events only.
+const INSTANCE_PATHS: &[&str] = &[
+    "/metrics",
+    "/api/tokens",
+    "/api/filters",
+    "/api/forwarding",
+    "/api/backup",
+    "/api/backfill",
+    "/api/webhooks/rejected",
+    "/api/webhooks/ignored",
+];
+
+/// `path` is `prefix` or under it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether a request concerns the whole instance ([`INSTANCE_PATHS`], and removing
+/// every test event).
+fn concerns_the_instance(method: &Method, path: &str) -> bool {
+    INSTANCE_PATHS.iter().any(|p| under(path, p))
+        || (method == Method::DELETE && path == "/api/webhooks/test")
+}
 
 /// The scope a request needs: `admin` under [`ADMIN_PATHS`], else `read` to read
 /// (GET, HEAD) and `write` for the rest (replay, retry, test events).
 pub fn needed_scope(method: &Method, path: &str) -> Scope {
-    let under = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    };
-    if ADMIN_PATHS.iter().any(|p| under(p)) {
+    if ADMIN_PATHS.iter().any(|p| under(path, p)) {
         Scope::Admin
     } else if method == Method::GET || method == Method::HEAD {
         Scope::Read

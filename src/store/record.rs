@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::PayloadEncoding;
+use crate::domain::{PayloadEncoding, Visibility};
 
 /// Where an event is in processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,6 +93,11 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    /// Whether a caller with this visibility may see this event.
+    pub fn visible_to(&self, visibility: &Visibility) -> bool {
+        visibility.sees(self.repository.as_deref(), self.organization.as_deref())
+    }
+
     /// Records one processing attempt: its outcome (the facts, or the error), how
     /// long it took, and when to retry a failure (`None`: no more automatic retries).
     pub fn record_attempt(
