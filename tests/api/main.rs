@@ -22,6 +22,8 @@ mod fuzz;
 mod github_fake;
 mod guard;
 mod helpers;
+mod isolation;
+mod isolation_live;
 mod limits;
 mod metrics;
 mod nats;

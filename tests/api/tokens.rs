@@ -216,14 +216,16 @@ async fn bad_requests_and_limited_tokens() {
             call(&app, Method::POST, "/api/tokens", ADMIN, Some(bad.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
     }
-    // Nothing answers data filtered to an organization yet, so a limited token gets
-    // only what holds no event data.
+    // A limited token reads its organizations' events (tests/api/isolation.rs), and
+    // nothing about the whole instance.
     let limited = create(
         &app,
         json!({"name": "octo", "scope": "read", "organizations": ["octo-org"]}),
     )
     .await;
     let (status, answer) = call(&app, Method::GET, "/api/webhooks/events", &limited, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = call(&app, Method::GET, "/metrics", &limited, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, _) = call(
         &app,
