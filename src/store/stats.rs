@@ -93,13 +93,20 @@ impl RepoStats {
     }
 }
 
-fn statistics(txn: &ReadTransaction, now_ms: i64, hours: i64) -> Result<Statistics, StoreError> {
+/// The first and last hour of the window of `hours` ending with `now_ms`'s, and
+/// empty statistics of it.
+fn window(now_ms: i64, hours: i64) -> (i64, i64, Statistics) {
     let to = hour_of(now_ms);
     let from = to - hours + 1;
-    let mut stats = Statistics {
+    let stats = Statistics {
         from_hour_ms: from * HOUR_MS,
         ..Default::default()
     };
+    (from, to, stats)
+}
+
+fn statistics(txn: &ReadTransaction, now_ms: i64, hours: i64) -> Result<Statistics, StoreError> {
+    let (from, to, mut stats) = window(now_ms, hours);
     let hourly = txn.open_table(tables::HOURLY)?;
     for entry in hourly.range((from, "", "")..(to + 1, "", ""))? {
         let (key, value) = entry?;
@@ -145,12 +152,7 @@ fn visible_statistics(
     hours: i64,
     visibility: &Visibility,
 ) -> Result<Statistics, StoreError> {
-    let to = hour_of(now_ms);
-    let from = to - hours + 1;
-    let mut stats = Statistics {
-        from_hour_ms: from * HOUR_MS,
-        ..Default::default()
-    };
+    let (from, to, mut stats) = window(now_ms, hours);
     let repo_hourly = txn.open_table(tables::REPO_HOURLY)?;
     for entry in repo_hourly.range((from, "")..(to + 1, ""))? {
         let (key, value) = entry?;

@@ -9,8 +9,8 @@ use hookvault::config::Secret;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, fixture, new_id};
-use crate::isolation::{call, mixed_load, token};
+use crate::helpers::{TestApp, call, fixture, new_id};
+use crate::isolation::{mixed_load, token};
 use crate::realtime::node;
 
 fn owner_of(report: &Value) -> String {

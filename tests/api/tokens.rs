@@ -4,25 +4,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, fixture, new_id};
+use crate::helpers::{TestApp, call, fixture, new_id};
 
 const ADMIN: &str = "admin-token-0123456789";
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 async fn with_admin_token() -> TestApp {
     TestApp::spawn_with(|c| c.api_token = Some(hookvault::config::Secret::new(ADMIN))).await
