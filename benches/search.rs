@@ -13,7 +13,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hookvault::domain::timestamp;
 use hookvault::search::{Indexer, SearchIndex, SearchRequest, SortOrder};
@@ -87,13 +87,7 @@ async fn main() {
         .unwrap_or_default();
     let temp = tempfile::tempdir().unwrap();
     let dir = kept.as_deref().unwrap_or(temp.path());
-    let options = StoreOptions {
-        cache_bytes: common::cache_bytes(),
-        dedup_ttl: Duration::ZERO,
-        on_commit: None,
-        on_append: None,
-        log_segment_bytes: hookvault::log::SEGMENT_BYTES,
-    };
+    let options = StoreOptions::plain(common::cache_bytes());
     let (store, writer) = Store::open(dir, &options).unwrap();
     let corpus = Arc::new(common::corpus());
     let now_ms = timestamp::now_ms();

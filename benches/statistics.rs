@@ -60,13 +60,7 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .map_or(1_000_000, |v| v.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        cache_bytes: common::cache_bytes(),
-        dedup_ttl: Duration::ZERO,
-        on_commit: None,
-        on_append: None,
-        log_segment_bytes: hookvault::log::SEGMENT_BYTES,
-    };
+    let options = StoreOptions::plain(common::cache_bytes());
     let (store, writer) = Store::open(dir.path(), &options).unwrap();
     let policy = RetryPolicy {
         max_retries: 0,

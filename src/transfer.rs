@@ -60,9 +60,9 @@ impl ExportFilter {
         let same = |filter: &Option<String>, value: Option<&String>| {
             filter.as_ref().is_none_or(|f| value == Some(f))
         };
-        same(&self.repository, record.repository.as_ref())
-            && same(&self.event, Some(&record.event))
-            && same(&self.action, record.action.as_ref())
+        same(&self.repository, record.origin.repository.as_ref())
+            && same(&self.event, Some(&record.origin.event))
+            && same(&self.action, record.origin.action.as_ref())
             && (self.statuses.is_empty() || self.statuses.contains(&record.status))
             && self.start_ms.is_none_or(|t| record.received_at_ms >= t)
             && self.end_ms.is_none_or(|t| record.received_at_ms <= t)
@@ -101,8 +101,8 @@ pub fn export(
             let raw_body = (compact != stored.body)
                 .then(|| String::from_utf8_lossy(&stored.body).into_owned());
             let line = Line {
-                delivery_id: record.delivery_id.clone(),
-                event: record.event.clone(),
+                delivery_id: record.origin.delivery_id.clone(),
+                event: record.origin.event.clone(),
                 received_at: timestamp::to_rfc3339(record.received_at_ms),
                 status: record.status.as_str().to_owned(),
                 content_type: content_type(record.encoding).to_owned(),

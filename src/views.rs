@@ -5,21 +5,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::timestamp;
-use crate::store::{EventRecord, EventStats, Status};
+use crate::store::{EventRecord, EventStats, Origin, Status};
 
 /// One event as lists show it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventSummary {
     pub id: u64,
-    pub delivery_id: String,
-    pub event: String,
-    pub action: Option<String>,
-    pub repository: Option<String>,
-    pub organization: Option<String>,
-    pub sender: Option<String>,
-    pub installation_id: Option<u64>,
-    pub hook_id: Option<u64>,
+    #[serde(flatten)]
+    pub origin: Origin,
     pub received_at: String,
     pub status: &'static str,
     pub processed: bool,
@@ -41,14 +35,7 @@ impl EventSummary {
             status: record.status.as_str(),
             processed: record.status == Status::Processed,
             processing_time_ms: record.processing_time_us.map(|us| us as f64 / 1000.0),
-            delivery_id: record.delivery_id,
-            event: record.event,
-            action: record.action,
-            repository: record.repository,
-            organization: record.organization,
-            sender: record.sender,
-            installation_id: record.installation_id,
-            hook_id: record.hook_id,
+            origin: record.origin,
             attempts: record.attempts,
             last_error: record.last_error,
             processed_at: record.processed_at_ms.map(timestamp::to_rfc3339),

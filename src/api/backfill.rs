@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::forwarding::json_body;
+use super::body::json_body;
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
 use crate::backfill::summary::{Summary, parse_since};
@@ -63,8 +63,7 @@ struct StatusEnvelope {
 }
 
 #[utoipa::path(get, path = "/api/backfill", tag = "backfill",
-    responses((status = 200, description = "Whether backfill is on, its settings (never the token), whether a run is in progress, and the last run's summary", body = StatusEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Whether backfill is on, its settings (never the token), whether a run is in progress, and the last run's summary", body = StatusEnvelope)))]
 async fn status(State(state): State<AppState>) -> Json<Value> {
     envelope::ok(state.backfill.status())
 }
@@ -74,11 +73,7 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
     responses((status = 200, description = "The run, done: deliveries checked, the missing ids, redeliveries requested and those that arrived, errors. It may take minutes when GitHub's rate limit makes it wait.", body = SummaryEnvelope),
         (status = 400, description = "A bad since, or an unknown field", body = ErrorEnvelope),
         (status = 409, description = "A run is in progress (backfill_running), or backfill has no GitHub credentials (backfill_not_configured)", body = ErrorEnvelope),
-        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
-        (status = 503, description = "hookvault is shutting down", body = ErrorEnvelope),
-        (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 503, description = "hookvault is shutting down", body = ErrorEnvelope)))]
 async fn run(
     State(state): State<AppState>,
     headers: HeaderMap,

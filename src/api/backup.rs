@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,6 @@ use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, events, streamed};
 use crate::domain::ErrorCode;
 use crate::domain::{Visibility, timestamp};
-use crate::store::Status;
 use crate::transfer::{self, ExportFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,11 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(backup))
         .routes(routes!(export))
 }
-
-super::openapi::one_of_schema!(
-    /// The `status` filter.
-    StatusName = Status::ALL.map(Status::as_str)
-);
 
 /// One backup at a time: each holds a read transaction open (the database file
 /// cannot reuse pages meanwhile) and a copy of the store on disk.
@@ -43,7 +38,6 @@ pub fn backup_slots() -> Arc<Semaphore> {
         The webhook secret and the API token are not in it.",
     responses(
         (status = 200, description = "The archive, streamed", content_type = "application/zstd"),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
         (status = 409, description = "Another backup is being taken", body = ErrorEnvelope),
     ))]
 async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -86,18 +80,7 @@ async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
         );
         Ok(())
     });
-    let name = format!("hookvault-{}.tar.zst", file_time());
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/zstd".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(attachment("application/zstd", "tar.zst", body))
 }
 
 #[utoipa::path(get, path = "/api/export", tag = "operations",
@@ -105,19 +88,10 @@ async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
         object a line (headers, payload, receive time, status): what `hookvault export` \
         writes and `hookvault import` reads. Deliveries stored after the export began \
         are not in it.",
-    params(
-        ("repository" = Option<String>, Query, description = "owner/name"),
-        ("event" = Option<String>, Query, description = "Event type, e.g. workflow_job"),
-        ("action" = Option<String>, Query),
-        ("status" = inline(Option<StatusName>), Query),
-        ("processed" = Option<bool>, Query, description = "true is status=processed, false the others"),
-        ("startDate" = Option<String>, Query, format = DateTime, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
-        ("endDate" = Option<String>, Query, format = DateTime, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
-    ),
+    params(events::EventFilters),
     responses(
         (status = 200, description = "NDJSON, streamed", content_type = "application/x-ndjson"),
         (status = 400, description = "A bad parameter, named in the message", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn export(
     State(state): State<AppState>,
@@ -141,18 +115,21 @@ async fn export(
         tracing::info!(deliveries = written, "export sent");
         Ok(())
     });
-    let name = format!("hookvault-{}.ndjson", file_time());
-    Ok((
+    Ok(attachment("application/x-ndjson", "ndjson", body))
+}
+
+/// A download of `body` named `hookvault-<now>.<extension>`.
+fn attachment(content_type: &'static str, extension: &str, body: Body) -> Response {
+    let name = format!("hookvault-{}.{extension}", file_time());
+    let disposition = format!("attachment; filename=\"{name}\"");
+    (
         [
-            (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Now as `20261207T101500Z`, for file names.

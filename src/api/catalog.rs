@@ -3,7 +3,7 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-use super::openapi::{Envelope, ErrorEnvelope};
+use super::openapi::Envelope;
 use super::{AppState, envelope};
 use crate::domain::catalog::{self, Category};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,7 +13,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/webhooks/events/types", tag = "events",
-    responses((status = 200, description = "Event types by category, with descriptions and actions", body = Envelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Event types by category, with descriptions and actions", body = Envelope)))]
 async fn types() -> Json<Value> {
     let categories: Vec<Value> = Category::ALL
         .iter()

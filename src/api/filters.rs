@@ -15,7 +15,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::forwarding::json_body;
+use super::body::object_body;
 use super::openapi::ErrorEnvelope;
 use super::rejected::{RejectedEnvelope, log_view, parse_log_limit};
 use super::{ApiError, AppState, envelope};
@@ -47,32 +47,13 @@ struct FiltersEnvelope {
     data: Filters,
 }
 
-/// [`json_body`] that must be a JSON object: serde would also read a struct from an
-/// array of its fields in order.
-pub(super) fn object_body<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    expected: &str,
-) -> Result<T, ApiError> {
-    let value: Value = json_body(headers, body, expected)?;
-    if !value.is_object() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            format!("expected {expected}"),
-        ));
-    }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("expected {expected}: {e}")))
-}
-
 fn view(filter: &IngestFilter) -> Filters {
     let FilterSpec { allow, deny } = filter.spec();
     Filters { allow, deny }
 }
 
 #[utoipa::path(get, path = "/api/filters", tag = "ingest",
-    responses((status = 200, description = "The ingest filter in force", body = FiltersEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+    responses((status = 200, description = "The ingest filter in force", body = FiltersEnvelope)))]
 async fn get_filters(State(state): State<AppState>) -> Json<Value> {
     envelope::ok(view(&state.ingest_filter.current()))
 }
@@ -80,11 +61,7 @@ async fn get_filters(State(state): State<AppState>) -> Json<Value> {
 #[utoipa::path(put, path = "/api/filters", tag = "ingest",
     request_body = Filters,
     responses((status = 200, description = "The new filter, in force for the next delivery (until the process stops)", body = FiltersEnvelope),
-        (status = 400, description = "A rule that is not field:glob, an unknown field, a bad glob, or too many rules (the message names the rule)", body = ErrorEnvelope),
-        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
-        (status = 403, description = "A browser request from another site or under a foreign host name", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 400, description = "A rule that is not field:glob, an unknown field, a bad glob, or too many rules (the message names the rule)", body = ErrorEnvelope)))]
 async fn replace_filters(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -105,7 +82,6 @@ async fn replace_filters(
     responses(
         (status = 200, description = "Authentic deliveries the ingest filter ignored, newest first (the last 1,000 are kept; metadata only, never the body), with a count per rule in byReason", body = RejectedEnvelope),
         (status = 400, description = "Bad limit", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn ignored(
     State(state): State<AppState>,

@@ -10,7 +10,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::openapi::ErrorEnvelope;
 use crate::domain::timestamp;
 use crate::metrics::{HttpLabels, Metrics, NamespaceLabels};
 use crate::store::DB_FILE;
@@ -21,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus / OpenMetrics text exposition", content_type = "application/openmetrics-text"), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Prometheus / OpenMetrics text exposition", content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let m = &state.metrics;
     let store_bytes = std::fs::metadata(state.config.data_dir.join(DB_FILE)).map_or(0, |f| f.len());

@@ -4,6 +4,7 @@
 mod actions;
 mod backfill;
 mod backup;
+mod body;
 mod catalog;
 mod envelope;
 mod error;

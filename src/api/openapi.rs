@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -94,43 +94,77 @@ pub(crate) use one_of_schema;
 /// The security scheme every protected operation names.
 const BEARER: &str = "bearer";
 
-/// Every operation of one path, whatever its method.
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+/// Every operation of one path, with whether its method changes state.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (bool, &mut Operation)> {
     [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.options,
-        &mut item.head,
-        &mut item.patch,
-        &mut item.trace,
+        (false, &mut item.get),
+        (true, &mut item.put),
+        (true, &mut item.post),
+        (true, &mut item.delete),
+        (false, &mut item.options),
+        (false, &mut item.head),
+        (true, &mut item.patch),
+        (true, &mut item.trace),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(changes_state, operation)| operation.as_mut().map(|op| (changes_state, op)))
 }
 
-/// Marks every operation of `api` as needing the API token. Called on the routes that
-/// the access middleware wraps, so the description follows the route table.
+/// An error answer with `description`, in the error envelope.
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))),
+            )
+            .build(),
+    )
+}
+
+/// Marks every operation of `api` as needing the API token, and documents the answers
+/// that the layers in front of every handler give, so that no handler restates them:
+/// the access guard (401, 403), the host and cross-site checks (403), the JSON body
+/// reader (413, 415) and the path extractor (400). A handler that documents one of
+/// these statuses itself keeps its own description. Called on the routes that the
+/// access middleware wraps, so the description follows the route table.
 pub fn require_token(api: &mut utoipa::openapi::OpenApi) {
-    let forbidden = ResponseBuilder::new()
-        .description(
-            "The token's scope does not allow this (read < write < admin), or the token is \
-             limited to organizations and this is not filtered for it",
-        )
-        .content(
-            "application/json",
-            Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))),
-        )
-        .build();
+    const SCOPE: &str = "The token's scope does not allow this (read < write < admin), or the \
+        token is limited to organizations and this is not filtered for it; or a host name \
+        this instance is not served under";
     for item in api.paths.paths.values_mut() {
-        for operation in operations(item) {
+        for (changes_state, operation) in operations(item) {
             operation.security = Some(vec![SecurityRequirement::new(BEARER, [""; 0])]);
-            operation
-                .responses
-                .responses
-                .entry("403".into())
-                .or_insert_with(|| RefOr::T(forbidden.clone()));
+            let has_path_parameter = operation.parameters.iter().flatten().any(
+                |parameter| matches!(parameter, RefOr::T(p) if p.parameter_in == ParameterIn::Path),
+            );
+            let has_body = operation.request_body.is_some();
+            let responses = &mut operation.responses.responses;
+            let mut document = |status: &str, description: &str| {
+                responses
+                    .entry(status.into())
+                    .or_insert_with(|| error_response(description));
+            };
+            document("401", "No or wrong API token, or not a local client");
+            if changes_state {
+                document(
+                    "403",
+                    &format!("{SCOPE}; or a browser request from another site"),
+                );
+            } else {
+                document("403", SCOPE);
+            }
+            if has_body {
+                document("413", "Body over 2 MB");
+                document("415", "Content-Type is not application/json");
+            }
+            if has_path_parameter {
+                document(
+                    "400",
+                    "A path segment that is not UTF-8 once percent-decoded",
+                );
+            }
         }
     }
 }
@@ -160,7 +194,7 @@ pub fn rate_limited(api: &mut utoipa::openapi::OpenApi, unlimited_paths: &[&str]
         if unlimited_paths.contains(&path.as_str()) {
             continue;
         }
-        for operation in operations(item) {
+        for (_, operation) in operations(item) {
             operation
                 .responses
                 .responses

@@ -56,7 +56,6 @@ pub struct RejectedEnvelope {
     responses(
         (status = 200, description = "Deliveries refused at the ingest endpoint, newest first (the last 1,000 are kept), with a count per reason", body = RejectedEnvelope),
         (status = 400, description = "Bad limit", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn list(
     State(state): State<AppState>,

@@ -133,7 +133,7 @@ pub(crate) fn parse_list(
     params(("sort" = inline(Option<Sort>), Query, description = "Default activity"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Default 100")),
     responses((status = 200, description = "Repositories with their activity", body = ListEnvelope),
-        (status = 400, description = "Bad sort or limit", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 400, description = "Bad sort or limit", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
     visibility: Visibility,
@@ -159,8 +159,7 @@ async fn list(
 #[utoipa::path(get, path = "/api/repositories/{owner}/{repo}", tag = "repositories",
     params(("owner" = String, Path, example = "Codertocat"), ("repo" = String, Path, example = "Hello-World")),
     responses((status = 200, description = "Activity, stats, jobs and workflowRuns", body = Envelope),
-        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope),
-        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope)))]
 async fn detail(
     State(state): State<AppState>,
     visibility: Visibility,

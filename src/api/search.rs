@@ -103,7 +103,7 @@ super::openapi::one_of_schema!(
         ("offset" = Option<usize>, Query, maximum = 10000),
     ),
     responses((status = 200, description = "hits (summary, score, snippet), total, tookMs, facets, indexLag", body = ListEnvelope),
-        (status = 400, description = "Unparsable query or bad parameter", body = ErrorEnvelope), (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 400, description = "Unparsable query or bad parameter", body = ErrorEnvelope)))]
 async fn search(
     State(state): State<AppState>,
     visibility: Visibility,

@@ -77,7 +77,6 @@ pub(crate) fn parse_hours(params: &HashMap<String, String>) -> Result<i64, ApiEr
     responses(
         (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window, ignoredByRule (deliveries the ingest filter ignored, per rule, ever; their sum is summary.ignoredEvents)", body = Envelope),
         (status = 400, description = "Bad window", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn statistics(
     State(state): State<AppState>,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::filters::object_body;
+use super::body::object_body;
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
 use crate::domain::{ErrorCode, timestamp};
@@ -113,8 +113,7 @@ fn view(record: &TokenRecord) -> Value {
 }
 
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens",
-    responses((status = 200, description = "Every scoped token by name, with its last use (never the token)", body = TokenList),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Every scoped token by name, with its last use (never the token)", body = TokenList)))]
 async fn list(State(state): State<AppState>) -> Json<Value> {
     let all: Vec<Value> = state.tokens.list().iter().map(view).collect();
     envelope::ok(all)
@@ -124,10 +123,7 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
     request_body = NewToken,
     responses((status = 201, description = "The token, in `token`: shown this once", body = CreatedEnvelope),
         (status = 400, description = "A bad name, scope, organization or repository (the message names it)", body = ErrorEnvelope),
-        (status = 409, description = "A token with that name exists", body = ErrorEnvelope),
-        (status = 413, description = "Body over 2 MB", body = ErrorEnvelope),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 409, description = "A token with that name exists", body = ErrorEnvelope)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -148,9 +144,7 @@ async fn create(
 #[utoipa::path(delete, path = "/api/tokens/{name}", tag = "tokens",
     params(("name" = String, Path, description = "The token's name")),
     responses((status = 200, description = "Revoked: refused from the next request on, its Socket.IO connections closed", body = super::openapi::Envelope),
-        (status = 400, description = "A path segment that is not UTF-8 once percent-decoded", body = ErrorEnvelope),
-        (status = 404, description = "No such token", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope)))]
+        (status = 404, description = "No such token", body = ErrorEnvelope)))]
 async fn revoke(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

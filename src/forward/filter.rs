@@ -43,15 +43,16 @@ impl Filter {
         let globbed = |list: &[glob::Pattern], value: Option<&str>| {
             list.is_empty() || value.is_some_and(|v| list.iter().any(|g| g.matches_with(v, GLOB)))
         };
-        let owner = record.organization.as_deref().or_else(|| {
+        let owner = record.origin.organization.as_deref().or_else(|| {
             record
+                .origin
                 .repository
                 .as_deref()
                 .and_then(|r| r.split('/').next())
         });
-        listed(&self.events, Some(&record.event))
-            && listed(&self.actions, record.action.as_deref())
-            && globbed(&self.repositories, record.repository.as_deref())
+        listed(&self.events, Some(&record.origin.event))
+            && listed(&self.actions, record.origin.action.as_deref())
+            && globbed(&self.repositories, record.origin.repository.as_deref())
             && globbed(&self.organizations, owner)
     }
 }

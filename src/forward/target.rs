@@ -305,7 +305,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::forward::filter::Filter;
-    use crate::store::EventRecord;
+    use crate::store::{EventRecord, Origin};
 
     fn spec(json: serde_json::Value) -> Result<TargetSpec, String> {
         let spec: TargetSpec = serde_json::from_value(json).map_err(|e| e.to_string())?;
@@ -313,7 +313,7 @@ mod tests {
     }
 
     fn record(event: &str, action: Option<&str>, repository: Option<&str>) -> EventRecord {
-        EventRecord {
+        let origin = Origin {
             delivery_id: "d".into(),
             event: event.into(),
             action: action.map(Into::into),
@@ -322,20 +322,15 @@ mod tests {
             sender: None,
             installation_id: None,
             hook_id: None,
-            received_at_ms: 0,
-            status: crate::store::Status::Pending,
-            attempts: 0,
-            last_error: None,
-            processing_time_us: None,
-            processed_at_ms: None,
-            next_attempt_ms: None,
-            encoding: crate::domain::PayloadEncoding::Json,
-            body_len: 0,
-            content_key: None,
-            content_duplicates: 0,
-            test: false,
-            facts: Vec::new(),
-        }
+        };
+        EventRecord::received(
+            origin,
+            0,
+            crate::domain::PayloadEncoding::Json,
+            0,
+            None,
+            false,
+        )
     }
 
     #[test]

@@ -312,9 +312,9 @@ fn forwarded(event: &StoredEvent) -> bool {
 fn outbound(event: StoredEvent) -> Outbound {
     Outbound {
         seq: event.seq,
-        delivery_id: event.record.delivery_id,
-        event: event.record.event,
-        repository: event.record.repository,
+        delivery_id: event.record.origin.delivery_id,
+        event: event.record.origin.event,
+        repository: event.record.origin.repository,
         received_at_ms: event.record.received_at_ms,
         headers: event.headers,
         body: event.body.into(),

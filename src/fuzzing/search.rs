@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 
@@ -140,13 +139,7 @@ fn build() -> Fixture {
     let dir = std::env::temp_dir().join(format!("hookvault-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let options = StoreOptions {
-        cache_bytes: 1 << 20,
-        dedup_ttl: Duration::ZERO,
-        on_commit: None,
-        on_append: None,
-        log_segment_bytes: crate::log::SEGMENT_BYTES,
-    };
+    let options = StoreOptions::plain(1 << 20);
     let (store, _writer) = Store::open(&dir, &options).expect("store opens");
     let (index, checkpoint, _) = SearchIndex::open(&dir).expect("index opens");
     let runtime = tokio::runtime::Builder::new_current_thread()

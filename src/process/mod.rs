@@ -311,7 +311,7 @@ impl Processor {
     /// Gives the record back.
     pub fn announce(&self, seq: u64, record: EventRecord, payload: Payload) -> EventRecord {
         if let Some(error) = &record.last_error {
-            tracing::warn!(delivery_id = %record.delivery_id, event = %record.event, attempts = record.attempts, %error, "processing failed");
+            tracing::warn!(delivery_id = %record.origin.delivery_id, event = %record.origin.event, attempts = record.attempts, %error, "processing failed");
         }
         let processed = ProcessedEvent {
             seq,
@@ -333,8 +333,8 @@ fn attempt(
     payload: &Payload,
 ) -> Result<Vec<Fact>, String> {
     let facts = analyze(
-        &record.event,
-        record.action.as_deref(),
+        &record.origin.event,
+        record.origin.action.as_deref(),
         payload.read_parts(),
     )?;
     stages

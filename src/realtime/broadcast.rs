@@ -67,14 +67,22 @@ impl Stage for Broadcast {
             return;
         };
         let record = &event.record;
-        let mut alerted = if is_security_alert(&record.event) {
+        let mut alerted = if is_security_alert(&record.origin.event) {
             namespace.clone().sockets()
         } else {
             Vec::new()
         };
         let rooms: Vec<String> = [
-            record.repository.as_ref().map(|r| format!("repo:{r}")),
-            record.organization.as_ref().map(|o| format!("org:{o}")),
+            record
+                .origin
+                .repository
+                .as_ref()
+                .map(|r| format!("repo:{r}")),
+            record
+                .origin
+                .organization
+                .as_ref()
+                .map(|o| format!("org:{o}")),
         ]
         .into_iter()
         .flatten()
@@ -132,7 +140,7 @@ impl Fanout {
         }
         for socket in &self.subscribed {
             send(hub, socket, "webhook-event", &data);
-            if let Some(name) = channel(&record.event) {
+            if let Some(name) = channel(&record.origin.event) {
                 send(hub, socket, name, &data);
             }
         }

@@ -51,12 +51,15 @@ impl Filter {
     pub fn matches(&self, record: &EventRecord) -> bool {
         self.repository
             .as_ref()
-            .is_none_or(|r| record.repository.as_ref() == Some(r))
-            && self.event_type.as_ref().is_none_or(|e| *e == record.event)
+            .is_none_or(|r| record.origin.repository.as_ref() == Some(r))
+            && self
+                .event_type
+                .as_ref()
+                .is_none_or(|e| *e == record.origin.event)
             && self
                 .action
                 .as_ref()
-                .is_none_or(|a| record.action.as_ref() == Some(a))
+                .is_none_or(|a| record.origin.action.as_ref() == Some(a))
             && record.visible_to(&self.visibility)
     }
 }

@@ -94,9 +94,9 @@ fn bounded(value: &Value) -> Value {
 pub fn message(seq: u64, record: &EventRecord, payload: &Value) -> Value {
     let mut message = json!({
         "id": seq,
-        "eventType": record.event,
-        "action": record.action,
-        "deliveryId": record.delivery_id,
+        "eventType": record.origin.event,
+        "action": record.origin.action,
+        "deliveryId": record.origin.delivery_id,
         "repository": bounded(&payload["repository"]),
         "organization": bounded(&payload["organization"]),
         "sender": bounded(&payload["sender"]),
@@ -104,7 +104,7 @@ pub fn message(seq: u64, record: &EventRecord, payload: &Value) -> Value {
         "status": record.status.as_str(),
     });
     let object = message.as_object_mut().expect("built as an object");
-    if let Some(kind) = catalog::find(&record.event)
+    if let Some(kind) = catalog::find(&record.origin.event)
         && let (Some(main), Some(short)) = (kind.main_object, kind.short_key)
         && let Some(value) = payload.get(main)
     {
@@ -120,7 +120,7 @@ pub fn message(seq: u64, record: &EventRecord, payload: &Value) -> Value {
             object.entry(short).or_insert_with(|| bounded(value));
         }
     }
-    if record.event == "push" {
+    if record.origin.event == "push" {
         for (key, short) in [
             ("ref", "ref"),
             ("before", "before"),

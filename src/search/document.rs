@@ -178,11 +178,11 @@ fn labels(payload: &Value) -> Vec<&str> {
 /// `push`), as it finds the words of the text.
 fn names_of(record: &EventRecord) -> String {
     [
-        Some(record.event.as_str()),
-        record.action.as_deref(),
-        record.repository.as_deref(),
-        record.organization.as_deref(),
-        record.sender.as_deref(),
+        Some(record.origin.event.as_str()),
+        record.origin.action.as_deref(),
+        record.origin.repository.as_deref(),
+        record.origin.organization.as_deref(),
+        record.origin.sender.as_deref(),
     ]
     .into_iter()
     .flatten()
@@ -193,18 +193,18 @@ fn names_of(record: &EventRecord) -> String {
 pub fn build(fields: &Fields, seq: u64, record: &EventRecord, payload: &Value) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     doc.add_u64(fields.seq, seq);
-    doc.add_text(fields.delivery, &record.delivery_id);
-    doc.add_text(fields.event, &record.event);
+    doc.add_text(fields.delivery, &record.origin.delivery_id);
+    doc.add_text(fields.event, &record.origin.event);
     doc.add_text(fields.status, record.status.as_str());
     doc.add_text(
         fields.facets,
-        facet_value(&record.event, record.repository.as_deref()),
+        facet_value(&record.origin.event, record.origin.repository.as_deref()),
     );
     let optional = [
-        (fields.action, record.action.as_deref()),
-        (fields.repository, record.repository.as_deref()),
-        (fields.organization, record.organization.as_deref()),
-        (fields.sender, record.sender.as_deref()),
+        (fields.action, record.origin.action.as_deref()),
+        (fields.repository, record.origin.repository.as_deref()),
+        (fields.organization, record.origin.organization.as_deref()),
+        (fields.sender, record.origin.sender.as_deref()),
         (fields.conclusion, conclusion(payload)),
     ];
     for (field, value) in optional {

@@ -356,13 +356,7 @@ mod tests {
     #[tokio::test]
     async fn a_change_made_during_a_rebuild_is_indexed_after_it() {
         let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions {
-            cache_bytes: 1 << 20,
-            dedup_ttl: Duration::ZERO,
-            on_commit: None,
-            on_append: None,
-            log_segment_bytes: crate::log::SEGMENT_BYTES,
-        };
+        let options = StoreOptions::plain(1 << 20);
         let (store, _writer) = Store::open(dir.path(), &options).unwrap();
         for n in 0..3 {
             store.ingest(ping(n)).await.unwrap();

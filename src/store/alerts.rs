@@ -19,6 +19,7 @@ fn observations(record: &EventRecord, seq: u64) -> impl Iterator<Item = (&str, &
     // Test events set no alert state: they can be removed, and a state is not
     // taken back.
     let repo = record
+        .origin
         .repository
         .as_deref()
         .filter(|_| record.status == Status::Processed && !record.test);

@@ -181,7 +181,7 @@ impl Appender {
                     duplicate_of,
                 } => {
                     let entry: Arc<LogEntry> = Arc::from(entry);
-                    let id = entry.record.delivery_id.clone();
+                    let id = entry.record.origin.delivery_id.clone();
                     if let Some(key) = key {
                         let original = Original {
                             seq: entry.seq,
@@ -251,7 +251,7 @@ impl Appender {
         let mut batch_keys: HashMap<ContentKey, Original> = HashMap::new();
         let mut decisions = Vec::with_capacity(batch.len());
         for event in batch {
-            let id = event.record.delivery_id.as_str();
+            let id = event.record.origin.delivery_id.as_str();
             let known = match in_batch.get(id).or_else(|| self.in_flight.get(id)) {
                 Some(seq) => Some(*seq),
                 None => match deliveries.get(id)? {

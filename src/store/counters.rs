@@ -73,7 +73,7 @@ pub fn contributions(record: &EventRecord) -> Vec<(Counter, i64)> {
         // Not an event of its own: it counts only as a duplicate that arrived.
         let duplicates = Counter::Hourly {
             hour,
-            event: record.event.clone(),
+            event: record.origin.event.clone(),
             metric: metric::DUPLICATES.to_owned(),
         };
         return vec![(duplicates, 1)];
@@ -82,7 +82,7 @@ pub fn contributions(record: &EventRecord) -> Vec<(Counter, i64)> {
         (
             Counter::Hourly {
                 hour,
-                event: record.event.clone(),
+                event: record.origin.event.clone(),
                 metric: metric.to_owned(),
             },
             delta,
@@ -100,7 +100,7 @@ pub fn contributions(record: &EventRecord) -> Vec<(Counter, i64)> {
             1,
         ));
     }
-    if let Some(repo) = &record.repository {
+    if let Some(repo) = &record.origin.repository {
         let repo_counter = |counter: String, delta| {
             (
                 Counter::Repo {
@@ -118,7 +118,7 @@ pub fn contributions(record: &EventRecord) -> Vec<(Counter, i64)> {
             1,
         ));
         out.push(repo_counter(metric::TOTAL.into(), 1));
-        out.push(repo_counter(format!("event:{}", record.event), 1));
+        out.push(repo_counter(format!("event:{}", record.origin.event), 1));
         if record.status == Status::Processed {
             for fact in &record.facts {
                 out.push(match fact {
@@ -163,16 +163,18 @@ pub struct CounterTables<'txn> {
 
 /// Adds `delta` to a counter cell; a cell that reaches zero is removed, so the
 /// tables hold exactly the non-zero counters.
-macro_rules! add_to {
-    ($table:expr, $key:expr, $delta:expr) => {{
-        let key = $key;
-        let value = $table.get(key)?.map_or(0, |v| v.value()) + $delta;
-        if value == 0 {
-            $table.remove(key)?;
-        } else {
-            $table.insert(key, value)?;
-        }
-    }};
+pub(super) fn add_to<'k, K: redb::Key + 'static>(
+    table: &mut Table<'_, K, i64>,
+    key: K::SelfType<'k>,
+    delta: i64,
+) -> Result<(), StoreError> {
+    let value = table.get(&key)?.map_or(0, |v| v.value()) + delta;
+    if value == 0 {
+        table.remove(&key)?;
+    } else {
+        table.insert(&key, value)?;
+    }
+    Ok(())
 }
 
 impl<'txn> CounterTables<'txn> {
@@ -246,31 +248,36 @@ impl<'txn> CounterTables<'txn> {
                 hour,
                 event,
                 metric,
-            } => add_to!(self.hourly, (*hour, event.as_str(), metric.as_str()), delta),
-            Counter::Histogram { hour, bucket } => add_to!(self.histogram, (*hour, *bucket), delta),
+            } => add_to(
+                &mut self.hourly,
+                (*hour, event.as_str(), metric.as_str()),
+                delta,
+            ),
+            Counter::Histogram { hour, bucket } => {
+                add_to(&mut self.histogram, (*hour, *bucket), delta)
+            }
             Counter::RepoHourly { hour, repo } => {
-                add_to!(self.repo_hourly, (*hour, repo.as_str()), delta)
+                add_to(&mut self.repo_hourly, (*hour, repo.as_str()), delta)
             }
             Counter::Repo { repo, counter } => {
-                add_to!(self.repo, (repo.as_str(), counter.as_str()), delta)
+                add_to(&mut self.repo, (repo.as_str(), counter.as_str()), delta)
             }
             Counter::Job {
                 repo,
                 workflow,
                 job,
                 counter,
-            } => add_to!(
-                self.jobs,
+            } => add_to(
+                &mut self.jobs,
                 (
                     repo.as_str(),
                     workflow.as_str(),
                     job.as_str(),
-                    counter.as_str()
+                    counter.as_str(),
                 ),
-                delta
+                delta,
             ),
         }
-        Ok(())
     }
 }
 
@@ -285,7 +292,7 @@ impl Recount {
         for (counter, delta) in contributions(record) {
             *self.cells.entry(counter).or_default() += delta;
         }
-        if let Some(repo) = record.repository.as_ref().filter(|_| !record.test) {
+        if let Some(repo) = record.origin.repository.as_ref().filter(|_| !record.test) {
             let mut extreme = |counter: &str, pick: fn(i64, i64) -> i64| {
                 let key = Counter::Repo {
                     repo: repo.clone(),

@@ -5,7 +5,6 @@
 use redb::ReadableTable;
 
 use super::appender::LogEntry;
-use super::index;
 use super::tables::WriteTables;
 use super::{EventRecord, Fact, Status, StoreError, codec};
 
@@ -42,15 +41,16 @@ fn insert_record(
     t.payloads.insert(seq, event.compressed_body.as_slice())?;
     t.payload_bytes += event.compressed_body.len() as i64;
     t.headers.insert(seq, event.encoded_headers.as_slice())?;
-    t.deliveries.insert(record.delivery_id.as_str(), seq)?;
-    t.index.add_all(record, seq)?;
+    t.deliveries
+        .insert(record.origin.delivery_id.as_str(), seq)?;
+    t.index.set_all(record, seq, true)?;
     if let Some(due) = record.next_attempt_ms {
         t.retry_queue.insert((due, seq), ())?; // processed before it was stored, and failed
     }
     t.counters.apply(record, 1);
     t.alerts.observe(record, seq, &mut t.counters)?;
     // A test event is not activity of its repository (and can be removed).
-    if let Some(repo) = record.repository.as_ref().filter(|_| !record.test) {
+    if let Some(repo) = record.origin.repository.as_ref().filter(|_| !record.test) {
         t.counters.touch_repository(repo, record.received_at_ms);
     }
     Ok(())
@@ -68,7 +68,7 @@ pub fn insert_content_duplicate(
     let record = as_duplicate(event.record.clone());
     insert_record(t, seq, &record, event)?;
     t.content_duplicates.insert(
-        record.delivery_id.as_str(),
+        record.origin.delivery_id.as_str(),
         (original, record.received_at_ms),
     )?;
     let Some(mut first) = load(t, original)? else {
@@ -77,7 +77,7 @@ pub fn insert_content_duplicate(
     first.content_duplicates += 1;
     t.events
         .insert(original, codec::encode(&first).as_slice())?;
-    Ok(Some(first.delivery_id))
+    Ok(Some(first.origin.delivery_id))
 }
 
 /// The record a content duplicate is stored with: status `duplicate`, and none of
@@ -115,11 +115,8 @@ pub fn update_status(
     t.events
         .insert(update.seq, codec::encode(&new).as_slice())?;
     if old.status != new.status {
-        let at = old.received_at_ms;
         t.index
-            .remove(index::STATUS, old.status.as_str(), at, update.seq)?;
-        t.index
-            .add(index::STATUS, new.status.as_str(), at, update.seq)?;
+            .change_status(old.status, new.status, old.received_at_ms, update.seq)?;
     }
     if let Some(due) = old.next_attempt_ms {
         t.retry_queue.remove((due, update.seq))?;
@@ -154,7 +151,7 @@ pub fn remove_test(t: &mut WriteTables, seq: u64) -> Result<bool, StoreError> {
         return Ok(false);
     };
     remove_stored(t, seq, &record)?;
-    t.deliveries.remove(record.delivery_id.as_str())?;
+    t.deliveries.remove(record.origin.delivery_id.as_str())?;
     t.counters.apply(&record, -1);
     Ok(true)
 }
@@ -169,7 +166,7 @@ fn remove_stored(t: &mut WriteTables, seq: u64, record: &EventRecord) -> Result<
         .map_or(0, |p| p.value().len() as i64);
     t.payload_bytes -= freed;
     t.headers.remove(seq)?;
-    t.index.remove_all(record, seq)?;
+    t.index.set_all(record, seq, false)?;
     if let Some(due) = record.next_attempt_ms {
         t.retry_queue.remove((due, seq))?;
     }

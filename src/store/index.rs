@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::{EventRecord, StoreError, tables};
+use super::{EventRecord, Status, StoreError, tables};
 
 pub const ALL: &str = "all";
 pub const REPOSITORY: &str = "repository";
@@ -18,13 +18,13 @@ pub const STATUS: &str = "status";
 pub fn entries(record: &EventRecord) -> Vec<(&'static str, &str)> {
     let mut entries = vec![
         (ALL, ""),
-        (EVENT, record.event.as_str()),
+        (EVENT, record.origin.event.as_str()),
         (STATUS, record.status.as_str()),
     ];
-    if let Some(repository) = &record.repository {
+    if let Some(repository) = &record.origin.repository {
         entries.push((REPOSITORY, repository));
     }
-    if let Some(action) = &record.action {
+    if let Some(action) = &record.origin.action {
         entries.push((ACTION, action));
     }
     entries
@@ -67,53 +67,49 @@ impl<'txn> IndexTables<'txn> {
         Ok(())
     }
 
-    pub fn add(
+    /// Adds (`present`) or removes one entry of event `seq`, counting it only if that
+    /// changed the index.
+    fn set(
         &mut self,
-        field: &'static str,
-        value: &str,
+        (field, value): (&'static str, &str),
+        received_at_ms: i64,
+        seq: u64,
+        present: bool,
+    ) -> Result<(), StoreError> {
+        let key = (field, value, received_at_ms, seq);
+        let changed = if present {
+            self.index.insert(key, ())?.is_none()
+        } else {
+            self.index.remove(key)?.is_some()
+        };
+        if changed {
+            self.count(field, value, if present { 1 } else { -1 });
+        }
+        Ok(())
+    }
+
+    /// Adds (`present`) or removes every index entry of `record`, stored as `seq`.
+    pub fn set_all(
+        &mut self,
+        record: &EventRecord,
+        seq: u64,
+        present: bool,
+    ) -> Result<(), StoreError> {
+        for entry in entries(record) {
+            self.set(entry, record.received_at_ms, seq, present)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the status entry of event `seq` from `old` to `new`.
+    pub fn change_status(
+        &mut self,
+        old: Status,
+        new: Status,
         received_at_ms: i64,
         seq: u64,
     ) -> Result<(), StoreError> {
-        if self
-            .index
-            .insert((field, value, received_at_ms, seq), ())?
-            .is_none()
-        {
-            self.count(field, value, 1);
-        }
-        Ok(())
-    }
-
-    pub fn add_all(&mut self, record: &EventRecord, seq: u64) -> Result<(), StoreError> {
-        for (field, value) in entries(record) {
-            self.add(field, value, record.received_at_ms, seq)?;
-        }
-        Ok(())
-    }
-}
-
-impl IndexTables<'_> {
-    pub fn remove_all(&mut self, record: &EventRecord, seq: u64) -> Result<(), StoreError> {
-        for (field, value) in entries(record) {
-            self.remove(field, value, record.received_at_ms, seq)?;
-        }
-        Ok(())
-    }
-
-    pub fn remove(
-        &mut self,
-        field: &'static str,
-        value: &str,
-        received_at_ms: i64,
-        seq: u64,
-    ) -> Result<(), StoreError> {
-        if self
-            .index
-            .remove((field, value, received_at_ms, seq))?
-            .is_some()
-        {
-            self.count(field, value, -1);
-        }
-        Ok(())
+        self.set((STATUS, old.as_str()), received_at_ms, seq, false)?;
+        self.set((STATUS, new.as_str()), received_at_ms, seq, true)
     }
 }

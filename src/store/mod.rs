@@ -49,7 +49,7 @@ pub use open::compact;
 use open::{initialize, recent_content_window};
 pub use query::{EventQuery, Page};
 pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
-pub use record::{EventRecord, Fact, Status};
+pub use record::{EventRecord, Fact, Origin, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use request::{DuplicateReason, IngestOutcome, PreparedEvent};
 pub use snapshot::SnapshotFacts;
@@ -93,6 +93,21 @@ pub struct StoreOptions {
     pub on_append: Option<CommitObserver>,
     /// Size past which the acknowledgement log begins a new segment.
     pub log_segment_bytes: u64,
+}
+
+impl StoreOptions {
+    /// A store with `cache_bytes` of page cache and nothing else: no content-dedup
+    /// window, no observers, the default log segments. For tools, tests and benches
+    /// that open a store of their own.
+    pub fn plain(cache_bytes: usize) -> Self {
+        Self {
+            cache_bytes,
+            dedup_ttl: Duration::ZERO,
+            on_commit: None,
+            on_append: None,
+            log_segment_bytes: crate::log::SEGMENT_BYTES,
+        }
+    }
 }
 
 /// Handle to the store: reads run on the blocking pool; deliveries go to the log
@@ -451,7 +466,7 @@ impl Store {
 
 /// Encoding and compression, done by the caller so they run in parallel.
 fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
-    let record = EventRecord {
+    let origin = Origin {
         delivery_id: delivery.id.as_str().to_owned(),
         event: delivery.event.as_str().to_owned(),
         action: delivery.fields.action,
@@ -460,20 +475,15 @@ fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
         sender: delivery.fields.sender,
         installation_id: delivery.fields.installation_id,
         hook_id: delivery.hook_id,
-        received_at_ms: delivery.received_at_ms,
-        status: Status::Pending,
-        attempts: 0,
-        last_error: None,
-        processing_time_us: None,
-        processed_at_ms: None,
-        next_attempt_ms: None,
-        encoding: delivery.encoding,
-        body_len: u32::try_from(delivery.body.len()).unwrap_or(u32::MAX),
-        content_key: delivery.content_key.map(|k| k.0),
-        content_duplicates: 0,
-        test: delivery.test,
-        facts: Vec::new(),
     };
+    let record = EventRecord::received(
+        origin,
+        delivery.received_at_ms,
+        delivery.encoding,
+        u32::try_from(delivery.body.len()).unwrap_or(u32::MAX),
+        delivery.content_key.map(|k| k.0),
+        delivery.test,
+    );
     let compressed_body = compression::compress(&delivery.body)?;
     Ok(PreparedEvent {
         content_key: delivery.content_key,

@@ -98,7 +98,7 @@ pub(super) fn recent_content_window(
                 Duration::from_millis(u64::try_from(now_ms - record.received_at_ms).unwrap_or(0));
             let original = dedup::Original {
                 seq,
-                delivery_id: record.delivery_id.as_str().into(),
+                delivery_id: record.origin.delivery_id.as_str().into(),
             };
             window.remember(
                 ContentKey(key),

@@ -31,9 +31,12 @@ impl EventQuery {
         let same = |filter: &Option<String>, value: &Option<String>| {
             filter.as_ref().is_none_or(|f| value.as_ref() == Some(f))
         };
-        same(&self.repository, &record.repository)
-            && self.event.as_ref().is_none_or(|e| *e == record.event)
-            && same(&self.action, &record.action)
+        same(&self.repository, &record.origin.repository)
+            && self
+                .event
+                .as_ref()
+                .is_none_or(|e| *e == record.origin.event)
+            && same(&self.action, &record.origin.action)
             && (self.statuses.is_empty() || self.statuses.contains(&record.status))
             && record.visible_to(&self.visibility)
     }

@@ -75,7 +75,7 @@ fn load_event(txn: &ReadTransaction, seq: u64) -> Result<Option<StoredEvent>, St
     let body = compression::decompress(&compressed, record.body_len as usize)
         .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))?;
     let duplicate_of = match record.status {
-        Status::Duplicate => original_of(txn, &record.delivery_id)?,
+        Status::Duplicate => original_of(txn, &record.origin.delivery_id)?,
         _ => None,
     };
     Ok(Some(StoredEvent {
@@ -101,7 +101,7 @@ fn original_of(txn: &ReadTransaction, delivery_id: &str) -> Result<Option<String
         .get(original)?
         .map(|b| codec::decode::<EventRecord>(b.value()))
         .transpose()?;
-    Ok(record.map(|r| r.delivery_id))
+    Ok(record.map(|r| r.origin.delivery_id))
 }
 
 /// Seqs in one index entry, oldest first.
@@ -292,8 +292,8 @@ impl Store {
                     .transpose()?
                     .unwrap_or_default();
                 out.push(StoredHeaders {
-                    repository: record.repository,
-                    organization: record.organization,
+                    repository: record.origin.repository,
+                    organization: record.origin.organization,
                     headers: kept,
                 });
             }

@@ -58,18 +58,28 @@ pub enum Fact {
     Alert { alert: String, open: bool },
 }
 
-/// Metadata of one stored event (the `events` table). Kept small: listing reads one of
-/// these per row, the payload only when asked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventRecord {
+/// Who sent a delivery and what it is about: what GitHub's headers and the payload's
+/// top level say, fixed when it is received. Stored first in [`EventRecord`] and shown
+/// as is (flattened) in every JSON view of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Origin {
     pub delivery_id: String,
     pub event: String,
     pub action: Option<String>,
+    /// `owner/name`.
     pub repository: Option<String>,
     pub organization: Option<String>,
     pub sender: Option<String>,
     pub installation_id: Option<u64>,
     pub hook_id: Option<u64>,
+}
+
+/// Metadata of one stored event (the `events` table). Kept small: listing reads one of
+/// these per row, the payload only when asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub origin: Origin,
     pub received_at_ms: i64,
     pub status: Status,
     pub attempts: u32,
@@ -95,7 +105,35 @@ pub struct EventRecord {
 impl EventRecord {
     /// Whether a caller with this visibility may see this event.
     pub fn visible_to(&self, visibility: &Visibility) -> bool {
-        visibility.sees(self.repository.as_deref(), self.organization.as_deref())
+        let origin = &self.origin;
+        visibility.sees(origin.repository.as_deref(), origin.organization.as_deref())
+    }
+
+    /// A newly received event: pending, never attempted.
+    pub fn received(
+        origin: Origin,
+        received_at_ms: i64,
+        encoding: PayloadEncoding,
+        body_len: u32,
+        content_key: Option<[u8; 32]>,
+        test: bool,
+    ) -> Self {
+        Self {
+            origin,
+            received_at_ms,
+            status: Status::Pending,
+            attempts: 0,
+            last_error: None,
+            processing_time_us: None,
+            processed_at_ms: None,
+            next_attempt_ms: None,
+            encoding,
+            body_len,
+            content_key,
+            content_duplicates: 0,
+            test,
+            facts: Vec::new(),
+        }
     }
 
     /// Records one processing attempt: its outcome (the facts, or the error), how

@@ -131,18 +131,11 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
 mod tests {
     use super::*;
     use crate::store::StoreOptions;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn every_table_of_a_store_is_copied() {
         let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions {
-            cache_bytes: 1 << 20,
-            dedup_ttl: Duration::ZERO,
-            on_commit: None,
-            on_append: None,
-            log_segment_bytes: crate::log::SEGMENT_BYTES,
-        };
+        let options = StoreOptions::plain(1 << 20);
         let (store, writer) = Store::open(dir.path(), &options).unwrap();
         let copy = dir.path().join("copy.redb");
         let facts = store

@@ -46,7 +46,7 @@ impl Tail {
         for (entry, duplicate_of) in logged {
             entries
                 .by_id
-                .insert(entry.record.delivery_id.clone(), entry.seq);
+                .insert(entry.record.origin.delivery_id.clone(), entry.seq);
             entries.by_seq.insert(
                 entry.seq,
                 TailEvent {
@@ -63,7 +63,7 @@ impl Tail {
         let kept = entries.by_seq.split_off(&(seq + 1));
         let applied = std::mem::replace(&mut entries.by_seq, kept);
         for event in applied.into_values() {
-            entries.by_id.remove(&event.entry.record.delivery_id);
+            entries.by_id.remove(&event.entry.record.origin.delivery_id);
         }
     }
 

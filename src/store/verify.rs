@@ -152,7 +152,7 @@ fn verify(db: &Database) -> Result<Vec<Difference>, StoreError> {
             recount.add(
                 Counter::Hourly {
                     hour: hour_of(at_ms),
-                    event: original.event.clone(),
+                    event: original.origin.event.clone(),
                     metric: metric::DUPLICATES.into(),
                 },
                 1,

@@ -32,11 +32,11 @@ pub fn outgoing(event: StoredEvent) -> Option<Outgoing> {
             .map(|(_, v)| v.as_str())
     };
     let mut headers = HeaderMap::new();
-    headers.insert("X-GitHub-Event", record.event.as_str());
-    headers.insert("X-GitHub-Delivery", record.delivery_id.as_str());
+    headers.insert("X-GitHub-Event", record.origin.event.as_str());
+    headers.insert("X-GitHub-Delivery", record.origin.delivery_id.as_str());
     if let Some(hook) = stored("x-github-hook-id") {
         headers.insert("X-GitHub-Hook-ID", hook);
-    } else if let Some(hook) = record.hook_id {
+    } else if let Some(hook) = record.origin.hook_id {
         headers.insert("X-GitHub-Hook-ID", hook.to_string().as_str());
     }
     if let Some(content_type) = stored("content-type") {
@@ -45,10 +45,10 @@ pub fn outgoing(event: StoredEvent) -> Option<Outgoing> {
     headers.insert(SEQ_HEADER, event.seq.to_string().as_str());
     headers.insert(
         async_nats::header::NATS_MESSAGE_ID,
-        record.delivery_id.as_str(),
+        record.origin.delivery_id.as_str(),
     );
     Some(Outgoing {
-        subject: subject(&record.event, record.repository.as_deref()),
+        subject: subject(&record.origin.event, record.origin.repository.as_deref()),
         headers,
         body: Bytes::from(event.body),
     })

@@ -85,6 +85,7 @@ async fn the_ack_does_not_wait_for_the_store_and_the_tail_is_readable() {
             .unwrap()
             .unwrap()
             .record
+            .origin
             .delivery_id,
         first_id
     );

@@ -443,13 +443,7 @@ pub async fn clear_of_the_hour(room: Duration) {
 /// Opens a store directly (no server), with content dedup off, for tests that drive
 /// the store or the processor themselves.
 pub fn open_store(dir: &Path) -> (hookvault::store::Store, hookvault::store::WriterHandle) {
-    let options = hookvault::store::StoreOptions {
-        cache_bytes: 1 << 20,
-        dedup_ttl: Duration::ZERO,
-        on_commit: None,
-        on_append: None,
-        log_segment_bytes: hookvault::log::SEGMENT_BYTES,
-    };
+    let options = hookvault::store::StoreOptions::plain(1 << 20);
     hookvault::store::Store::open(dir, &options).expect("store opens")
 }
 

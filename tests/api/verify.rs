@@ -70,7 +70,7 @@ async fn random_workload(dir: &std::path::Path, seed: u64, steps: usize) {
             5 if !ids.is_empty() => {
                 let id = &ids[rng.random_range(0..ids.len())];
                 if let Some(stored) = store.get(id.clone()).await.unwrap() {
-                    let mut d = delivery(&stored.record.event, &stored.body);
+                    let mut d = delivery(&stored.record.origin.event, &stored.body);
                     d.id = hookvault::domain::DeliveryId::parse(id).unwrap();
                     store.ingest(d).await.unwrap();
                 }

@@ -100,7 +100,6 @@ fn summary(m: &Metrics) -> Value {
     responses(
         (status = 200, description = "window, totals, groups (repository, workflow, job, labels: count, conclusions, failureRate, flaky, queueSeconds and runSeconds p50/p95/mean), slowest, flakiest", body = Envelope),
         (status = 400, description = "Bad window", body = ErrorEnvelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 pub(super) async fn insights(
     State(state): State<AppState>,

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use super::openapi::{Envelope, ErrorEnvelope};
+use super::openapi::Envelope;
 use super::{ApiError, AppState, envelope};
 use crate::domain::job::JobStatus;
 use crate::domain::{Visibility, timestamp};
@@ -63,7 +63,6 @@ struct LabelLine {
 #[utoipa::path(get, path = "/api/actions/queue", tag = "actions",
     responses(
         (status = 200, description = "jobs (queued now, oldest first, with waitSeconds), byLabels (queued, inProgress, oldestWaitSeconds, starved: queued with none in progress)", body = Envelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn queue(
     State(state): State<AppState>,
@@ -116,7 +115,6 @@ async fn queue(
 #[utoipa::path(get, path = "/api/actions/runners", tag = "actions",
     responses(
         (status = 200, description = "runners (runnerName, runnerGroup, jobs in progress with runningSeconds), inProgress", body = Envelope),
-        (status = 401, description = "No or wrong API token, or not a local client", body = ErrorEnvelope),
     ))]
 async fn runners(
     State(state): State<AppState>,

@@ -15,6 +15,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 pub use reads::{ActionsTotals, InsightCells, LiveJob};
 pub use verify::differences;
 
+use super::counters::add_to;
 use super::{EventRecord, StoreError, codec, compression, tables};
 use crate::domain::job::{JobObservation, JobStatus};
 use state::{Cell, JobState, RunJobKey};
@@ -26,7 +27,9 @@ type Group = (i64, String, String, String, String);
 /// Whether a stored event feeds the Actions state: a job delivery of its own (not a
 /// content duplicate of another hook's copy, not a synthesized test).
 pub fn is_job_event(record: &EventRecord) -> bool {
-    record.event == "workflow_job" && record.status != super::Status::Duplicate && !record.test
+    record.origin.event == "workflow_job"
+        && record.status != super::Status::Duplicate
+        && !record.test
 }
 
 /// The job a stored body describes.
@@ -44,18 +47,6 @@ pub struct ActionsTables<'txn> {
     live: Table<'txn, (&'static str, &'static str, i64, u64), i64>,
     /// This transaction's cell deltas, written once per cell by [`Self::flush`].
     pending: BTreeMap<Cell, i64>,
-}
-
-macro_rules! add_to {
-    ($table:expr, $key:expr, $delta:expr) => {{
-        let key = $key;
-        let value = $table.get(key)?.map_or(0, |v| v.value()) + $delta;
-        if value == 0 {
-            $table.remove(key)?;
-        } else {
-            $table.insert(key, value)?;
-        }
-    }};
 }
 
 impl<'txn> ActionsTables<'txn> {
@@ -191,18 +182,18 @@ impl<'txn> ActionsTables<'txn> {
                     row[slot] += delta;
                 }
                 Cell::Total { labels, metric } => {
-                    add_to!(self.totals, (labels.as_str(), metric.as_str()), delta)
+                    add_to(&mut self.totals, (labels.as_str(), metric.as_str()), delta)?
                 }
                 Cell::Live {
                     status,
                     labels,
                     created_ms,
                     job_id,
-                } => add_to!(
-                    self.live,
+                } => add_to(
+                    &mut self.live,
                     (status, labels.as_str(), created_ms, job_id),
-                    delta
-                ),
+                    delta,
+                )?,
             }
         }
         for ((hour, repo, workflow, job, labels), deltas) in rows {
