@@ -2,7 +2,7 @@
 // Socket.IO (/webhooks for the live stream, / for security alerts). Each tab with
 // much to it has its module (forwarding.js, backfill.js, actions.js); common.js holds what they
 // share.
-import { $, api, askToken, authToken, el, eventRow, loaders, openEvent, statusBadge, time } from "./common.js";
+import { $, api, askToken, authToken, el, eventRow, loaders, openEvent, runLoader, statusBadge, time } from "./common.js";
 import { countFailed } from "./forwarding.js";
 import "./backfill.js";
 import "./actions.js";
@@ -16,7 +16,7 @@ for (const button of document.querySelectorAll("nav button")) {
 function showTab(name) {
   for (const button of document.querySelectorAll("nav button")) button.setAttribute("aria-pressed", String(button.dataset.tab === name));
   for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== name;
-  loaders[name]?.();
+  runLoader(name);
 }
 
 // ---- statistics ----
@@ -56,19 +56,22 @@ function barChart(container, bars, { label, height = 160, failedKey } = {}) {
 loaders.stats = async () => {
   const hours = new FormData($("#stats-window")).get("hours");
   const { data } = await api(`/api/webhooks/statistics?hours=${hours}`);
+  // A token limited to some organizations gets only what the per-repository counters
+  // hold: the other numbers are null.
   const s = data.summary;
+  const shown = (value, unit = "") => (value === null ? "–" : `${value}${unit}`);
   $("#stat-total").textContent = s.totalEvents;
-  $("#stat-success").textContent = `${s.successRate}%`;
-  $("#stat-failed").textContent = s.failedEvents;
-  $("#stat-pending").textContent = s.pendingEvents;
-  $("#stat-avg").textContent = `${s.avgProcessingTimeMs} ms`;
+  $("#stat-success").textContent = shown(s.successRate, "%");
+  $("#stat-failed").textContent = shown(s.failedEvents);
+  $("#stat-pending").textContent = shown(s.pendingEvents);
+  $("#stat-avg").textContent = shown(s.avgProcessingTimeMs, " ms");
   $("#stat-p95").textContent = data.processingTimeMs.p95 === null ? "–" : `≤ ${data.processingTimeMs.p95} ms`;
   barChart($("#chart-hourly"), data.hourly.map((h) => ({ label: h.hour, value: h.total, failed: h.failed })),
     { label: (b) => new Date(b.label).getHours() + "h", failedKey: true });
   barChart($("#chart-types"), data.byEvent.map((e) => ({ label: e.event, value: e.total, failed: e.failed })),
     { label: (b) => b.label.slice(0, 10), failedKey: true });
 };
-$("#stats-window").addEventListener("change", () => loaders.stats());
+$("#stats-window").addEventListener("change", () => runLoader("stats"));
 
 // ---- failed deliveries ----
 loaders.failed = async () => {

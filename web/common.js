@@ -17,6 +17,23 @@ export const jsonPost = (body, method = "POST") => ({ method, headers: { "Conten
 
 // What each tab runs when it is shown (its module sets `loaders[tab]`).
 export const loaders = {};
+// Runs a tab's loader; what it could not load (a token limited to some organizations
+// is refused what concerns the whole instance: 403) is said at the top of the tab.
+export async function runLoader(name) {
+  const section = document.getElementById(name);
+  let notice = section?.querySelector(":scope > .tab-notice");
+  try {
+    await loaders[name]?.();
+    notice?.remove();
+  } catch (error) {
+    if (!section || error.message === "unauthorized") return;
+    if (!notice) {
+      notice = el("p", { class: "tab-notice", role: "status" });
+      section.querySelector("h2")?.after(notice) ?? section.prepend(notice);
+    }
+    notice.textContent = error.forbidden ? `Not available with this token: ${error.message}` : error.message;
+  }
+}
 
 // ---- API and token ----
 let token = localStorage.getItem("hookvault-token") || "";
@@ -31,7 +48,11 @@ export async function api(path, options = {}) {
     throw new Error("unauthorized");
   }
   const body = await response.json();
-  if (!body.success) throw new Error(body.error?.message || response.statusText);
+  if (!body.success) {
+    const error = new Error(body.error?.message || response.statusText);
+    error.forbidden = response.status === 403;
+    throw error;
+  }
   return body;
 }
 export function askToken() {

@@ -176,3 +176,28 @@ async fn revoking_a_token_closes_its_open_sockets_at_once() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// The dashboard with a token limited to `octo-org` (`tests/browser/scoped.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_limited_token_its_own_events() {
+    if !crate::dashboard::browser_ready() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let read = token(&app, "octo-dashboard", "read", &["octo-org"]).await;
+    let mine = [
+        post(&app, "push", 0, "octo-org").await,
+        post(&app, "issues", 0, "Octo-Org").await,
+    ];
+    let others = [
+        post(&app, "push", 0, "other-org").await,
+        post(&app, "issues", 0, "third-org").await,
+    ];
+    app.settle().await;
+    let env = [
+        ("HOOKVAULT_TOKEN", read),
+        ("HOOKVAULT_MINE", mine.join(",")),
+        ("HOOKVAULT_OTHERS", others.join(",")),
+    ];
+    crate::dashboard::run_script(&app, "scoped.mjs", "scoped", &env).await;
+}
