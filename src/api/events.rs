@@ -106,7 +106,7 @@ async fn list(
     params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event", example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")),
     responses(
         (status = 200, description = "The event with its headers, content type and payload", body = EventEnvelope),
-        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 404, description = "No such delivery, or one the token may not see", body = ErrorEnvelope),
     ))]
 async fn detail(
     State(state): State<AppState>,
@@ -137,7 +137,7 @@ async fn detail(
             (Object = "application/json"),
             (String = "application/x-www-form-urlencoded"),
         )),
-        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 404, description = "No such delivery, or one the token may not see", body = ErrorEnvelope),
     ))]
 async fn raw(
     State(state): State<AppState>,

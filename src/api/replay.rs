@@ -89,7 +89,7 @@ async fn failed(
 #[utoipa::path(post, path = "/api/webhooks/replay/{delivery_id}", tag = "processing",
     params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event", example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")),
     responses((status = 200, description = "The event after processing it again", body = EventEnvelope),
-        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 404, description = "No such delivery, or one the token may not see", body = ErrorEnvelope),
         (status = 409, description = "A content duplicate, which is never processed: replay the delivery it duplicates", body = ErrorEnvelope)))]
 async fn replay(
     State(state): State<AppState>,

@@ -159,7 +159,7 @@ async fn list(
 #[utoipa::path(get, path = "/api/repositories/{owner}/{repo}", tag = "repositories",
     params(("owner" = String, Path, example = "Codertocat"), ("repo" = String, Path, example = "Hello-World")),
     responses((status = 200, description = "Activity, stats, jobs and workflowRuns", body = Envelope),
-        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope)))]
+        (status = 404, description = "The repository never sent anything, or the token may not see it", body = ErrorEnvelope)))]
 async fn detail(
     State(state): State<AppState>,
     visibility: Visibility,

@@ -75,7 +75,7 @@ pub(crate) fn parse_hours(params: &HashMap<String, String>) -> Result<i64, ApiEr
 #[utoipa::path(get, path = "/api/webhooks/statistics", tag = "statistics",
     params(("hours" = Option<i64>, Query, minimum = 1, maximum = 8784, description = "Default 24")),
     responses(
-        (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window, ignoredByRule (deliveries the ingest filter ignored, per rule, ever; their sum is summary.ignoredEvents)", body = Envelope),
+        (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window, ignoredByRule (deliveries the ingest filter ignored, per rule, ever; their sum is summary.ignoredEvents). For a token limited to organizations: only what the per-repository counters hold (totals are sums over byRepository; statuses, types and times null) and visibility", body = Envelope),
         (status = 400, description = "Bad window", body = ErrorEnvelope),
     ))]
 async fn statistics(

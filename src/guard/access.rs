@@ -61,7 +61,10 @@ impl Grant {
 
     /// Limited to some organizations or repositories.
     pub fn is_limited(&self) -> bool {
-        !self.visibility().is_all()
+        match self {
+            Self::Admin => false,
+            Self::Token(h) => !h.organizations.is_empty() || !h.repositories.is_empty(),
+        }
     }
 
     /// What this caller may see of the stored events.
@@ -325,6 +328,50 @@ mod tests {
             ),
             Err(Denied::BadToken)
         );
+    }
+
+    #[test]
+    fn limited_tokens_are_refused_only_what_concerns_the_whole_instance() {
+        let holder = |scope, orgs: &[&str]| {
+            Grant::Token(Holder {
+                name: "t".into(),
+                scope,
+                organizations: orgs.iter().map(|o| o.to_string()).collect(),
+                repositories: Vec::new(),
+            })
+        };
+        let limited = holder(Scope::Admin, &["octo-org"]);
+        assert!(limited.is_limited());
+        assert!(matches!(limited.visibility(), Visibility::Limited { .. }));
+        for (method, path) in [
+            (Method::GET, "/api/webhooks/events"),
+            (Method::GET, "/api/webhooks/search"),
+            (Method::GET, "/api/export"),
+            (Method::POST, "/api/webhooks/test"),
+            (Method::POST, "/api/webhooks/replay/x"),
+        ] {
+            assert_eq!(limited.allows(&method, path), Ok(()), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::GET, "/metrics"),
+            (Method::GET, "/api/tokens"),
+            (Method::DELETE, "/api/tokens/t"),
+            (Method::GET, "/api/forwarding/targets"),
+            (Method::GET, "/api/backup"),
+            (Method::GET, "/api/webhooks/rejected"),
+            (Method::DELETE, "/api/webhooks/test"),
+        ] {
+            assert_eq!(
+                limited.allows(&method, path),
+                Err(Denied::Limited),
+                "{method} {path}"
+            );
+        }
+        let unlimited = holder(Scope::Read, &[]);
+        assert!(!unlimited.is_limited());
+        assert_eq!(unlimited.visibility(), Visibility::All);
+        assert_eq!(unlimited.allows(&Method::GET, "/metrics"), Ok(()));
+        assert_eq!(Grant::Admin.visibility(), Visibility::All);
     }
 
     #[test]
