@@ -1,7 +1,7 @@
 // Drives the embedded dashboard in Debian's Chromium (playwright-core) against a
 // running hookvault. Exits non-zero with a message on the first failed check.
 //   HOOKVAULT_URL=… HOOKVAULT_SECRET=… [HOOKVAULT_TOKEN=…] node dashboard.mjs <screenshot dir>
-import { chromium } from "playwright-core";
+import { check, launch } from "./browser.mjs";
 import { createHmac, randomUUID } from "node:crypto";
 import { readFileSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -13,9 +13,6 @@ const shots = process.argv[2] || "screenshots";
 const fixtures = fileURLToPath(new URL("../../fixtures/", import.meta.url));
 mkdirSync(shots, { recursive: true });
 
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
 async function post(event, payload) {
   const body = JSON.stringify(payload);
   const id = randomUUID();
@@ -34,10 +31,7 @@ async function apiJson(path) {
   return (await response.json()).data;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 const problems = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

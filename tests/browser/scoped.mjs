@@ -4,7 +4,7 @@
 // use them, with no page error. The events are posted by the test before this runs:
 // HOOKVAULT_MINE and HOOKVAULT_OTHERS hold their delivery ids, comma-separated.
 //   HOOKVAULT_URL=… HOOKVAULT_TOKEN=… HOOKVAULT_MINE=… HOOKVAULT_OTHERS=… node scoped.mjs <screenshot dir>
-import { chromium } from "playwright-core";
+import { check, launch } from "./browser.mjs";
 import { mkdirSync } from "node:fs";
 
 const url = process.env.HOOKVAULT_URL;
@@ -14,14 +14,7 @@ const others = process.env.HOOKVAULT_OTHERS.split(",");
 const shots = process.argv[2] || "screenshots";
 mkdirSync(shots, { recursive: true });
 
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 const problems = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
