@@ -22,8 +22,17 @@ fn owner_of(report: &Value) -> String {
     name.to_ascii_lowercase()
 }
 
-async fn post(app: &TestApp, event: &str, n: usize, owner: &str) -> String {
-    let mut payload = fixture(event, n).json;
+/// Posts fixture 0 of each event type, moved to its owner; answers the delivery ids.
+async fn post_all(app: &TestApp, sends: &[(&str, &str)]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (event, owner) in sends {
+        ids.push(post(app, event, owner).await);
+    }
+    ids
+}
+
+async fn post(app: &TestApp, event: &str, owner: &str) -> String {
+    let mut payload = fixture(event, 0).json;
     let name = payload["repository"]["name"].as_str().unwrap().to_owned();
     payload["repository"]["full_name"] = json!(format!("{owner}/{name}"));
     payload["repository"]["owner"]["login"] = json!(owner);
@@ -75,14 +84,16 @@ async fn a_scoped_socket_gets_only_its_organizations_events() {
     assert_eq!(replayed, expected);
 
     // Live: its own push and security alert arrive; the other organization's do not.
-    let others = [
-        post(&app, "push", 0, "other-org").await,
-        post(&app, "dependabot_alert", 0, "other-org").await,
-    ];
-    let mine = [
-        post(&app, "push", 0, "octo-org").await,
-        post(&app, "dependabot_alert", 0, "Octo-Org").await,
-    ];
+    let others = post_all(
+        &app,
+        &[("push", "other-org"), ("dependabot_alert", "other-org")],
+    )
+    .await;
+    let mine = post_all(
+        &app,
+        &[("push", "octo-org"), ("dependabot_alert", "Octo-Org")],
+    )
+    .await;
     for id in &mine {
         client
             .read_until(id, |c| {
@@ -95,7 +106,8 @@ async fn a_scoped_socket_gets_only_its_organizations_events() {
     for kind in ["event", "live"] {
         for report in client.reports(kind) {
             assert_eq!(owner_of(&report), "octo-org", "{kind}: {report}");
-            assert!(!others.contains(&report["deliveryId"].as_str().unwrap().to_owned()));
+            let id = report["deliveryId"].as_str().unwrap().to_owned();
+            assert!(!others.contains(&id));
         }
     }
     assert!(
@@ -144,14 +156,8 @@ async fn revoking_a_token_closes_its_open_sockets_at_once() {
     }
 
     let revoked = Instant::now();
-    let response = app
-        .client
-        .delete(app.url("/api/tokens/doomed"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = call(&app, Method::DELETE, "/api/tokens/doomed", ADMIN, None).await;
+    assert_eq!(status, StatusCode::OK);
     for client in [&mut feed, &mut main] {
         client.expect("\"disconnect\"").await;
     }
@@ -167,14 +173,8 @@ async fn revoking_a_token_closes_its_open_sockets_at_once() {
         return;
     };
     again.expect("connect_error").await;
-    let response = app
-        .client
-        .get(app.url("/api/webhooks/events"))
-        .bearer_auth(&doomed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = call(&app, Method::GET, "/api/webhooks/events", &doomed, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 /// The dashboard with a token limited to `octo-org` (`tests/browser/scoped.mjs`).
@@ -185,14 +185,8 @@ async fn the_dashboard_shows_a_limited_token_its_own_events() {
     }
     let app = TestApp::spawn().await;
     let read = token(&app, "octo-dashboard", "read", &["octo-org"]).await;
-    let mine = [
-        post(&app, "push", 0, "octo-org").await,
-        post(&app, "issues", 0, "Octo-Org").await,
-    ];
-    let others = [
-        post(&app, "push", 0, "other-org").await,
-        post(&app, "issues", 0, "third-org").await,
-    ];
+    let mine = post_all(&app, &[("push", "octo-org"), ("issues", "Octo-Org")]).await;
+    let others = post_all(&app, &[("push", "other-org"), ("issues", "third-org")]).await;
     app.settle().await;
     let env = [
         ("HOOKVAULT_TOKEN", read),
