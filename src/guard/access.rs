@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use super::{ClientIp, Lockout};
 use crate::config::Secret;
 use crate::domain::Visibility;
-use crate::tokens::{Holder, Scope, Tokens};
+use crate::tokens::{self, Holder, Scope, Tokens};
 
 /// Why a caller was turned away; the message tells them how to get in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,7 +196,13 @@ impl Access {
         if let Some(holder) = token.and_then(|t| self.tokens.as_ref()?.find(t)) {
             return Ok(Grant::Token(holder));
         }
-        let verdict = check(self.api_token.as_ref(), peer, headers, token);
+        let mut verdict = check(self.api_token.as_ref(), peer, headers, token);
+        // A scoped token that is unknown or revoked is refused even where no token is
+        // needed (a local caller without an API token): its holder asked to act as it,
+        // and a revoked token must not come back as the local admin.
+        if verdict.is_ok() && self.api_token.is_none() && token.is_some_and(tokens::looks_scoped) {
+            verdict = Err(Denied::BadToken);
+        }
         if verdict == Err(Denied::BadToken)
             && let Some(client) = client
             && self.lockout.failed(client).is_some()

@@ -186,6 +186,25 @@ async fn a_revoked_token_is_refused_at_once_and_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_revoked_token_is_refused_even_to_a_local_caller_without_an_api_token() {
+    let app = TestApp::spawn().await;
+    let (status, answer) = app
+        .post_json("/api/tokens", json!({"name": "local", "scope": "read"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let token = answer["data"]["token"].as_str().unwrap().to_owned();
+    let (status, _) = call(&app, Method::GET, "/api/webhooks/events", &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app.client.delete(app.url("/api/tokens/local")).send().await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
+    // Not the local admin it would be without presenting anything.
+    let (status, _) = call(&app, Method::GET, "/api/webhooks/events", &token, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.get_json("/api/webhooks/events").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn bad_requests_and_limited_tokens() {
     let app = with_admin_token().await;
     for bad in [
