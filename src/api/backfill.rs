@@ -4,20 +4,21 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::body::json_body;
+use super::body::{Expected, JsonObject};
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
 use crate::backfill::summary::{Summary, parse_since};
 use crate::backfill::{BackfillError, DEFAULT_SINCE, StatusView};
 use crate::domain::ErrorCode;
+
+impl Expected for BackfillRequest {
+    const EXPECTED: &'static str = "{since?, dryRun?}";
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(status, run))
@@ -76,10 +77,8 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
         (status = 503, description = "hookvault is shutting down", body = ErrorEnvelope)))]
 async fn run(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonObject(request): JsonObject<BackfillRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let request: BackfillRequest = json_body(&headers, body, "{since?, dryRun?}")?;
     let since = match request.since.as_deref() {
         None => DEFAULT_SINCE,
         Some(raw) => parse_since(raw).map_err(|problem| {

@@ -1,48 +1,62 @@
-//! Reading a request body as JSON: the one way every handler with a body takes it,
-//! so each answers a wrong content type (415) and a bad body (400) alike.
+//! Reading a request body as JSON: the one way every handler with a body takes it
+//! ([`JsonObject`]), so each answers a wrong content type (415) and a bad body (400)
+//! alike, saying what it expected.
 
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ApiError;
 use crate::domain::ErrorCode;
 
-/// The body as JSON of type `T`, or a 415/400 that says what is wrong.
-pub(super) fn json_body<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    expected: &str,
-) -> Result<T, ApiError> {
-    // Only a JSON content type: a form or text body is what a page on another site
-    // can send without a preflight.
-    if !is_json(headers) {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as Content-Type: application/json",
-        ));
-    }
-    serde_json::from_slice(&body?)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("expected {expected}: {e}")))
+/// What a body type tells a client whose body does not read as it.
+pub(super) trait Expected {
+    /// The shape of a good body, e.g. `{since?, dryRun?}`.
+    const EXPECTED: &'static str;
 }
 
-/// [`json_body`] that must be a JSON object: serde would also read a struct from an
-/// array of its fields in order.
-pub(super) fn object_body<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    expected: &str,
-) -> Result<T, ApiError> {
-    let value: Value = json_body(headers, body, expected)?;
-    if !value.is_object() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            format!("expected {expected}"),
-        ));
+/// A request body that is a JSON object reading as `T`. Only a JSON content type is
+/// taken: a form or text body is what a page on another site can send without a
+/// preflight. And only an object: serde would also read a struct from an array of
+/// its fields in order.
+pub(super) struct JsonObject<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonObject<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Expected,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(request.headers()) {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state).await?;
+        let bad = |detail: String| {
+            ApiError::new(
+                ErrorCode::InvalidBody,
+                format!("expected {}{detail}", T::EXPECTED),
+            )
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!(": {e}")))?;
+        if !value.is_object() {
+            return Err(bad(String::new()));
+        }
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|e| bad(format!(": {e}")))
     }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("expected {expected}: {e}")))
+}
+
+/// Any JSON object, for a handler that looks at it before reading it as its type.
+impl Expected for serde_json::Map<String, Value> {
+    const EXPECTED: &'static str = "a JSON object";
 }
 
 /// `application/json` or `application/<something>+json`, with any parameters.

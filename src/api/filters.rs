@@ -6,20 +6,21 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::body::object_body;
+use super::body::{Expected, JsonObject};
 use super::openapi::ErrorEnvelope;
 use super::rejected::{RejectedEnvelope, log_view, parse_log_limit};
 use super::{ApiError, AppState, envelope};
 use crate::domain::{ErrorCode, FilterSpec, IngestFilter};
+
+impl Expected for Filters {
+    const EXPECTED: &'static str = "an object {allow: [...], deny: [...]}";
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -64,11 +65,8 @@ async fn get_filters(State(state): State<AppState>) -> Json<Value> {
         (status = 400, description = "A rule that is not field:glob, an unknown field, a bad glob, or too many rules (the message names the rule)", body = ErrorEnvelope)))]
 async fn replace_filters(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonObject(Filters { allow, deny }): JsonObject<Filters>,
 ) -> Result<Json<Value>, ApiError> {
-    let expected = "an object {allow: [...], deny: [...]}";
-    let Filters { allow, deny } = object_body(&headers, body, expected)?;
     let filter = IngestFilter::from_spec(&FilterSpec { allow, deny })
         .map_err(|e| ApiError::new(ErrorCode::InvalidFilter, e.0))?;
     let answer = view(&filter);

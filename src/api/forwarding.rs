@@ -5,16 +5,15 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use bytes::Bytes;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::body::json_body;
+use super::body::{Expected, JsonObject};
 use super::openapi::{Envelope, ErrorEnvelope, Pagination};
 use super::replay::parse_limit;
 use super::{ApiError, AppState, envelope};
@@ -44,6 +43,14 @@ struct FailedPage {
     success: bool,
     data: Vec<FailedDelivery>,
     pagination: Pagination,
+}
+
+impl Expected for TargetSpec {
+    const EXPECTED: &'static str = "a target {name, url, …}";
+}
+
+impl Expected for ResendRequest {
+    const EXPECTED: &'static str = "one of {seq}, {deliveryId}, {all: true}, {from, to}";
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -84,10 +91,8 @@ async fn list_targets(State(state): State<AppState>) -> Result<Json<Value>, ApiE
         (status = 409, description = "A target with that name exists", body = ErrorEnvelope)))]
 async fn create_target(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonObject(spec): JsonObject<TargetSpec>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let spec: TargetSpec = json_body(&headers, body, "a target {name, url, …}")?;
     let view = forwarding(&state).create(spec).await?;
     Ok((StatusCode::CREATED, envelope::ok(view)))
 }
@@ -114,17 +119,9 @@ async fn get_target(
 async fn replace_target(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonObject(mut object): JsonObject<serde_json::Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(name) = path?;
-    let mut value: Value = json_body(&headers, body, "a target {url, …}")?;
-    let Some(object) = value.as_object_mut() else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            "expected a JSON object",
-        ));
-    };
     match object.get("name") {
         None => {
             object.insert("name".into(), json!(name));
@@ -143,7 +140,7 @@ async fn replace_target(
             "start: only when creating a target (the target keeps its cursor)",
         ));
     }
-    let spec: TargetSpec = serde_json::from_value(value).map_err(|e| {
+    let spec: TargetSpec = serde_json::from_value(Value::Object(object)).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidBody,
             format!("expected a target {{url, …}}: {e}"),
@@ -216,15 +213,9 @@ struct ResendRequest {
 async fn resend(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonObject(request): JsonObject<ResendRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Path(name) = path?;
-    let request: ResendRequest = json_body(
-        &headers,
-        body,
-        "one of {seq}, {deliveryId}, {all: true}, {from, to}",
-    )?;
     let ranged = request.from.is_some() || request.to.is_some();
     let chosen = [
         request.seq.is_some(),

@@ -5,14 +5,12 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::json_body;
+use super::body::{Expected, JsonObject};
 use super::openapi::{Envelope, ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
 use crate::domain::ErrorCode;
@@ -27,6 +25,10 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 const MAX_FAILED_LIMIT: usize = 1000;
+
+impl Expected for TestRequest {
+    const EXPECTED: &'static str = "{eventType, repository, action}";
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -168,10 +170,8 @@ async fn remove_test_events(State(state): State<AppState>) -> Result<Json<Value>
 async fn test_event(
     State(state): State<AppState>,
     visibility: Visibility,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonObject(request): JsonObject<TestRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let request: TestRequest = json_body(&headers, body, "{eventType, repository, action}")?;
     if !visibility.sees_repository(&request.repository) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

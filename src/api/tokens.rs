@@ -3,20 +3,23 @@
 //! `access::needed_scope`). The work is `tokens`'s; this is its HTTP face.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use bytes::Bytes;
+use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::body::object_body;
+use super::body::{Expected, JsonObject};
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, envelope};
 use crate::domain::{ErrorCode, timestamp};
 use crate::tokens::{TokenError, TokenRecord, TokenRequest};
+
+impl Expected for TokenRequest {
+    const EXPECTED: &'static str = "{name, scope: read|write|admin, organizations?, repositories?}";
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -126,14 +129,8 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
         (status = 409, description = "A token with that name exists", body = ErrorEnvelope)))]
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonObject(request): JsonObject<TokenRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: TokenRequest = object_body(
-        &headers,
-        body,
-        "{name, scope: read|write|admin, organizations?, repositories?}",
-    )?;
     let (token, record) = state.tokens.create(request).await?;
     tracing::info!(name = %record.name, scope = record.scope.as_str(), "API token created");
     let mut answer = view(&record);

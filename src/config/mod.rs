@@ -470,26 +470,14 @@ pub(crate) mod tests {
     fn bad_values_name_their_setting() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
-        let err = Config::from_cli(settings(&[
-            "--data-dir",
-            d,
-            "--secret",
-            "s",
-            "--dedup-ttl",
-            "soon",
-        ]))
-        .unwrap_err();
-        assert!(err.to_string().contains("WEBHOOK_DEDUP_TTL"), "{err}");
-        let err = Config::from_cli(settings(&[
-            "--data-dir",
-            d,
-            "--secret",
-            "s",
-            "--listen",
-            "nowhere",
-        ]))
-        .unwrap_err();
-        assert!(err.to_string().contains("HOOKVAULT_LISTEN"), "{err}");
+        for (flag, value, setting) in [
+            ("--dedup-ttl", "soon", "WEBHOOK_DEDUP_TTL"),
+            ("--listen", "nowhere", "HOOKVAULT_LISTEN"),
+        ] {
+            let err = Config::from_cli(settings(&["--data-dir", d, "--secret", "s", flag, value]))
+                .unwrap_err();
+            assert!(err.to_string().contains(setting), "{err}");
+        }
         let err = Config::from_cli(settings(&["--data-dir", d, "--secret", " , "])).unwrap_err();
         assert!(err.to_string().contains("GITHUB_WEBHOOK_SECRET"), "{err}");
     }

@@ -18,3 +18,16 @@ pub use cors::CorsOrigins;
 pub use lockout::{Lockout, MAX_FAILURES, WINDOW};
 pub use rate::{ApiRateLimiter, RateLimit, UNLIMITED_PATHS};
 pub use site::{ANY_HOST_PATHS, AllowedHosts, Refused, Sites};
+
+/// A header map of `(name, value)` pairs, in order (repeated names kept), for tests.
+#[cfg(test)]
+fn test_headers(pairs: &[(&str, &str)]) -> axum::http::HeaderMap {
+    let mut map = axum::http::HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    map
+}

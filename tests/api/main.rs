@@ -30,6 +30,7 @@ mod isolation_writes;
 mod limits;
 mod metrics;
 mod nats;
+mod nats_auth;
 mod openapi;
 mod process;
 mod processing;

@@ -2,7 +2,7 @@
 //! installed by `.ci/run`), killed when dropped, and what the tests read back from a
 //! stream.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,27 @@ impl NatsServer {
         Some(server)
     }
 
+    /// A server run from a configuration file: `config` is given the port and the
+    /// store directory and returns the file's text (its `listen`, `jetstream` and
+    /// whatever it requires of clients). Ready once its port takes connections: a
+    /// server that wants credentials answers no anonymous client.
+    pub async fn start_configured(config: impl FnOnce(u16, &Path) -> String) -> Option<Self> {
+        let mut server = Self::new(installed()?, Vec::new());
+        let file = server.store.path().join("nats.conf");
+        std::fs::write(&file, config(server.port, server.store.path())).unwrap();
+        server.args = vec!["-c".into(), file.to_str().unwrap().into()];
+        server.run();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(server)
+    }
+
     fn new(binary: PathBuf, args: Vec<String>) -> Self {
         Self {
             binary,
@@ -73,11 +94,19 @@ impl NatsServer {
     }
 
     fn run(&mut self) {
+        // A configured server takes everything from its file.
+        let configured = self.args.first().is_some_and(|a| a == "-c");
+        let flags: Vec<String> = if configured {
+            Vec::new()
+        } else {
+            let store = self.store.path().to_str().unwrap().to_owned();
+            let port = self.port.to_string();
+            ["-js", "-a", "127.0.0.1", "-p", &port, "-sd", &store]
+                .map(String::from)
+                .to_vec()
+        };
         let child = Command::new(&self.binary)
-            .arg("-js")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .arg("-sd")
-            .arg(self.store.path())
+            .args(&flags)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -190,7 +219,12 @@ pub fn urls(nodes: &[NatsServer]) -> String {
 
 /// Every message in the stream, in stream order.
 pub async fn messages(url: &str) -> Vec<StreamMessage> {
-    let js = jetstream::new(async_nats::connect(url).await.unwrap());
+    messages_of(async_nats::connect(url).await.unwrap()).await
+}
+
+/// Every message in the stream, read through `client`, in stream order.
+pub async fn messages_of(client: async_nats::Client) -> Vec<StreamMessage> {
+    let js = jetstream::new(client);
     let mut stream = js.get_stream(STREAM).await.expect("the stream exists");
     let state = stream.info().await.unwrap().state.clone();
     let mut out = Vec::new();

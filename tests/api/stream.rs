@@ -4,6 +4,7 @@
 //! of a three-node cluster.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -392,4 +393,54 @@ async fn losing_one_node_of_a_three_node_cluster_loses_nothing() {
     let unique: HashSet<String> = ids.iter().cloned().collect();
     assert_eq!(unique.len(), ids.len(), "no delivery twice");
     assert_eq!(unique, posted.into_iter().collect::<HashSet<_>>());
+}
+
+/// The consumer docs/streaming.md shows (`examples/consume_jobs.rs`), run as a user
+/// would: it reads the `workflow_job` deliveries and nothing else.
+#[tokio::test]
+async fn the_documented_consumer_reads_the_jobs_and_only_them() {
+    // `cargo test` builds the examples next to the test binaries; `cargo test --test
+    // api` alone does not.
+    let example = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/consume_jobs");
+    if !example.is_file() {
+        crate::skips::skip("examples/consume_jobs is not built (`cargo test` builds it)");
+        return;
+    }
+    let Some(server) = NatsServer::start().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(streaming_to(&server.url())).await;
+    let mut jobs = Vec::new();
+    for fixture in fixtures() {
+        let id = new_id();
+        let (status, body) = app.post_signed(&fixture.event, &id, &fixture.bytes).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if fixture.event == "workflow_job" && body["data"]["status"] == "stored" {
+            jobs.push(id);
+        }
+    }
+    assert!(jobs.len() >= 2, "the fixtures hold workflow jobs");
+    caught_up(&app).await;
+
+    let output = tokio::process::Command::new(&example)
+        .arg(server.url())
+        .arg(jobs.len().to_string())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .expect("the consumer read every job")
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let read: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line.split(' ').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(read, jobs, "every job once, in order, and nothing else");
 }

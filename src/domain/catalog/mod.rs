@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::json;
 
-/// The seed's grouping of event types.
+/// The groups event types are shown in, in the dashboard and `GET /api/webhooks/events/types`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
@@ -193,7 +193,7 @@ mod tests {
         ] {
             assert!(find(name).is_some(), "{name} missing from the catalog");
         }
-        // The seed's "vulnerability_alert" is GitHub's repository_vulnerability_alert.
+        // What is often called "vulnerability_alert" is GitHub's repository_vulnerability_alert.
         assert!(
             find("repository_vulnerability_alert")
                 .unwrap()
