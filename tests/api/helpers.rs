@@ -338,23 +338,6 @@ pub fn sign(body: &[u8]) -> String {
     Signature::compute(SECRET.as_bytes(), body).to_header()
 }
 
-/// A request with a bearer token (and a JSON body); the status and the JSON answer.
-pub async fn call(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }

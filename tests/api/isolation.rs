@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call, fixtures, new_id};
+use crate::bearer::call;
+use crate::helpers::{TestApp, fixtures, new_id};
 
 /// The owners the fixtures are spread over; the first and third are one
 /// organization (GitHub names are case-insensitive).

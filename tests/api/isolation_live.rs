@@ -9,7 +9,8 @@ use hookvault::config::Secret;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call, fixture, new_id};
+use crate::bearer::call;
+use crate::helpers::{TestApp, fixture, new_id};
 use crate::isolation::{mixed_load, token};
 use crate::realtime::node;
 

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call, fixture, new_id};
+use crate::bearer::call;
+use crate::helpers::{TestApp, fixture, new_id};
 use crate::isolation::{get, ids, indexed, is_octo_repository, mixed_load, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ mod actions;
 mod actions_view;
 mod backfill;
 mod backup;
+mod bearer;
 mod browsers;
 mod cli;
 mod connections;

@@ -4,7 +4,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call, fixture, new_id};
+use crate::bearer::call;
+use crate::helpers::{TestApp, fixture, new_id};
 
 const ADMIN: &str = "admin-token-0123456789";
 
