@@ -15,6 +15,9 @@ pub struct Banner {
     pub dashboard_url: String,
     pub data_dir: PathBuf,
     pub token_set: bool,
+    /// The token is the one kept in the data directory (this file): callers on this
+    /// machine need none.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Banner {
@@ -45,6 +48,12 @@ impl Banner {
             data_dir: std::fs::canonicalize(&config.data_dir)
                 .unwrap_or_else(|_| config.data_dir.clone()),
             token_set: config.api_token.is_some(),
+            token_file: match &config.api_token_source {
+                SecretSource::Generated(path) | SecretSource::LoadedFromFile(path) => {
+                    Some(path.clone())
+                }
+                SecretSource::Configured => None,
+            },
         }
     }
 
@@ -56,6 +65,19 @@ impl Banner {
     /// `https` with the built-in TLS, else `http`.
     fn scheme(&self) -> &str {
         self.payload_url.split("://").next().unwrap_or("http")
+    }
+
+    /// The dashboard's URL as another machine types it.
+    pub fn remote_dashboard(&self) -> String {
+        if self.listen.ip().is_unspecified() {
+            format!(
+                "{}://<this machine's IP address>:{}/dashboard",
+                self.scheme(),
+                self.listen.port()
+            )
+        } else {
+            self.dashboard_url.clone()
+        }
     }
 
     pub fn lines(&self) -> Vec<String> {
@@ -82,7 +104,21 @@ impl Banner {
         };
         // The token rule (`guard::access`): without one, only loopback clients are served;
         // host names other than IP addresses must be allowed (DNS rebinding).
+        let other_machines = self.remote_dashboard();
         let access = match (self.token_set, ip.is_loopback()) {
+            (true, _) if self.token_file.is_some() => format!(
+                "in {} (mode 0600): clients on this machine need none; {}",
+                self.token_file
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+                if ip.is_loopback() {
+                    "other machines reach the dashboard through a proxy (its host name listed \
+                     in HOOKVAULT_ALLOWED_HOSTS) and enter it"
+                        .to_owned()
+                } else {
+                    format!("other machines open {other_machines} and enter it")
+                }
+            ),
             (true, false) if ip.is_unspecified() => format!(
                 "set; other machines open {}://<this machine's IP address>:{}/dashboard \
                  (or a host name listed in HOOKVAULT_ALLOWED_HOSTS) and enter the token",
@@ -132,9 +168,31 @@ pub fn announce(banner: &Banner) {
         payload_url = %banner.payload_url,
         dashboard_url = %banner.dashboard_url,
         data_dir = %banner.data_dir.display(),
-        api_token = if banner.token_set { "set" } else { "not set" },
+        api_token = match (banner.token_set, &banner.token_file) {
+            (true, Some(_)) => "in the data directory",
+            (true, None) => "set",
+            (false, _) => "not set",
+        },
         "where to reach hookvault"
     );
+}
+
+/// Prints the API token the first time it is generated, with where to use it; never
+/// through the logger.
+pub fn announce_token(config: &Config, banner: &Banner) {
+    if let (SecretSource::Generated(path), Some(token)) =
+        (&config.api_token_source, &config.api_token)
+    {
+        println!(
+            "hookvault: no HOOKVAULT_API_TOKEN set; generated an API token for other machines and \
+             saved it to {} (mode 0600).\n\
+             Browsers and scripts on this machine need none. From another machine open {} \
+             and enter it when the dashboard asks. It is shown only this once:\n\n    {}\n",
+            path.display(),
+            banner.remote_dashboard(),
+            token.expose()
+        );
+    }
 }
 
 /// Says where the webhook secret comes from. The value itself is shown only once,

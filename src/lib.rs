@@ -185,7 +185,11 @@ impl App {
         };
         let config = Arc::new(config);
         let tokens = tokens::Tokens::load(store.clone()).await?;
-        let access = Access::with_tokens(config.api_token.clone(), Some(tokens.clone()));
+        let access = Access::with_local_access(
+            config.api_token.clone(),
+            Some(tokens.clone()),
+            config.local_without_token(),
+        );
         let connections = server::Connections::new(
             server::Limits {
                 first_request: config.header_timeout,

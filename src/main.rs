@@ -52,7 +52,11 @@ fn serve(config: Config) -> ExitCode {
             }
         };
         match listener.local_addr() {
-            Ok(bound) => banner::announce(&Banner::new(&config, bound)),
+            Ok(bound) => {
+                let banner = Banner::new(&config, bound);
+                banner::announce(&banner);
+                banner::announce_token(&config, &banner);
+            }
             Err(e) => tracing::warn!("cannot tell the bound address: {e}"),
         }
         banner::announce_secret(&config);

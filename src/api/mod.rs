@@ -180,7 +180,9 @@ pub fn router(state: AppState, socket_io: SocketIoLayer) -> Router {
     let sites = guard::Sites {
         hosts: config.allowed_hosts.clone(),
         origins: config.cors_origins.clone(),
-        token_configured: config.api_token.is_some(),
+        // Only a token every caller must send closes the door to cross-site pages: the
+        // generated one lets local callers in without it.
+        token_configured: config.api_token.is_some() && !config.local_without_token(),
     };
     app = app.layer(middleware::from_fn_with_state(
         Arc::new(sites),

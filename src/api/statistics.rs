@@ -267,7 +267,19 @@ fn log_facts(log: &crate::store::LogProgress) -> Value {
 
 #[utoipa::path(get, path = "/api/webhooks/health", tag = "statistics",
     responses((status = 200, description = "status, healthScore, recentEvents, lastEventTime, failedWebhooksCount, metrics.hourly, reasons, log{applierLag, lastApplyMs, bytes, segments}, search{indexLag, rebuilding, lastFailureTime}, stream{lag, cursor, published, connected, lastError} (when streaming to NATS), backfill{running, lastRunAt, lastRunClean, checked, missing, requested, confirmed, errors} (when backfill has credentials), tokenRequired", body = Envelope)))]
-async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn health(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Result<Json<Value>, ApiError> {
+    // Whether this caller must send a token: not on this machine when the token is
+    // the generated one (the dashboard asks for it only when it must).
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let token_required = state.config.api_token.is_some()
+        && !(state.config.local_without_token()
+            && crate::guard::access::is_direct_local(peer, request.headers()));
     let now = timestamp::now_ms();
     let facts = match state.store.health_facts(now - 5 * 60_000).await {
         Ok(facts) => facts,
@@ -276,7 +288,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
             return Ok(envelope::ok(json!({
                 "status": "unhealthy",
                 "healthScore": 0,
-                "tokenRequired": state.config.api_token.is_some(),
+                "tokenRequired": token_required,
                 "reasons": [format!("the store cannot write ({trouble}); deliveries get 503 until it can")],
             })));
         }
@@ -298,7 +310,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "failedWebhooksCount": facts.failed,
         "pendingWebhooksCount": facts.pending,
         "totalEvents": facts.total_events,
-        "tokenRequired": state.config.api_token.is_some(),
+        "tokenRequired": token_required,
         "reasons": reasons,
         "log": log_facts(state.store.log_progress()),
         "search": {

@@ -79,6 +79,19 @@ async fn receive(
         Err(error) if error.status.is_client_error() => {
             state.metrics.rejection(error.code.as_str());
             let entry = rejected::describe(error, &parts.headers, client(), received.as_ref());
+            // One line per refusal at the default level, so "why does GitHub say 401"
+            // is answered by the log: the reason, the delivery and who sent it; never
+            // the body, the signature or a secret.
+            let refusal = &entry.refusal;
+            tracing::info!(
+                code = %refusal.code,
+                delivery = refusal.delivery_id.as_deref().unwrap_or("-"),
+                event = refusal.event.as_deref().unwrap_or("-"),
+                remote = %refusal.source,
+                status = refusal.status,
+                "delivery rejected: {}",
+                refusal.reason
+            );
             if !state.store.record_rejection(entry) {
                 tracing::debug!("rejected-delivery log entry dropped: writer queue full");
             }

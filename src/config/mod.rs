@@ -30,8 +30,10 @@ pub use cli::{
 };
 pub use edge::{AllowedHosts, CorsOrigins, RateLimit};
 pub use nats::{NatsAuth, NatsConfig};
-pub use secret::{SECRET_FILE, Secret, SecretSource};
-use secret::{load_or_generate_secret, parse_secret_list, prepare_data_dir};
+pub use secret::{SECRET_FILE, Secret, SecretSource, TOKEN_FILE};
+use secret::{
+    load_or_generate_secret, load_or_generate_token, parse_secret_list, prepare_data_dir,
+};
 pub use tls::TlsFiles;
 pub use token_args::{TokenAction, TokenArgs};
 
@@ -77,6 +79,9 @@ pub struct Config {
     pub max_retries: u32,
     pub retry_base: Duration,
     pub api_token: Option<Secret>,
+    /// Where the API token came from: `Configured` (or none), or the data directory's
+    /// `api-token`, in which case clients on this machine need no token.
+    pub api_token_source: SecretSource,
     pub check_user_agent: bool,
     /// From accept to a complete request head (HTTP/1 and HTTP/2).
     pub header_timeout: Duration,
@@ -111,6 +116,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether clients on this machine (direct loopback) may call without a token:
+    /// when none is set, or the token is the one kept in the data directory.
+    pub fn local_without_token(&self) -> bool {
+        self.api_token.is_none() || !matches!(self.api_token_source, SecretSource::Configured)
+    }
+
     /// Defaults for a data directory, with the given secrets: what tests and
     /// embedders start from.
     pub fn new(data_dir: impl Into<PathBuf>, secrets: Vec<Secret>) -> Self {
@@ -123,6 +134,7 @@ impl Config {
             max_retries: 3,
             retry_base: Duration::from_secs(1),
             api_token: None,
+            api_token_source: SecretSource::Configured,
             check_user_agent: true,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -295,6 +307,13 @@ impl Config {
             (None, Purpose::Serve) => load_or_generate_secret(&settings.data_dir)?,
             (None, Purpose::Offline) => (Vec::new(), SecretSource::Configured),
         };
+        let (api_token, api_token_source) = match (api_token, purpose) {
+            (None, Purpose::Serve) => {
+                let (token, source) = load_or_generate_token(&settings.data_dir)?;
+                (Some(token), source)
+            }
+            (token, _) => (token, SecretSource::Configured),
+        };
 
         Ok(Self {
             listen,
@@ -305,6 +324,7 @@ impl Config {
             max_retries,
             retry_base: Duration::from_millis(retry_base_ms.max(1)),
             api_token,
+            api_token_source,
             check_user_agent: !settings.no_ua_check,
             header_timeout,
             idle_timeout,
@@ -442,6 +462,29 @@ pub(crate) mod tests {
         ));
         assert_eq!(first.secrets, second.secrets);
         assert_eq!(first.secrets[0].expose().len(), 64);
+
+        // The API token likewise, and clients on this machine need none.
+        assert!(matches!(first.api_token_source, SecretSource::Generated(_)));
+        let mode = fs::metadata(dir.path().join(TOKEN_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(first.api_token, second.api_token);
+        assert!(matches!(
+            second.api_token_source,
+            SecretSource::LoadedFromFile(_)
+        ));
+        assert!(second.local_without_token());
+        let set = Config::from_cli(settings(&[
+            "--data-dir",
+            d,
+            "--api-token",
+            "a-configured-token-0123",
+        ]))
+        .unwrap();
+        assert_eq!(set.api_token_source, SecretSource::Configured);
+        assert!(!set.local_without_token());
     }
 
     #[test]

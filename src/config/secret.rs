@@ -10,6 +10,8 @@ use super::ConfigError;
 
 /// File in the data directory that holds the generated webhook secret.
 pub const SECRET_FILE: &str = "webhook-secret";
+/// File in the data directory that holds the generated API token.
+pub const TOKEN_FILE: &str = "api-token";
 
 /// A secret value (webhook secret or API token). Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,28 +91,57 @@ pub(super) fn load_or_generate_secret(
     dir: &Path,
 ) -> Result<(Vec<Secret>, SecretSource), ConfigError> {
     let setting = "GITHUB_WEBHOOK_SECRET (--secret)";
-    let path = dir.join(SECRET_FILE);
-    match fs::read_to_string(&path) {
-        Ok(saved) => Ok((
-            parse_secret_list(&saved)?,
-            SecretSource::LoadedFromFile(path),
-        )),
+    match load_or_generate(&dir.join(SECRET_FILE), setting)? {
+        (value, SecretSource::Generated(path)) => {
+            Ok((vec![Secret::new(value)], SecretSource::Generated(path)))
+        }
+        (saved, source) => Ok((parse_secret_list(&saved)?, source)),
+    }
+}
+
+/// The API token kept in the data directory (`api-token`): generated on the first
+/// start without `HOOKVAULT_API_TOKEN`, like the webhook secret, so other machines
+/// can be let in; clients on this machine keep working without it.
+pub(super) fn load_or_generate_token(dir: &Path) -> Result<(Secret, SecretSource), ConfigError> {
+    let setting = "HOOKVAULT_API_TOKEN (--api-token)";
+    let (value, source) = load_or_generate(&dir.join(TOKEN_FILE), setting)?;
+    let value = value.trim();
+    if value.len() < 16 {
+        return Err(ConfigError::new(
+            setting,
+            format!(
+                "the token saved in {} must be at least 16 characters",
+                dir.join(TOKEN_FILE).display()
+            ),
+        ));
+    }
+    Ok((Secret::new(value), source))
+}
+
+/// The file's content, or 32 random bytes in hex written to a new file that only its
+/// owner may read (0600).
+fn load_or_generate(
+    path: &Path,
+    setting: &'static str,
+) -> Result<(String, SecretSource), ConfigError> {
+    match fs::read_to_string(path) {
+        Ok(saved) => Ok((saved, SecretSource::LoadedFromFile(path.to_owned()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = hex::encode(rand::random::<[u8; 32]>());
+            let value = hex::encode(rand::random::<[u8; 32]>());
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(&path)
+                .open(path)
                 .map_err(|e| {
                     ConfigError::new(setting, format!("cannot save {}: {e}", path.display()))
                 })?;
-            file.write_all(secret.as_bytes())
+            file.write_all(value.as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| {
                     ConfigError::new(setting, format!("cannot save {}: {e}", path.display()))
                 })?;
-            Ok((vec![Secret::new(secret)], SecretSource::Generated(path)))
+            Ok((value, SecretSource::Generated(path.to_owned())))
         }
         Err(e) => Err(ConfigError::new(
             setting,

@@ -28,6 +28,12 @@ pub enum Denied {
          and send it as Authorization: Bearer <token> (Socket.IO: auth: {{token}})"
     )]
     NotLocal,
+    #[error(
+        "other machines need this hookvault's API token: it was printed when hookvault first \
+         started and is saved as api-token in its data directory (or set HOOKVAULT_API_TOKEN); \
+         send it as Authorization: Bearer <token> (the dashboard asks for it)"
+    )]
+    NoToken,
     #[error("too many wrong API tokens from this address; try again later")]
     TooManyFailures(Duration),
     #[error("this token's scope is {has}; this needs a {needed} token")]
@@ -155,6 +161,9 @@ pub fn needed_scope(method: &Method, path: &str) -> Scope {
 /// The access rule of one running instance: its tokens and its failure counts.
 pub struct Access {
     api_token: Option<Secret>,
+    /// Direct loopback callers without a token pass even with `api_token` set (the
+    /// token kept in the data directory is for other machines).
+    local_open: bool,
     tokens: Option<Arc<Tokens>>,
     lockout: Lockout,
 }
@@ -166,8 +175,19 @@ impl Access {
 
     /// With the scoped tokens of [`Tokens`] besides the API token.
     pub fn with_tokens(api_token: Option<Secret>, tokens: Option<Arc<Tokens>>) -> Arc<Self> {
+        Self::with_local_access(api_token, tokens, false)
+    }
+
+    /// With `local_open`, callers on this machine (direct loopback) need no token
+    /// even when `api_token` is set: the token generated into the data directory.
+    pub fn with_local_access(
+        api_token: Option<Secret>,
+        tokens: Option<Arc<Tokens>>,
+        local_open: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             api_token,
+            local_open,
             tokens,
             lockout: Lockout::default(),
         })
@@ -196,7 +216,13 @@ impl Access {
         if let Some(holder) = token.and_then(|t| self.tokens.as_ref()?.find(t)) {
             return Ok(Grant::Token(holder));
         }
-        let mut verdict = check(self.api_token.as_ref(), peer, headers, token);
+        if self.local_open && token.is_none() && is_direct_local(peer, headers) {
+            return Ok(Grant::Admin);
+        }
+        let mut verdict = match check(self.api_token.as_ref(), peer, headers, token) {
+            Err(Denied::BadToken) if self.local_open && token.is_none() => Err(Denied::NoToken),
+            verdict => verdict,
+        };
         // A scoped token that is unknown or revoked is refused even where no token is
         // needed (a local caller without an API token): its holder asked to act as it,
         // and a revoked token must not come back as the local admin.

@@ -245,3 +245,38 @@ async fn the_dashboard_may_not_be_framed() {
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(response.headers()["x-frame-options"], "DENY");
 }
+
+/// `HOOKVAULT_CORS_ORIGINS=*` opens the API to other sites only when every caller
+/// must send a token. The token generated into the data directory lets local callers
+/// in without it, so a page on another site, in a browser on this machine, stays
+/// refused.
+#[tokio::test]
+async fn the_generated_token_does_not_open_cors_to_every_site() {
+    let token = "generated-token-0123456789abcdef";
+    let app = TestApp::spawn_with(|c| {
+        c.cors_origins = hookvault::guard::CorsOrigins::Any;
+        c.api_token = Some(hookvault::config::Secret::new(token));
+        c.api_token_source =
+            hookvault::config::SecretSource::LoadedFromFile(c.data_dir.join("api-token"));
+    })
+    .await;
+    let cross_site = app
+        .client
+        .post(app.url("/api/webhooks/retry-failed"))
+        .header(ORIGIN, EVIL)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    let (status, code) = status_and_code(cross_site).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(code, "cross_site_request");
+    // A script on this machine still needs no token.
+    let local = app
+        .client
+        .post(app.url("/api/webhooks/retry-failed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(local.status(), StatusCode::OK);
+}

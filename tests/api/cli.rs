@@ -78,6 +78,73 @@ async fn a_generated_secret_is_printed_once_and_works() {
     assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
 }
 
+/// Without HOOKVAULT_API_TOKEN the first start generates an API token like the
+/// secret: saved 0600 in the data directory, printed once with the dashboard URL,
+/// never logged. Callers on this machine still need none; a caller that is not
+/// (here: one behind a proxy) needs it, and is told in words where to find it.
+#[tokio::test]
+async fn a_generated_api_token_is_printed_once_and_lets_other_machines_in() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let first = Binary::start(command(dir.path()));
+    let path = dir.path().join("api-token");
+    let token = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(token.len(), 64);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let client = crate::helpers::client();
+    let events = format!("{}/api/webhooks/events", first.address);
+    let local = client.get(&events).send().await.unwrap();
+    assert_eq!(local.status(), 200, "this machine needs no token");
+    let health: serde_json::Value = client
+        .get(format!("{}/api/webhooks/health", first.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["data"]["tokenRequired"], false, "{health}");
+    let remote = || client.get(&events).header("x-forwarded-for", "192.0.2.7");
+    let refused = remote().send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("api-token"),
+        "says where the token is: {message}"
+    );
+    let admitted = remote().bearer_auth(&token).send().await.unwrap();
+    assert_eq!(admitted.status(), 200, "the token lets other machines in");
+    let wrong = client
+        .get(&events)
+        .bearer_auth("not-the-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong.status(),
+        401,
+        "a wrong token is refused, also locally"
+    );
+    let (stdout, stderr) = first.terminate();
+    assert_eq!(
+        stdout.matches(token.as_str()).count(),
+        1,
+        "printed once: {stdout}"
+    );
+    assert!(
+        stdout.contains("/dashboard"),
+        "with the dashboard URL: {stdout}"
+    );
+    assert!(!stderr.contains(token.as_str()), "never in the log");
+
+    let second = Binary::start(command(dir.path()));
+    let (stdout, stderr) = second.terminate();
+    assert!(!stdout.contains(token.as_str()) && !stderr.contains(token.as_str()));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), token, "kept");
+}
+
 #[tokio::test]
 async fn configured_secrets_never_appear_in_debug_logs() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,10 +318,16 @@ async fn the_banner_names_the_bound_port_and_urls_that_answer() {
         );
     }
     assert!(
-        stdout.contains("  API token:              not set, so the API and dashboard answer clients on this machine only"),
+        stdout.contains(&format!(
+            "  API token:              in {}/api-token (mode 0600): clients on this machine need none",
+            data_dir.display()
+        )),
         "{stdout}"
     );
-    assert!(stderr.contains("api_token=\"not set\""), "{stderr}");
+    assert!(
+        stderr.contains("api_token=\"in the data directory\""),
+        "{stderr}"
+    );
 
     // With a token: said to be set, never shown.
     let token = "banner-test-token-0123456789";
@@ -269,4 +342,58 @@ async fn the_banner_names_the_bound_port_and_urls_that_answer() {
     );
     assert!(stderr.contains("api_token=\"set\""), "{stderr}");
     assert!(!stdout.contains(token) && !stderr.contains(token));
+}
+
+/// A refused delivery leaves one `info` line at the default log level: the reason
+/// code, the delivery id, the event and the sender's address; never the body, the
+/// signature sent or the secret.
+#[tokio::test]
+async fn a_rejected_delivery_is_logged_without_secret_or_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut binary = Binary::start(command(dir.path()));
+    let secret = std::fs::read_to_string(dir.path().join("webhook-secret")).unwrap();
+    let id = new_id();
+    let body = br#"{"zen":"a-body-word-that-must-not-be-logged","hook_id":1}"#;
+    let forged = Signature::compute(b"not-the-secret", body).to_header();
+    let delivery = Delivery::new("ping", &id, body).with("X-Hub-Signature-256", &forged);
+    let client = crate::helpers::client();
+    let mut request = client.post(format!("{}/api/webhooks/github", binary.address));
+    for (name, value) in &delivery.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.body(delivery.body).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+
+    let mut line = None;
+    for _ in 0..100 {
+        line = binary
+            .logged()
+            .lines()
+            .find(|l| l.contains("delivery rejected"))
+            .map(str::to_owned);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let line = line.expect("a log line for the rejected delivery");
+    assert!(line.contains("INFO"), "{line}");
+    assert!(line.contains(&id), "names the delivery: {line}");
+    assert!(
+        line.contains("signature_mismatch"),
+        "names the reason: {line}"
+    );
+    assert!(
+        line.contains("remote=127.0.0.1"),
+        "names the sender: {line}"
+    );
+    assert!(line.contains("ping"), "names the event: {line}");
+    let log = binary.logged();
+    for private in [
+        secret.trim(),
+        "a-body-word-that-must-not-be-logged",
+        forged.trim_start_matches("sha256="),
+    ] {
+        assert!(!log.contains(private), "{private} is not logged: {log}");
+    }
 }

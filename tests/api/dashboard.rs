@@ -177,6 +177,31 @@ async fn the_dashboard_asks_for_the_token_once_and_uses_it() {
     run_browser(&app, Some(token)).await;
 }
 
+/// From another machine (behind a proxy, so never local) with the token generated
+/// into the data directory: the page explains the 401 in the server's words, has
+/// Cancel, says when a token is wrong, and gets in with the right one
+/// (`tests/browser/remote.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_explains_a_401_to_another_machine() {
+    if !browser_ready() {
+        return;
+    }
+    let token = "generated-token-0123456789abcdef";
+    let app = TestApp::spawn_with(|c| {
+        c.api_token = Some(hookvault::config::Secret::new(token));
+        c.api_token_source =
+            hookvault::config::SecretSource::LoadedFromFile(c.data_dir.join("api-token"));
+    })
+    .await;
+    run_script(
+        &app,
+        "remote.mjs",
+        "remote",
+        &[("HOOKVAULT_TOKEN", token.to_owned())],
+    )
+    .await;
+}
+
 /// The Forwarding view: a target that refused two deliveries shows its
 /// counts, attempts and failed deliveries; both are re-sent from the page (one, then
 /// all after a confirmation) and reach the receiver; a settings target is read-only;

@@ -1,8 +1,8 @@
 //! Streaming to NATS servers that require credentials or TLS, each a real
 //! `nats-server` run from a configuration file: with the right setting every stored
 //! delivery reaches the stream; with a wrong one nothing does, and health says why.
-//! (A `.creds` file is not tested against a server: it needs an operator, account
-//! and user JWT chain, made with `nsc`, which Debian does not package.)
+//! The `.creds` case runs the server in operator mode with an operator, account and
+//! user JWT chain that the test signs itself, as `nsc` would.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -247,6 +247,117 @@ async fn a_tls_server_takes_the_ca_and_client_certificate() {
         },
         // Trusts the server, but has no client certificate to show.
         |c| c.tls_ca = Some(pki.ca.clone()),
+        reader,
+    )
+    .await;
+}
+
+/// A NATS JWT (header, claims, Ed25519 signature by `signer`), as `nsc` makes them.
+fn jwt(signer: &nkeys::KeyPair, subject: &str, name: &str, nats: Value) -> String {
+    use base64::Engine;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": new_id().replace('-', "").to_uppercase(),
+        "iat": hookvault::domain::timestamp::now_ms() / 1000,
+        "iss": signer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let signed = format!("{header}.{}", encode(claims.to_string().as_bytes()));
+    let signature = signer.sign(signed.as_bytes()).unwrap();
+    format!("{signed}.{}", encode(&signature))
+}
+
+/// A user's `.creds` file: its JWT and its seed, in `nsc`'s format.
+fn creds(dir: &Path, name: &str, jwt: &str, user: &nkeys::KeyPair) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.creds"));
+    let text = format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().unwrap()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Operator mode: the server trusts an operator, which signed an account (with
+/// JetStream), which signed the user in the `.creds` file. A user signed by another
+/// account's key is refused.
+#[tokio::test]
+async fn an_operator_mode_server_takes_a_creds_file() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let unknown_account = nkeys::KeyPair::new_account();
+    let stranger = nkeys::KeyPair::new_user();
+    let unlimited = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+    });
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "test-operator",
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "hookvault",
+        serde_json::json!({"limits": unlimited, "type": "account", "version": 2}),
+    );
+    let user_claims = serde_json::json!({
+        "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+        "type": "user", "version": 2,
+    });
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "hookvault",
+        user_claims.clone(),
+    );
+    let stranger_jwt = jwt(
+        &unknown_account,
+        &stranger.public_key(),
+        "stranger",
+        user_claims,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let right = creds(dir.path(), "hookvault", &user_jwt, &user);
+    let wrong = creds(dir.path(), "stranger", &stranger_jwt, &stranger);
+    // JetStream in operator mode needs a system account.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({"type": "account", "version": 2}),
+    );
+    let (account_key, system_key) = (account.public_key(), system.public_key());
+    let Some(server) = NatsServer::start_configured(|port, store| {
+        config(
+            port,
+            store,
+            &format!(
+                "operator: {operator_jwt}\nsystem_account: {system_key}\nresolver: MEMORY\n\
+                 resolver_preload: {{ {account_key}: {account_jwt}, {system_key}: {system_jwt} }}"
+            ),
+        )
+    })
+    .await
+    else {
+        return;
+    };
+    let reader = ConnectOptions::with_credentials_file(right.clone())
+        .await
+        .unwrap();
+    publishes_only_with_the_right_setting(
+        &server,
+        |c| c.auth = NatsAuth::CredsFile(right.clone()),
+        |c| c.auth = NatsAuth::CredsFile(wrong),
         reader,
     )
     .await;

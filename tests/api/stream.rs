@@ -444,3 +444,58 @@ async fn the_documented_consumer_reads_the_jobs_and_only_them() {
         .collect();
     assert_eq!(read, jobs, "every job once, in order, and nothing else");
 }
+
+/// The dashboard's Overview shows the stream's lag and connection as health does:
+/// up to date and connected, then, with NATS stopped, the deliveries waiting and
+/// NATS's complaint (`tests/browser/stream.mjs` in Debian's Chromium).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_the_stream_lag_and_connection() {
+    if !crate::dashboard::browser_ready() {
+        return;
+    }
+    let Some(mut server) = NatsServer::start().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(streaming_to(&server.url())).await;
+    let all = fixtures();
+    let (status, _) = app
+        .post_signed(&all[0].event, &new_id(), &all[0].bytes)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    caught_up(&app).await;
+    let expect = |lag: u64, connected: bool| {
+        [
+            ("EXPECT_LAG", lag.to_string()),
+            ("EXPECT_CONNECTED", connected.to_string()),
+        ]
+    };
+    crate::dashboard::run_script(&app, "stream.mjs", "stream", &expect(0, true)).await;
+
+    server.kill();
+    let mut stored = 0;
+    for fixture in all.iter().skip(1) {
+        let (_, body) = app
+            .post_signed(&fixture.event, &new_id(), &fixture.bytes)
+            .await;
+        if body["data"]["status"] == "stored" {
+            stored += 1;
+        }
+        if stored == 5 {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, health) = app.get_json("/api/webhooks/health").await;
+        let stream = &health["data"]["stream"];
+        if stream["lag"] == 5 && stream["connected"] == false && !stream["lastError"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sink did not notice: {stream}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    crate::dashboard::run_script(&app, "stream.mjs", "stream", &expect(5, false)).await;
+}

@@ -5,7 +5,7 @@
 // without a reload, and leave the queue when it starts; axe must find nothing.
 // Exits non-zero with a message on the first failed check.
 //   HOOKVAULT_URL=… HOOKVAULT_SECRET=… LIVE_JOB=<job id> node actions.mjs <screenshot dir>
-import { check, launch } from "./browser.mjs";
+import { check, launch } from "./lib.mjs";
 import { createHmac, randomUUID } from "node:crypto";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";

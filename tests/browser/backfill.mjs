@@ -4,7 +4,7 @@
 // "Backfill now" has GitHub redeliver them and shows them arrived. Exits non-zero
 // with a message on the first failed check.
 //   HOOKVAULT_URL=… HOOK=repo:owner/name:id MISSING_IDS=a,b,c CHECKED=n node backfill.mjs <screenshot dir>
-import { check, launch } from "./browser.mjs";
+import { check, launch } from "./lib.mjs";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 

@@ -4,7 +4,7 @@
 // Exits non-zero with a message on the first failed check.
 //   HOOKVAULT_URL=… TARGET=… SETTINGS_TARGET=… FAILED_IDS=a,b DELIVERED=n RECEIVER_URL=…
 //   node forwarding.mjs <screenshot dir>
-import { check, launch } from "./browser.mjs";
+import { check, launch } from "./lib.mjs";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 
