@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::api::openapi::{Envelope, ErrorEnvelope};
 use crate::api::{ApiError, AppState, envelope};
-use crate::domain::timestamp;
+use crate::domain::{Visibility, timestamp};
 use crate::store::{ACTIONS_BOUNDS_S, InsightCells, actions_metric as metric};
 
 /// Longest window: 90 days.
@@ -103,13 +103,17 @@ fn summary(m: &Metrics) -> Value {
     ))]
 pub(super) async fn insights(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let hours = parse_hours(&params)?;
-    let cells = state
+    let mut cells = state
         .store
         .actions_insights(timestamp::now_ms(), hours)
         .await?;
+    cells
+        .groups
+        .retain(|(repository, ..), _| visibility.sees_repository(repository));
     let filter = |key: &str| params.get(key).map(String::as_str);
     Ok(envelope::ok(answer(
         cells,
