@@ -197,6 +197,7 @@ fn export_filter(args: &ExportArgs) -> Result<ExportFilter, String> {
         statuses: status.into_iter().collect(),
         start_ms: date("--start-date", &args.start_date)?,
         end_ms: date("--end-date", &args.end_date)?,
+        visibility: crate::domain::Visibility::All,
     })
 }
 

@@ -9,7 +9,9 @@ use std::io::{BufRead, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
+use crate::domain::{
+    Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, Visibility, timestamp,
+};
 use crate::ingest;
 use crate::store::{DuplicateReason, EventRecord, IngestOutcome, Status, Store, StoreError};
 
@@ -49,6 +51,8 @@ pub struct ExportFilter {
     pub statuses: Vec<Status>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
+    /// Only the events the caller may see.
+    pub visibility: Visibility,
 }
 
 impl ExportFilter {
@@ -62,6 +66,7 @@ impl ExportFilter {
             && (self.statuses.is_empty() || self.statuses.contains(&record.status))
             && self.start_ms.is_none_or(|t| record.received_at_ms >= t)
             && self.end_ms.is_none_or(|t| record.received_at_ms <= t)
+            && record.visible_to(&self.visibility)
     }
 }
 

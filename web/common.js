@@ -18,11 +18,31 @@ export const time = (iso) => {
   const d = new Date(iso);
   return sameDay(d, new Date()) ? d.toLocaleTimeString() : d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 };
+// A count, or – for one the API answers null (statistics of a token limited to some
+// organizations hold only what the per-repository counters count).
+export const shown = (value, unit = "") => (value === null || value === undefined ? "–" : `${value}${unit}`);
 export const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
 export const jsonPost = (body, method = "POST") => ({ method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
 // What each view runs when it is shown (its module sets `loaders[view]`).
 export const loaders = {};
+// Runs a tab's loader; what it could not load (a token limited to some organizations
+// is refused what concerns the whole instance: 403) is said at the top of the tab.
+export async function runLoader(name) {
+  const section = document.getElementById(name);
+  let notice = section?.querySelector(":scope > .tab-notice");
+  try {
+    await loaders[name]?.();
+    notice?.remove();
+  } catch (error) {
+    if (!section || error.message === "unauthorized") return;
+    if (!notice) {
+      notice = el("p", { class: "tab-notice", role: "status" });
+      section.querySelector("h2")?.after(notice) ?? section.prepend(notice);
+    }
+    notice.textContent = error.forbidden ? `Not available with this token: ${error.message}` : error.message;
+  }
+}
 
 // ---- API and token ----
 let token = localStorage.getItem("hookvault-token") || "";
@@ -42,7 +62,11 @@ export async function authFetch(path, options = {}) {
 export async function api(path, options = {}) {
   const response = await authFetch(path, options);
   const body = await response.json();
-  if (!body.success) throw new Error(body.error?.message || response.statusText);
+  if (!body.success) {
+    const error = new Error(body.error?.message || response.statusText);
+    error.forbidden = response.status === 403;
+    throw error;
+  }
   return body;
 }
 

@@ -1,6 +1,6 @@
 // The forwarding tab: targets, their attempts and failed deliveries, re-sending,
 // creating and editing targets.
-import { $, api, el, jsonPost, loaders, time, when } from "./common.js";
+import { $, api, el, jsonPost, loaders, runLoader, time, when } from "./common.js";
 
 // ---- forwarding targets ----
 // Refreshed every few seconds while the section is shown. Rows are rebuilt only when
@@ -254,4 +254,4 @@ async function deleteTarget(name) {
   }
   await loaders.forwarding();
 }
-setInterval(() => { if (!$("#forwarding").hidden) loaders.forwarding(); }, FORWARD_REFRESH_MS);
+setInterval(() => { if (!$("#forwarding").hidden) runLoader("forwarding"); }, FORWARD_REFRESH_MS);

@@ -3,7 +3,7 @@
 // duplicates, each linking to its list), deliveries refused at the door, the search
 // index lag, the NATS stream's lag and connection when streaming is on, a rate chart
 // and the newest events. Refreshed as events arrive.
-import { $, api, el, eventRow, loaders } from "./common.js";
+import { $, api, el, eventRow, loaders, shown } from "./common.js";
 import { hourlyPoints, timeChart } from "./charts.js";
 import { viewUrl } from "./router.js";
 
@@ -48,10 +48,10 @@ loaders.overview = async () => {
   $("#ov-health").className = `value ${health.status}`;
   $("#ov-reasons").replaceChildren(...(health.reasons.length ? health.reasons : ["Nothing to report: deliveries are stored and processed."]).map((r) => el("li", {}, r)));
   $("#ov-total").textContent = s.totalEvents.toLocaleString();
-  $("#ov-success").textContent = `${s.successRate}%`;
-  setLink("#ov-failed", String(s.failedEvents), "events", { status: "failed", from: since });
-  setLink("#ov-pending", String(s.pendingEvents), "events", { status: "pending", from: since });
-  setLink("#ov-duplicates", String(s.duplicateEvents), "events", { status: "duplicate", from: since });
+  $("#ov-success").textContent = shown(s.successRate, "%");
+  setLink("#ov-failed", shown(s.failedEvents), "events", { status: "failed", from: since });
+  setLink("#ov-pending", shown(s.pendingEvents), "events", { status: "pending", from: since });
+  setLink("#ov-duplicates", shown(s.duplicateEvents), "events", { status: "duplicate", from: since });
   if (rejected) {
     const count = Object.values(rejected.byReason).reduce((a, b) => a + b, 0);
     setLink("#ov-rejected", String(count), "rejected", {});

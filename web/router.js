@@ -1,7 +1,7 @@
 // Views and the URL: `?view=name&…` names the view and its filters, so a reload keeps
 // them and Back/Forward move between them (history.pushState). The tab list is an
 // ARIA tablist: arrow keys, Home and End move between tabs.
-import { loaders } from "./common.js";
+import { runLoader } from "./common.js";
 
 const DEFAULT = "overview";
 const tabs = () => [...document.querySelectorAll("nav [role=tab]")];
@@ -26,7 +26,7 @@ function show(view) {
     tab.tabIndex = selected ? 0 : -1;
   }
   for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== view;
-  return loaders[view]?.();
+  return runLoader(view);
 }
 
 // Shows `view`; with `push`, as a new history entry.

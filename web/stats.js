@@ -1,6 +1,6 @@
 // The Statistics view: the statistics API over a window from 1 hour to a year, as
 // cards, events over time and events per type.
-import { $, api, loaders } from "./common.js";
+import { $, api, loaders, shown } from "./common.js";
 import { barList, hourlyPoints, timeChart } from "./charts.js";
 import { navigate, viewParams } from "./router.js";
 
@@ -12,11 +12,11 @@ loaders.stats = async () => {
   const { data } = await api(`/api/webhooks/statistics?hours=${hours}`);
   const s = data.summary;
   $("#stat-total").textContent = s.totalEvents;
-  $("#stat-success").textContent = `${s.successRate}%`;
-  $("#stat-failed").textContent = s.failedEvents;
-  $("#stat-pending").textContent = s.pendingEvents;
-  $("#stat-duplicates").textContent = s.duplicateEvents;
-  $("#stat-avg").textContent = `${s.avgProcessingTimeMs} ms`;
+  $("#stat-success").textContent = shown(s.successRate, "%");
+  $("#stat-failed").textContent = shown(s.failedEvents);
+  $("#stat-pending").textContent = shown(s.pendingEvents);
+  $("#stat-duplicates").textContent = shown(s.duplicateEvents);
+  $("#stat-avg").textContent = shown(s.avgProcessingTimeMs, " ms");
   $("#stat-p95").textContent = data.processingTimeMs.p95 === null ? "–" : `≤ ${data.processingTimeMs.p95} ms`;
   const { points, bucketMs } = hourlyPoints(data.hourly);
   $("#chart-hourly-title").textContent = `Events per ${bucketMs === 3_600_000 ? "hour" : bucketMs === 86_400_000 ? "day" : `${bucketMs / 3_600_000} hours`}`;

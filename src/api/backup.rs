@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::openapi::ErrorEnvelope;
 use super::{ApiError, AppState, events, streamed};
 use crate::domain::ErrorCode;
-use crate::domain::timestamp;
+use crate::domain::{Visibility, timestamp};
 use crate::transfer::{self, ExportFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -95,6 +95,7 @@ async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
     ))]
 async fn export(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     // The events list's parser, so the filters mean the same; it has no paging here.
@@ -106,6 +107,7 @@ async fn export(
         statuses: query.statuses,
         start_ms: query.start_ms,
         end_ms: query.end_ms,
+        visibility,
     };
     let store = state.store.clone();
     let body = streamed::body("export", move |out| {

@@ -15,9 +15,9 @@ use serde_json::Value;
 use super::openapi::{ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
 use crate::domain::ErrorCode;
-use crate::domain::{PayloadEncoding, timestamp};
+use crate::domain::{PayloadEncoding, Visibility, timestamp};
 use crate::ingest;
-use crate::store::{EventQuery, Status};
+use crate::store::{EventQuery, Status, StoredEvent};
 use crate::views::EventSummary;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -85,9 +85,13 @@ pub(super) struct EventFilters {
     ))]
 async fn list(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = parse_query(&params)?;
+    let query = EventQuery {
+        visibility,
+        ..parse_query(&params)?
+    };
     let (limit, offset) = (query.limit, query.offset);
     let page = state.store.list(query).await?;
     let events: Vec<EventSummary> = page
@@ -102,17 +106,15 @@ async fn list(
     params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event", example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")),
     responses(
         (status = 200, description = "The event with its headers, content type and payload", body = EventEnvelope),
-        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 404, description = "No such delivery, or one the token may not see", body = ErrorEnvelope),
     ))]
 async fn detail(
     State(state): State<AppState>,
+    visibility: Visibility,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(delivery_id) = path?;
-    let stored =
-        state.store.get(delivery_id.clone()).await?.ok_or_else(|| {
-            ApiError::not_found(format!("no event with delivery id {delivery_id}"))
-        })?;
+    let stored = visible_event(&state, &visibility, delivery_id.clone()).await?;
     let encoding = stored.record.encoding;
     let payload = ingest::decode_payload(encoding, &stored.body).map_err(|e| {
         tracing::error!(%delivery_id, error = %e, "stored payload no longer decodes");
@@ -135,22 +137,35 @@ async fn detail(
             (Object = "application/json"),
             (String = "application/x-www-form-urlencoded"),
         )),
-        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 404, description = "No such delivery, or one the token may not see", body = ErrorEnvelope),
     ))]
 async fn raw(
     State(state): State<AppState>,
+    visibility: Visibility,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(delivery_id) = path?;
-    let stored =
-        state.store.get(delivery_id.clone()).await?.ok_or_else(|| {
-            ApiError::not_found(format!("no event with delivery id {delivery_id}"))
-        })?;
+    let stored = visible_event(&state, &visibility, delivery_id.clone()).await?;
     Ok((
         [(header::CONTENT_TYPE, content_type(stored.record.encoding))],
         stored.body,
     )
         .into_response())
+}
+
+/// The stored event with this delivery id, if the caller may see it: one it may
+/// not see is as unknown (404), so its existence does not leak.
+pub(super) async fn visible_event(
+    state: &AppState,
+    visibility: &Visibility,
+    delivery_id: String,
+) -> Result<StoredEvent, ApiError> {
+    state
+        .store
+        .get(delivery_id.clone())
+        .await?
+        .filter(|stored| stored.record.visible_to(visibility))
+        .ok_or_else(|| ApiError::not_found(format!("no event with delivery id {delivery_id}")))
 }
 
 fn content_type(encoding: PayloadEncoding) -> &'static str {
@@ -226,6 +241,7 @@ pub(crate) fn parse_query(params: &HashMap<String, String>) -> Result<EventQuery
         end_ms: date("endDate")?,
         limit,
         offset: number("offset", 0)?,
+        visibility: Visibility::All,
     };
     if let (Some(start), Some(end)) = (query.start_ms, query.end_ms)
         && start > end

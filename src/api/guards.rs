@@ -4,26 +4,38 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
-use crate::domain::ErrorCode;
+use crate::domain::{ErrorCode, Visibility};
 use crate::guard::access::{self, Access, Denied, bearer};
 use crate::guard::{ApiRateLimiter, ClientIp, Refused, Sites, UNLIMITED_PATHS};
 
-/// Axum middleware guarding every route it wraps.
-pub async fn require(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+/// Axum middleware guarding every route it wraps. An admitted request carries its
+/// caller's [`Visibility`] to the handler.
+pub async fn require(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let extensions = request.extensions();
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let client = extensions.get::<ClientIp>().map(|c| c.0);
     let headers = request.headers();
     let admitted = access
         .admit(client, peer, headers, bearer(headers))
-        .and_then(|grant| grant.allows(request.method(), request.uri().path()));
+        .and_then(|grant| {
+            grant.allows(request.method(), request.uri().path())?;
+            Ok(grant.visibility())
+        });
     match admitted {
-        Ok(()) => next.run(request).await,
+        Ok(visibility) => {
+            request.extensions_mut().insert(visibility);
+            next.run(request).await
+        }
         Err(denied @ (Denied::Scope { .. } | Denied::Limited)) => {
             ApiError::new(ErrorCode::Forbidden, denied.to_string()).into_response()
         }
@@ -33,6 +45,26 @@ pub async fn require(State(access): State<Arc<Access>>, request: Request, next: 
                 .into_response()
         }
         Err(denied) => ApiError::new(ErrorCode::Unauthorized, denied.to_string()).into_response(),
+    }
+}
+
+/// What the caller may see, as [`require`] found it. A handler behind no guard
+/// gets an error, never everything.
+impl<S: Send + Sync> FromRequestParts<S> for Visibility {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Visibility>()
+            .cloned()
+            .ok_or_else(|| {
+                tracing::error!(
+                    path = parts.uri.path(),
+                    "a handler asked for the caller's visibility behind no guard"
+                );
+                ApiError::new(ErrorCode::Internal, "access was not checked")
+            })
     }
 }
 

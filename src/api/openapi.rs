@@ -131,8 +131,8 @@ fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
 /// access middleware wraps, so the description follows the route table.
 pub fn require_token(api: &mut utoipa::openapi::OpenApi) {
     const SCOPE: &str = "The token's scope does not allow this (read < write < admin), or the \
-        token is limited to organizations and this is not filtered for it; or a host name \
-        this instance is not served under";
+        token is limited to organizations and this concerns the whole instance; or a host \
+        name this instance is not served under";
     for item in api.paths.paths.values_mut() {
         for (changes_state, operation) in operations(item) {
             operation.security = Some(vec![SecurityRequirement::new(BEARER, [""; 0])]);

@@ -15,7 +15,9 @@ use super::openapi::{Envelope, ErrorEnvelope, EventEnvelope, EventPage};
 use super::{ApiError, AppState, envelope};
 use crate::domain::ErrorCode;
 use crate::domain::catalog;
-use crate::domain::{Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, timestamp};
+use crate::domain::{
+    Delivery, DeliveryId, EventFields, EventType, PayloadEncoding, Visibility, timestamp,
+};
 use crate::process::{Replay, synthesize};
 use crate::store::{EventQuery, IngestOutcome, Status, TEST_ID_PREFIX};
 use crate::views::EventSummary;
@@ -67,12 +69,14 @@ pub(super) fn parse_limit(
         (status = 400, description = "Bad limit", body = ErrorEnvelope)))]
 async fn failed(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = parse_failed_limit(&params)?;
     let query = EventQuery {
         statuses: vec![Status::Failed],
         limit,
+        visibility,
         ..Default::default()
     };
     let page = state.store.list(query).await?;
@@ -87,13 +91,16 @@ async fn failed(
 #[utoipa::path(post, path = "/api/webhooks/replay/{delivery_id}", tag = "processing",
     params(("delivery_id" = String, Path, description = "X-GitHub-Delivery of the event", example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")),
     responses((status = 200, description = "The event after processing it again", body = EventEnvelope),
-        (status = 404, description = "No such delivery", body = ErrorEnvelope),
+        (status = 404, description = "No such delivery, or one the token may not see", body = ErrorEnvelope),
         (status = 409, description = "A content duplicate, which is never processed: replay the delivery it duplicates", body = ErrorEnvelope)))]
 async fn replay(
     State(state): State<AppState>,
+    visibility: Visibility,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(delivery_id) = path?;
+    // One the caller may not see is as unknown.
+    super::events::visible_event(&state, &visibility, delivery_id.clone()).await?;
     let (seq, record) = match state.processor.replay(&delivery_id).await? {
         Replay::Done(seq, record) => (seq, record),
         Replay::Unknown => {
@@ -114,8 +121,11 @@ async fn replay(
 
 #[utoipa::path(post, path = "/api/webhooks/retry-failed", tag = "processing",
     responses((status = 200, description = "{total, processed, failed}", body = Envelope)))]
-async fn retry_failed(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let report = state.processor.retry_failed().await?;
+async fn retry_failed(
+    State(state): State<AppState>,
+    visibility: Visibility,
+) -> Result<Json<Value>, ApiError> {
+    let report = state.processor.retry_failed(&visibility).await?;
     Ok(envelope::ok(json!({
         "total": report.total,
         "processed": report.processed,
@@ -159,8 +169,18 @@ async fn remove_test_events(State(state): State<AppState>) -> Result<Json<Value>
         (status = 400, description = "Bad body, unknown event type or action (the message lists valid ones)", body = ErrorEnvelope)))]
 async fn test_event(
     State(state): State<AppState>,
+    visibility: Visibility,
     JsonObject(request): JsonObject<TestRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    if !visibility.sees_repository(&request.repository) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "this token may not see repository {}; name one of its repositories",
+                request.repository
+            ),
+        ));
+    }
     let payload = synthesize::payload(
         &request.event_type,
         &request.repository,

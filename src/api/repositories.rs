@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::openapi::{Envelope, ErrorEnvelope, ListEnvelope};
 use super::{ApiError, AppState, envelope};
-use crate::domain::timestamp;
+use crate::domain::{Visibility, timestamp};
 use crate::process::counter;
 use crate::store::{JobStats, RepoStats};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -136,10 +136,12 @@ pub(crate) fn parse_list(
         (status = 400, description = "Bad sort or limit", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let (order, limit) = parse_list(&params)?;
     let mut repos = state.store.repositories().await?;
+    repos.retain(|r| visibility.sees_repository(&r.repository));
     match order {
         RepositoryOrder::Activity => repos.sort_by(|a, b| {
             b.get("total")
@@ -157,9 +159,10 @@ async fn list(
 #[utoipa::path(get, path = "/api/repositories/{owner}/{repo}", tag = "repositories",
     params(("owner" = String, Path, example = "Codertocat"), ("repo" = String, Path, example = "Hello-World")),
     responses((status = 200, description = "Activity, stats, jobs and workflowRuns", body = Envelope),
-        (status = 404, description = "The repository never sent anything", body = ErrorEnvelope)))]
+        (status = 404, description = "The repository never sent anything, or the token may not see it", body = ErrorEnvelope)))]
 async fn detail(
     State(state): State<AppState>,
+    visibility: Visibility,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path((owner, repo)) = path?;
@@ -168,6 +171,7 @@ async fn detail(
         .store
         .repository(name.clone())
         .await?
+        .filter(|_| visibility.sees_repository(&name))
         .ok_or_else(|| ApiError::not_found(format!("no events from repository {name}")))?;
     let mut body = summary(&stats);
     let (runs, jobs): (Vec<&JobStats>, Vec<&JobStats>) =

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::openapi::{ErrorEnvelope, ListEnvelope};
 use super::{ApiError, AppState, envelope};
 use crate::domain::ErrorCode;
-use crate::domain::timestamp;
+use crate::domain::{Visibility, timestamp};
 use crate::search::{SearchError, SearchRequest, SortOrder};
 use crate::views::EventSummary;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -82,6 +82,7 @@ pub(crate) fn parse(params: &HashMap<String, String>) -> Result<SearchRequest, A
         limit,
         offset,
         sort,
+        visibility: Visibility::All,
     })
 }
 
@@ -105,10 +106,14 @@ super::openapi::one_of_schema!(
         (status = 400, description = "Unparsable query or bad parameter", body = ErrorEnvelope)))]
 async fn search(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    let request = parse(&params)?;
+    let request = SearchRequest {
+        visibility,
+        ..parse(&params)?
+    };
     // How fresh the index is, read before searching: the searcher is reloaded before
     // the indexed position moves on, so the hits are at least as fresh as this says.
     // (Read after, a search still on the previous searcher could claim `indexLag: 0`

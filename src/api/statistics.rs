@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::openapi::{Envelope, ErrorEnvelope};
 use super::{ApiError, AppState, envelope};
-use crate::domain::timestamp;
+use crate::domain::{Visibility, timestamp};
 use crate::store::{EventStats, HealthFacts, Statistics, StoreError, bucket_upper_us};
 use crate::views::success_rate;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -75,14 +75,22 @@ pub(crate) fn parse_hours(params: &HashMap<String, String>) -> Result<i64, ApiEr
 #[utoipa::path(get, path = "/api/webhooks/statistics", tag = "statistics",
     params(("hours" = Option<i64>, Query, minimum = 1, maximum = 8784, description = "Default 24")),
     responses(
-        (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window, ignoredByRule (deliveries the ingest filter ignored, per rule, ever; their sum is summary.ignoredEvents)", body = Envelope),
+        (status = 200, description = "summary, byEvent, byRepository, processingTimeMs, hourly, window, ignoredByRule (deliveries the ingest filter ignored, per rule, ever; their sum is summary.ignoredEvents). For a token limited to organizations: only what the per-repository counters hold (totals are sums over byRepository; statuses, types and times null) and visibility", body = Envelope),
         (status = 400, description = "Bad window", body = ErrorEnvelope),
     ))]
 async fn statistics(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let hours = parse_hours(&params)?;
+    if !visibility.is_all() {
+        let stats = state
+            .store
+            .visible_statistics(timestamp::now_ms(), hours, visibility.clone())
+            .await?;
+        return Ok(envelope::ok(visible_answer(&stats, hours, &visibility)));
+    }
     let stats = state.store.statistics(timestamp::now_ms(), hours).await?;
     // Deliveries the ingest filter ignored are not events: their counts are kept per
     // rule since the data directory was made, whatever the window.
@@ -111,11 +119,9 @@ async fn statistics(
     by_event.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.event.cmp(&b.event)));
     let mut by_repository: Vec<(&String, &i64)> = stats.by_repository.iter().collect();
     by_repository.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-    let hourly: Vec<Value> = (0..hours)
-        .map(|i| stats.from_hour_ms + i * crate::store::HOUR_MS)
-        .map(|hour| {
-            let s = stats.hourly.get(&hour).cloned().unwrap_or_default();
-            json!({"hour": timestamp::to_rfc3339(hour), "total": s.total, "processed": s.processed,
+    let hourly: Vec<Value> = each_hour(&stats, hours)
+        .map(|(hour, s)| {
+            json!({"hour": hour, "total": s.total, "processed": s.processed,
                    "failed": s.failed, "pending": s.pending, "avgProcessingTimeMs": avg_ms(&s)})
         })
         .collect();
@@ -142,6 +148,51 @@ async fn statistics(
         "window": {"hours": hours, "from": timestamp::to_rfc3339(stats.from_hour_ms)},
         "ignoredByRule": ignored_by_rule,
     })))
+}
+
+/// Every hour of the window (RFC 3339) with its counts, empty ones included.
+fn each_hour(stats: &Statistics, hours: i64) -> impl Iterator<Item = (String, EventStats)> + '_ {
+    (0..hours)
+        .map(|i| stats.from_hour_ms + i * crate::store::HOUR_MS)
+        .map(|hour| {
+            let s = stats.hourly.get(&hour).cloned().unwrap_or_default();
+            (timestamp::to_rfc3339(hour), s)
+        })
+}
+
+/// The statistics of a caller limited to some organizations or repositories, from
+/// the per-repository counters: `totalEvents` and each hour's `total` are sums over
+/// `byRepository` (every visible repository with events in the window). Statuses,
+/// event types and processing times are not counted per repository: they are
+/// `null` (and `byEvent` empty). Events without a repository are not counted.
+fn visible_answer(stats: &Statistics, hours: i64, visibility: &Visibility) -> Value {
+    let mut by_repository: Vec<(&String, &i64)> = stats.by_repository.iter().collect();
+    by_repository.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let hourly: Vec<Value> = each_hour(stats, hours)
+        .map(|(hour, s)| {
+            json!({"hour": hour, "total": s.total, "processed": null, "failed": null,
+                   "pending": null, "avgProcessingTimeMs": null})
+        })
+        .collect();
+    json!({
+        "summary": {
+            "totalEvents": stats.summary.total,
+            "processedEvents": null,
+            "pendingEvents": null,
+            "failedEvents": null,
+            "duplicateEvents": null,
+            "ignoredEvents": null,
+            "successRate": null,
+            "avgProcessingTimeMs": null,
+        },
+        "byEvent": [],
+        "byRepository": by_repository.iter().map(|(r, n)| json!({"repository": r, "total": n})).collect::<Vec<_>>(),
+        "processingTimeMs": {"p50": null, "p95": null, "p99": null},
+        "hourly": hourly,
+        "window": {"hours": hours, "from": timestamp::to_rfc3339(stats.from_hour_ms)},
+        "ignoredByRule": {},
+        "visibility": visibility,
+    })
 }
 
 /// The health score: 100 minus penalties, each capped:

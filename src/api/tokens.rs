@@ -140,7 +140,7 @@ async fn create(
 
 #[utoipa::path(delete, path = "/api/tokens/{name}", tag = "tokens",
     params(("name" = String, Path, description = "The token's name")),
-    responses((status = 200, description = "Revoked: refused from the next request on", body = super::openapi::Envelope),
+    responses((status = 200, description = "Revoked: refused from the next request on, its Socket.IO connections closed", body = super::openapi::Envelope),
         (status = 404, description = "No such token", body = ErrorEnvelope)))]
 async fn revoke(
     State(state): State<AppState>,
@@ -148,6 +148,8 @@ async fn revoke(
 ) -> Result<Json<Value>, ApiError> {
     let Path(name) = path?;
     state.tokens.revoke(&name).await?;
-    tracing::info!(%name, "API token revoked");
+    // Its open Socket.IO connections go at once, not at their next reconnect.
+    let disconnected = crate::realtime::disconnect_token(&state.io, &state.hub, &name);
+    tracing::info!(%name, disconnected, "API token revoked");
     Ok(envelope::ok(json!({ "revoked": name })))
 }

@@ -14,6 +14,7 @@ pub mod job;
 pub mod json;
 mod refusal;
 pub mod timestamp;
+mod visibility;
 
 pub use content_key::ContentKey;
 pub use delivery::{Delivery, PayloadEncoding};
@@ -24,6 +25,7 @@ pub use fields::EventFields;
 pub use filter::{FilterSpec, IngestFilter, SharedFilter};
 pub use hook_ref::HookRef;
 pub use refusal::Refusal;
+pub use visibility::Visibility;
 
 /// A value from the outside world that does not fit its type.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -15,7 +15,8 @@ use subtle::ConstantTimeEq;
 
 use super::{ClientIp, Lockout};
 use crate::config::Secret;
-use crate::tokens::{Holder, Scope, Tokens};
+use crate::domain::Visibility;
+use crate::tokens::{self, Holder, Scope, Tokens};
 
 /// Why a caller was turned away; the message tells them how to get in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,8 +42,8 @@ pub enum Denied {
         needed: &'static str,
     },
     #[error(
-        "this token is limited to some organizations or repositories, and this is not \
-         filtered for such tokens yet; use a token without --org/--repo"
+        "this token is limited to some organizations or repositories, and this concerns \
+         the whole instance; use a token without --org/--repo"
     )]
     Limited,
 }
@@ -72,6 +73,22 @@ impl Grant {
         }
     }
 
+    /// What this caller may see of the stored events.
+    pub fn visibility(&self) -> Visibility {
+        match self {
+            Self::Admin => Visibility::All,
+            Self::Token(h) => Visibility::of_limits(&h.organizations, &h.repositories),
+        }
+    }
+
+    /// The scoped token's name, if the caller presented one.
+    pub fn token_name(&self) -> Option<&str> {
+        match self {
+            Self::Admin => None,
+            Self::Token(h) => Some(&h.name),
+        }
+    }
+
     /// Whether this caller may make this request ([`needed_scope`]).
     pub fn allows(&self, method: &Method, path: &str) -> Result<(), Denied> {
         let needed = needed_scope(method, path);
@@ -81,9 +98,8 @@ impl Grant {
                 needed: needed.as_str(),
             });
         }
-        // Nothing answers data filtered to a token's organizations yet: such tokens
-        // see only what holds no event data.
-        if self.is_limited() && !UNFILTERED_PATHS.contains(&path) {
+        // Everything else answers only what the token's visibility allows.
+        if self.is_limited() && concerns_the_instance(method, path) {
             return Err(Denied::Limited);
         }
         Ok(())
@@ -102,17 +118,38 @@ const ADMIN_PATHS: &[&str] = &[
     "/api/webhooks/ignored",
 ];
 
-/// Paths that hold no event data, open to tokens limited to organizations.
-const UNFILTERED_PATHS: &[&str] = &["/api/openapi.json", "/api/webhooks/events/types"];
+/// Paths about the whole instance, which no filter narrows to some organizations:
+/// refused to tokens limited to organizations or repositories, whatever their scope.
+/// Everything else (events, search, statistics, repositories, failures, replay,
+/// Actions, export) answers such tokens their own events only.
+const INSTANCE_PATHS: &[&str] = &[
+    "/metrics",
+    "/api/tokens",
+    "/api/filters",
+    "/api/forwarding",
+    "/api/backup",
+    "/api/backfill",
+    "/api/webhooks/rejected",
+    "/api/webhooks/ignored",
+];
+
+/// `path` is `prefix` or under it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether a request concerns the whole instance ([`INSTANCE_PATHS`], and removing
+/// every test event).
+fn concerns_the_instance(method: &Method, path: &str) -> bool {
+    INSTANCE_PATHS.iter().any(|p| under(path, p))
+        || (method == Method::DELETE && path == "/api/webhooks/test")
+}
 
 /// The scope a request needs: `admin` under [`ADMIN_PATHS`], else `read` to read
 /// (GET, HEAD) and `write` for the rest (replay, retry, test events).
 pub fn needed_scope(method: &Method, path: &str) -> Scope {
-    let under = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    };
-    if ADMIN_PATHS.iter().any(|p| under(p)) {
+    if ADMIN_PATHS.iter().any(|p| under(path, p)) {
         Scope::Admin
     } else if method == Method::GET || method == Method::HEAD {
         Scope::Read
@@ -182,10 +219,16 @@ impl Access {
         if self.local_open && token.is_none() && is_direct_local(peer, headers) {
             return Ok(Grant::Admin);
         }
-        let verdict = match check(self.api_token.as_ref(), peer, headers, token) {
+        let mut verdict = match check(self.api_token.as_ref(), peer, headers, token) {
             Err(Denied::BadToken) if self.local_open && token.is_none() => Err(Denied::NoToken),
             verdict => verdict,
         };
+        // A scoped token that is unknown or revoked is refused even where no token is
+        // needed (a local caller without an API token): its holder asked to act as it,
+        // and a revoked token must not come back as the local admin.
+        if verdict.is_ok() && self.api_token.is_none() && token.is_some_and(tokens::looks_scoped) {
+            verdict = Err(Denied::BadToken);
+        }
         if verdict == Err(Denied::BadToken)
             && let Some(client) = client
             && self.lockout.failed(client).is_some()
@@ -317,6 +360,50 @@ mod tests {
             ),
             Err(Denied::BadToken)
         );
+    }
+
+    #[test]
+    fn limited_tokens_are_refused_only_what_concerns_the_whole_instance() {
+        let holder = |scope, orgs: &[&str]| {
+            Grant::Token(Holder {
+                name: "t".into(),
+                scope,
+                organizations: orgs.iter().map(|o| o.to_string()).collect(),
+                repositories: Vec::new(),
+            })
+        };
+        let limited = holder(Scope::Admin, &["octo-org"]);
+        assert!(limited.is_limited());
+        assert!(matches!(limited.visibility(), Visibility::Limited { .. }));
+        for (method, path) in [
+            (Method::GET, "/api/webhooks/events"),
+            (Method::GET, "/api/webhooks/search"),
+            (Method::GET, "/api/export"),
+            (Method::POST, "/api/webhooks/test"),
+            (Method::POST, "/api/webhooks/replay/x"),
+        ] {
+            assert_eq!(limited.allows(&method, path), Ok(()), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::GET, "/metrics"),
+            (Method::GET, "/api/tokens"),
+            (Method::DELETE, "/api/tokens/t"),
+            (Method::GET, "/api/forwarding/targets"),
+            (Method::GET, "/api/backup"),
+            (Method::GET, "/api/webhooks/rejected"),
+            (Method::DELETE, "/api/webhooks/test"),
+        ] {
+            assert_eq!(
+                limited.allows(&method, path),
+                Err(Denied::Limited),
+                "{method} {path}"
+            );
+        }
+        let unlimited = holder(Scope::Read, &[]);
+        assert!(!unlimited.is_limited());
+        assert_eq!(unlimited.visibility(), Visibility::All);
+        assert_eq!(unlimited.allows(&Method::GET, "/metrics"), Ok(()));
+        assert_eq!(Grant::Admin.visibility(), Visibility::All);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 pub use analyze::{analyze, counter};
 
-use crate::domain::timestamp;
+use crate::domain::{Visibility, timestamp};
 use crate::ingest::Payload;
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::store::{EventRecord, Fact, Status, StatusUpdate, Store, StoreError, StoredEvent};
@@ -198,9 +198,20 @@ impl Processor {
         }
     }
 
-    /// Replays every failed event.
-    pub async fn retry_failed(&self) -> Result<RetryReport, StoreError> {
-        let failed = self.store.failed().await?;
+    /// Replays every failed event the caller may see.
+    pub async fn retry_failed(&self, visibility: &Visibility) -> Result<RetryReport, StoreError> {
+        let mut failed = self.store.failed().await?;
+        if !visibility.is_all() {
+            let mut visible = Vec::with_capacity(failed.len());
+            for seq in failed {
+                if let Some(stored) = self.store.get_seq(seq).await?
+                    && stored.record.visible_to(visibility)
+                {
+                    visible.push(seq);
+                }
+            }
+            failed = visible;
+        }
         let mut report = RetryReport {
             total: failed.len(),
             ..Default::default()

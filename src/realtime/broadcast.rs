@@ -67,7 +67,7 @@ impl Stage for Broadcast {
             return;
         };
         let record = &event.record;
-        let alerted = if is_security_alert(&record.origin.event) {
+        let mut alerted = if is_security_alert(&record.origin.event) {
             namespace.clone().sockets()
         } else {
             Vec::new()
@@ -87,11 +87,15 @@ impl Stage for Broadcast {
         .into_iter()
         .flatten()
         .collect();
-        let subscribed = if rooms.is_empty() {
+        let mut subscribed = if rooms.is_empty() {
             Vec::new()
         } else {
             namespace.to(rooms).sockets()
         };
+        // A socket of a limited token gets only its own organizations' events.
+        let admissions = &self.hub.admissions;
+        alerted.retain(|socket| admissions.sees(socket, record));
+        subscribed.retain(|socket| admissions.sees(socket, record));
         // Nobody listening is the common case under load: then nothing is queued.
         if alerted.is_empty() && subscribed.is_empty() {
             return;

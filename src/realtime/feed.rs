@@ -15,6 +15,7 @@ use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::socket::Sid;
 
 use super::{Ctx, Hub, send};
+use crate::domain::Visibility;
 use crate::store::{EventRecord, Store};
 use crate::views::EventSummary;
 
@@ -26,10 +27,12 @@ pub struct Filter {
     pub repository: Option<String>,
     pub event_type: Option<String>,
     pub action: Option<String>,
+    /// What the subscriber's socket was admitted to see.
+    pub visibility: Visibility,
 }
 
 impl Filter {
-    fn from_value(value: &Value) -> Self {
+    fn from_value(value: &Value, visibility: Visibility) -> Self {
         let text = |key: &str| {
             value
                 .get(key)
@@ -41,6 +44,7 @@ impl Filter {
             repository: text("repository"),
             event_type: text("eventType"),
             action: text("action"),
+            visibility,
         }
     }
 
@@ -56,6 +60,7 @@ impl Filter {
                 .action
                 .as_ref()
                 .is_none_or(|a| record.origin.action.as_ref() == Some(a))
+            && record.visible_to(&self.visibility)
     }
 }
 
@@ -112,17 +117,23 @@ pub async fn on_connect(socket: SocketRef) {
     );
     socket.on_disconnect(async |s: SocketRef, State(ctx): State<Ctx>| {
         ctx.hub.feed.remove(s.id);
-        ctx.hub.forget(s.id);
+        ctx.hub.forget(&s);
     });
 }
 
-/// Where a `since` points: a seq, or the seq of a delivery id.
-async fn resolve_since(store: &Store, since: &Value) -> Option<u64> {
+/// Where a `since` points: a seq, or the seq of a delivery id the subscriber may see.
+async fn resolve_since(store: &Store, since: &Value, visibility: &Visibility) -> Option<u64> {
     match since {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => match s.parse::<u64>() {
             Ok(seq) => Some(seq),
-            Err(_) => store.get(s.clone()).await.ok().flatten().map(|e| e.seq),
+            Err(_) => store
+                .get(s.clone())
+                .await
+                .ok()
+                .flatten()
+                .filter(|e| e.record.visible_to(visibility))
+                .map(|e| e.seq),
         },
         _ => None,
     }
@@ -130,14 +141,14 @@ async fn resolve_since(store: &Store, since: &Value) -> Option<u64> {
 
 /// Registers (or replaces) the socket's subscription; false if `since` is unknown.
 async fn subscribe(ctx: Ctx, socket: SocketRef, request: Value) -> bool {
-    let filter = Filter::from_value(&request);
+    let filter = Filter::from_value(&request, ctx.hub.admissions.visibility(&socket));
     let since = match request.get("since").filter(|v| !v.is_null()) {
         None => None,
         Some(value) => {
             let Some(handles) = ctx.handles() else {
                 return false;
             };
-            match resolve_since(&handles.store, value).await {
+            match resolve_since(&handles.store, value, &filter.visibility).await {
                 Some(seq) => Some(seq),
                 None => {
                     let message =

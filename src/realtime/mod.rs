@@ -12,6 +12,7 @@
 //! freed. At shutdown every session is closed and the handles to the store are let
 //! go, so a client cannot hold up the stop ([`close`]).
 
+mod admitted;
 mod broadcast;
 pub mod feed;
 mod messages;
@@ -28,18 +29,17 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::Value;
-use socketioxide::extract::{AckSender, Data, SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, Data, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Sid;
 use socketioxide::{SocketError, SocketIo};
 
+pub use admitted::disconnect_token;
 pub use broadcast::Broadcast;
 
 use crate::config::Config;
-use crate::guard::ClientIp;
-use crate::guard::access::{Access, Denied};
+use crate::guard::access::Access;
 use crate::search::SearchIndex;
 use crate::server::{CloseReason, Connections};
 use crate::store::Store;
@@ -100,6 +100,8 @@ pub struct Hub {
     /// handshake's peer is then another connection).
     websocket_peers: Mutex<HashMap<Sid, SocketAddr>>,
     backlogs: Mutex<Backlogs>,
+    /// What each socket was admitted as.
+    pub admissions: admitted::Admissions,
 }
 
 /// What each WebSocket was handed and its connection has not written yet, as far as
@@ -202,7 +204,9 @@ impl Hub {
     }
 
     /// Forgets a socket that disconnected.
-    fn forget(&self, sid: Sid) {
+    fn forget(&self, socket: &SocketRef) {
+        self.admissions.remove(socket);
+        let sid = socket.id;
         lock(&self.cut_off).remove(&sid);
         lock(&self.websocket_peers).remove(&sid);
         lock(&self.backlogs).remove(sid);
@@ -326,6 +330,7 @@ pub fn build(
         cut_off: Mutex::new(HashSet::new()),
         websocket_peers: Mutex::new(HashMap::new()),
         backlogs: Mutex::new(Backlogs::default()),
+        admissions: admitted::Admissions::default(),
     });
     let handles = Arc::new(RwLock::new(Some(Handles { store, search })));
     let ctx = Ctx {
@@ -343,43 +348,17 @@ pub fn build(
         .max_buffer_size(SOCKET_BUFFER)
         .with_state(ctx)
         .build_layer();
-    io.ns("/", on_main.with(authorize));
-    io.ns("/webhooks", feed::on_connect.with(authorize));
-    io.ns("/monitoring", monitor::on_connect.with(authorize));
+    io.ns("/", on_main.with(admitted::authorize));
+    io.ns("/webhooks", feed::on_connect.with(admitted::authorize));
+    io.ns("/monitoring", monitor::on_connect.with(admitted::authorize));
     (layer, io, hub, handles)
-}
-
-/// Connect middleware: the same access rule as the REST API; the token comes from
-/// the handshake's `auth: {token}`.
-async fn authorize(
-    socket: SocketRef,
-    State(ctx): State<Ctx>,
-    TryData(auth): TryData<Value>,
-) -> Result<(), Denied> {
-    let token = auth
-        .ok()
-        .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_owned));
-    let parts = socket.req_parts();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let client = parts.extensions.get::<ClientIp>().map(|c| c.0);
-    let grant = ctx
-        .access
-        .admit(client, peer, &parts.headers, token.as_deref())?;
-    // Broadcasts are not filtered per organization yet.
-    match grant.is_limited() {
-        true => Err(Denied::Limited),
-        false => Ok(()),
-    }
 }
 
 /// Subscriptions answer an acknowledgement when the client asks for one, so a
 /// client knows when it will start receiving.
 async fn on_main(socket: SocketRef) {
     socket.on_disconnect(async |s: SocketRef, State(ctx): State<Ctx>| {
-        ctx.hub.forget(s.id);
+        ctx.hub.forget(&s);
     });
     for (event, prefix) in [
         ("subscribe:repository", "repo:"),

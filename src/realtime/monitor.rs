@@ -16,7 +16,7 @@ use crate::views::success_rate;
 
 pub async fn on_connect(socket: SocketRef, io: SocketIo, State(ctx): State<Ctx>) {
     socket.on_disconnect(async |s: SocketRef, State(ctx): State<Ctx>| {
-        ctx.hub.forget(s.id);
+        ctx.hub.forget(&s);
     });
     let Some(handles) = ctx.handles() else {
         return;

@@ -12,6 +12,7 @@ mod query;
 mod query_text;
 mod schema;
 mod term_counts;
+mod visible;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

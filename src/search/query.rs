@@ -19,6 +19,7 @@ use super::document::{payload_of, text_of};
 use super::query_text::{has_loose_phrase, lift_negations, with_full_dates};
 use super::schema::{FACETS, facet_parts, received_date};
 use super::term_counts::{Counted, TermCounts};
+use crate::domain::Visibility;
 use crate::store::{EventRecord, Store};
 
 /// Most facet values reported per facet.
@@ -52,6 +53,8 @@ pub struct SearchRequest {
     pub limit: usize,
     pub offset: usize,
     pub sort: SortOrder,
+    /// Only the events the caller may see (a filter added to every query).
+    pub visibility: Visibility,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +180,9 @@ impl SearchIndex {
                 ));
             }
         }
+        if let Some(only_visible) = super::visible::filter(fields, &request.visibility)? {
+            clauses.push((Occur::Must, only_visible));
+        }
         if request.start_ms.is_some() || request.end_ms.is_some() {
             let bound = |ms: Option<i64>| match ms {
                 Some(ms) => {
@@ -242,7 +248,10 @@ impl SearchIndex {
             let Some(seq) = seqs.seq_of(address)? else {
                 continue;
             };
-            let Some(stored) = store.get_seq_blocking(seq)? else {
+            let Some(stored) = store
+                .get_seq_blocking(seq)?
+                .filter(|s| s.record.visible_to(&request.visibility))
+            else {
                 continue;
             };
             let text = text_of(&payload_of(stored.record.encoding, &stored.body));

@@ -8,6 +8,7 @@ use redb::{ReadTransaction, ReadableTableMetadata};
 use super::index;
 use super::tables::{EVENT_INDEX, EVENTS, INDEX_COUNTS};
 use super::{EventRecord, Status, StoreError, codec};
+use crate::domain::Visibility;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
@@ -21,6 +22,8 @@ pub struct EventQuery {
     pub end_ms: Option<i64>,
     pub limit: usize,
     pub offset: usize,
+    /// Only the events the caller may see.
+    pub visibility: Visibility,
 }
 
 impl EventQuery {
@@ -35,6 +38,7 @@ impl EventQuery {
                 .is_none_or(|e| *e == record.origin.event)
             && same(&self.action, &record.origin.action)
             && (self.statuses.is_empty() || self.statuses.contains(&record.status))
+            && record.visible_to(&self.visibility)
     }
 
     /// The `(field, value)` index entries this query could walk.
@@ -62,7 +66,7 @@ impl EventQuery {
             + usize::from(self.event.is_some())
             + usize::from(self.action.is_some())
             + status_filters;
-        filters == 0 || (filters == 1 && self.statuses.len() <= 1)
+        self.visibility.is_all() && (filters == 0 || (filters == 1 && self.statuses.len() <= 1))
     }
 }
 

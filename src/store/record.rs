@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::PayloadEncoding;
+use crate::domain::{PayloadEncoding, Visibility};
 
 /// Where an event is in processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,6 +103,12 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    /// Whether a caller with this visibility may see this event.
+    pub fn visible_to(&self, visibility: &Visibility) -> bool {
+        let origin = &self.origin;
+        visibility.sees(origin.repository.as_deref(), origin.organization.as_deref())
+    }
+
     /// A newly received event: pending, never attempted.
     pub fn received(
         origin: Origin,

@@ -9,6 +9,7 @@ use redb::{ReadTransaction, ReadableDatabase};
 use super::counters::{FIRST_SEEN_MS, HOUR_MS, LAST_EVENT_MS, hour_of, metric};
 use super::tables;
 use super::{Store, StoreError};
+use crate::domain::Visibility;
 
 /// Upper bound in µs of histogram bucket `b`.
 pub fn bucket_upper_us(bucket: u8) -> u64 {
@@ -92,13 +93,20 @@ impl RepoStats {
     }
 }
 
-fn statistics(txn: &ReadTransaction, now_ms: i64, hours: i64) -> Result<Statistics, StoreError> {
+/// The first and last hour of the window of `hours` ending with `now_ms`'s, and
+/// empty statistics of it.
+fn window(now_ms: i64, hours: i64) -> (i64, i64, Statistics) {
     let to = hour_of(now_ms);
     let from = to - hours + 1;
-    let mut stats = Statistics {
+    let stats = Statistics {
         from_hour_ms: from * HOUR_MS,
         ..Default::default()
     };
+    (from, to, stats)
+}
+
+fn statistics(txn: &ReadTransaction, now_ms: i64, hours: i64) -> Result<Statistics, StoreError> {
+    let (from, to, mut stats) = window(now_ms, hours);
     let hourly = txn.open_table(tables::HOURLY)?;
     for entry in hourly.range((from, "", "")..(to + 1, "", ""))? {
         let (key, value) = entry?;
@@ -130,6 +138,35 @@ fn statistics(txn: &ReadTransaction, now_ms: i64, hours: i64) -> Result<Statisti
             .by_repository
             .entry(key.value().1.to_owned())
             .or_default() += value.value();
+    }
+    Ok(stats)
+}
+
+/// What the per-repository hourly counters know of the window, for the visible
+/// repositories only: their events per repository and per hour, and the sum. The
+/// other fields (statuses, event types, processing times) are not kept per
+/// repository and stay empty.
+fn visible_statistics(
+    txn: &ReadTransaction,
+    now_ms: i64,
+    hours: i64,
+    visibility: &Visibility,
+) -> Result<Statistics, StoreError> {
+    let (from, to, mut stats) = window(now_ms, hours);
+    let repo_hourly = txn.open_table(tables::REPO_HOURLY)?;
+    for entry in repo_hourly.range((from, "")..(to + 1, ""))? {
+        let (key, value) = entry?;
+        let (hour, repository) = key.value();
+        if !visibility.sees_repository(repository) {
+            continue;
+        }
+        let value = value.value();
+        *stats
+            .by_repository
+            .entry(repository.to_owned())
+            .or_default() += value;
+        stats.hourly.entry(hour * HOUR_MS).or_default().total += value;
+        stats.summary.total += value;
     }
     Ok(stats)
 }
@@ -182,6 +219,18 @@ impl Store {
     /// Counters of the last `hours` hour buckets, the current one included.
     pub async fn statistics(&self, now_ms: i64, hours: i64) -> Result<Statistics, StoreError> {
         self.read(move |db| statistics(&db.begin_read()?, now_ms, hours))
+            .await
+    }
+
+    /// [`Store::statistics`] for a caller limited to some repositories: what the
+    /// per-repository counters hold (`visible_statistics`).
+    pub async fn visible_statistics(
+        &self,
+        now_ms: i64,
+        hours: i64,
+        visibility: Visibility,
+    ) -> Result<Statistics, StoreError> {
+        self.read(move |db| visible_statistics(&db.begin_read()?, now_ms, hours, &visibility))
             .await
     }
 

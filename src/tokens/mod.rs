@@ -165,6 +165,11 @@ pub struct Tokens {
     by_hash: RwLock<HashMap<String, Arc<Live>>>,
 }
 
+/// Whether `token` has the form of a scoped token (`hvt_…`), valid or not.
+pub fn looks_scoped(token: &str) -> bool {
+    token.starts_with(PREFIX)
+}
+
 fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -256,7 +261,7 @@ impl Tokens {
 
     /// The holder of `token`, if it is a live token; notes its use.
     pub fn find(&self, token: &str) -> Option<Holder> {
-        if !token.starts_with(PREFIX) {
+        if !looks_scoped(token) {
             return None;
         }
         let live = self

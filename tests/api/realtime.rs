@@ -26,7 +26,7 @@ fn clients_dir() -> PathBuf {
 
 /// A client process and its output lines. It runs until this is dropped: its
 /// standard input closes (and `kill_on_drop` ends a frozen one).
-struct Client {
+pub(crate) struct Client {
     _child: Child,
     _stdin: Option<ChildStdin>,
     lines: mpsc::UnboundedReceiver<String>,
@@ -62,7 +62,7 @@ fn spawn(mut command: Command) -> Client {
     }
 }
 
-fn node(app: &TestApp, script: &str, args: &[&str]) -> Option<Client> {
+pub(crate) fn node(app: &TestApp, script: &str, args: &[&str]) -> Option<Client> {
     node_at(&app.address, script, args)
 }
 
@@ -95,7 +95,7 @@ fn python(app: &TestApp, script: &str) -> Option<Client> {
 
 impl Client {
     /// Waits for a line containing `needle`; returns it.
-    async fn expect(&mut self, needle: &str) -> String {
+    pub(crate) async fn expect(&mut self, needle: &str) -> String {
         if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
             return line.clone();
         }
@@ -115,7 +115,7 @@ impl Client {
 
     /// Every line that arrives within `period`. For periodic messages (`/monitoring`
     /// updates), where waiting for a quiet moment as `drain` does may never end.
-    async fn read_for(&mut self, period: Duration) -> Vec<String> {
+    pub(crate) async fn read_for(&mut self, period: Duration) -> Vec<String> {
         let until = tokio::time::Instant::now() + period;
         while let Ok(Some(line)) = tokio::time::timeout_at(until, self.lines.recv()).await {
             self.seen.push(line);
@@ -141,7 +141,7 @@ impl Client {
     }
 
     /// Reads until `done` holds for what has been seen (20 s at most).
-    async fn read_until(&mut self, what: &str, done: impl Fn(&Self) -> bool) {
+    pub(crate) async fn read_until(&mut self, what: &str, done: impl Fn(&Self) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while !done(self) {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
@@ -159,7 +159,7 @@ impl Client {
             .collect()
     }
 
-    fn reports(&self, kind: &str) -> Vec<Value> {
+    pub(crate) fn reports(&self, kind: &str) -> Vec<Value> {
         self.seen
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -4,25 +4,10 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::bearer::call;
 use crate::helpers::{TestApp, fixture, new_id};
 
 const ADMIN: &str = "admin-token-0123456789";
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 async fn with_admin_token() -> TestApp {
     TestApp::spawn_with(|c| c.api_token = Some(hookvault::config::Secret::new(ADMIN))).await
@@ -202,6 +187,25 @@ async fn a_revoked_token_is_refused_at_once_and_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_revoked_token_is_refused_even_to_a_local_caller_without_an_api_token() {
+    let app = TestApp::spawn().await;
+    let (status, answer) = app
+        .post_json("/api/tokens", json!({"name": "local", "scope": "read"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let token = answer["data"]["token"].as_str().unwrap().to_owned();
+    let (status, _) = call(&app, Method::GET, "/api/webhooks/events", &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app.client.delete(app.url("/api/tokens/local")).send().await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
+    // Not the local admin it would be without presenting anything.
+    let (status, _) = call(&app, Method::GET, "/api/webhooks/events", &token, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.get_json("/api/webhooks/events").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn bad_requests_and_limited_tokens() {
     let app = with_admin_token().await;
     for bad in [
@@ -216,14 +220,16 @@ async fn bad_requests_and_limited_tokens() {
             call(&app, Method::POST, "/api/tokens", ADMIN, Some(bad.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
     }
-    // Nothing answers data filtered to an organization yet, so a limited token gets
-    // only what holds no event data.
+    // A limited token reads its organizations' events (tests/api/isolation.rs), and
+    // nothing about the whole instance.
     let limited = create(
         &app,
         json!({"name": "octo", "scope": "read", "organizations": ["octo-org"]}),
     )
     .await;
     let (status, answer) = call(&app, Method::GET, "/api/webhooks/events", &limited, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = call(&app, Method::GET, "/metrics", &limited, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, _) = call(
         &app,

@@ -85,7 +85,10 @@ async fn random_workload(dir: &std::path::Path, seed: u64, steps: usize) {
                     .unwrap();
             }
             8 => {
-                processor.retry_failed().await.unwrap();
+                processor
+                    .retry_failed(&hookvault::domain::Visibility::All)
+                    .await
+                    .unwrap();
             }
             _ => {
                 switch.0.fetch_xor(true, Ordering::SeqCst);

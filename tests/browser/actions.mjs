@@ -5,7 +5,7 @@
 // without a reload, and leave the queue when it starts; axe must find nothing.
 // Exits non-zero with a message on the first failed check.
 //   HOOKVAULT_URL=… HOOKVAULT_SECRET=… LIVE_JOB=<job id> node actions.mjs <screenshot dir>
-import { chromium } from "playwright-core";
+import { check, launch } from "./lib.mjs";
 import { createHmac, randomUUID } from "node:crypto";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -19,9 +19,6 @@ const fixtures = fileURLToPath(new URL("../../fixtures/", import.meta.url));
 mkdirSync(shots, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 async function post(event, payload) {
   const body = JSON.stringify(payload);
@@ -56,10 +53,7 @@ async function noViolations(what) {
 }
 const groupName = (g) => `${g.job} · ${g.labels || "no labels"}`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 const problems = [];
 try {
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -4,7 +4,7 @@
 // "Backfill now" has GitHub redeliver them and shows them arrived. Exits non-zero
 // with a message on the first failed check.
 //   HOOKVAULT_URL=… HOOK=repo:owner/name:id MISSING_IDS=a,b,c CHECKED=n node backfill.mjs <screenshot dir>
-import { chromium } from "playwright-core";
+import { check, launch } from "./lib.mjs";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 
@@ -16,9 +16,6 @@ const shots = process.argv[2] || "screenshots";
 mkdirSync(shots, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
 const field = (name) => `#backfill-last tr[data-field="${name}"] td`;
 let page;
 async function waitText(selector, text) {
@@ -34,10 +31,7 @@ async function noViolations(what) {
   check(violations.length === 0, `axe, ${what}:\n${violations.join("\n")}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 const problems = [];
 try {
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -1,18 +1,14 @@
 // Drives the embedded dashboard in Debian's Chromium (playwright-core) against a
 // running hookvault. Exits non-zero with a message on the first failed check.
 //   HOOKVAULT_URL=… HOOKVAULT_SECRET=… [HOOKVAULT_TOKEN=…] node dashboard.mjs <screenshot dir>
-import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
-import { apiJson, check, deliver, eventually, fixture, fixtureBytes, noViolations, overlaps, post, sleep, token, url, weigh } from "./lib.mjs";
+import { apiJson, check, deliver, eventually, fixture, fixtureBytes, launch, noViolations, overlaps, post, sleep, token, url, weigh } from "./lib.mjs";
 
 const shots = process.argv[2] || "screenshots";
 mkdirSync(shots, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 const problems = [];
 const VIEWS = ["overview", "events", "stats", "failed", "rejected", "search", "security", "repos", "actions", "forwarding", "backfill"];
 try {

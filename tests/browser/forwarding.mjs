@@ -4,7 +4,7 @@
 // Exits non-zero with a message on the first failed check.
 //   HOOKVAULT_URL=… TARGET=… SETTINGS_TARGET=… FAILED_IDS=a,b DELIVERED=n RECEIVER_URL=…
 //   node forwarding.mjs <screenshot dir>
-import { chromium } from "playwright-core";
+import { check, launch } from "./lib.mjs";
 import { readFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 
@@ -18,9 +18,6 @@ const shots = process.argv[2] || "screenshots";
 mkdirSync(shots, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
 async function apiJson(path) {
   return (await (await fetch(`${url}${path}`)).json()).data;
 }
@@ -38,10 +35,7 @@ async function noViolations(what) {
   check(violations.length === 0, `axe, ${what}:\n${violations.join("\n")}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 const problems = [];
 const confirms = [];
 try {

@@ -1,5 +1,6 @@
 // What the dashboard's browser checks share: checks, signed deliveries, the API,
 // axe-core, screenshots at two widths, and the page's weight.
+import { chromium } from "playwright-core";
 import { createHmac, randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -14,6 +15,13 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 
 export function check(condition, message) {
   if (!condition) throw new Error(`check failed: ${message}`);
+}
+// Debian's Chromium, through playwright-core.
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
+  });
 }
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const fixtureBytes = (event, n) => readFileSync(`${fixtures}${event}/${n}.json`);

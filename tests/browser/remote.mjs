@@ -5,16 +5,12 @@
 // lets the page in. Also: the HMAC fallback for pages without WebCrypto agrees with
 // WebCrypto.
 //   HOOKVAULT_URL=… HOOKVAULT_TOKEN=… node remote.mjs <screenshot dir>
-import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
-import { check, noViolations, token, url } from "./lib.mjs";
+import { check, launch, noViolations, token, url } from "./lib.mjs";
 
 const shots = process.argv[2] || "screenshots";
 mkdirSync(shots, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ extraHTTPHeaders: { "x-forwarded-for": "192.0.2.7" }, viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();

@@ -1,18 +1,14 @@
 // The Overview's NATS stream card against health: the stream's lag and whether the
 // sink is connected, with NATS's own complaint when it is not; axe finds nothing.
 //   HOOKVAULT_URL=… EXPECT_LAG=n EXPECT_CONNECTED=true|false node stream.mjs <screenshot dir>
-import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
-import { apiJson, check, noViolations, url } from "./lib.mjs";
+import { apiJson, check, launch, noViolations, url } from "./lib.mjs";
 
 const shots = process.argv[2] || "screenshots";
 mkdirSync(shots, { recursive: true });
 const lag = Number(process.env.EXPECT_LAG);
 const connected = process.env.EXPECT_CONNECTED === "true";
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 try {
   const stream = (await apiJson("/api/webhooks/health")).stream;
   check(stream.lag === lag && stream.connected === connected, `health as the test set it up: ${JSON.stringify(stream)}`);

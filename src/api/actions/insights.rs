@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::api::openapi::{Envelope, ErrorEnvelope};
 use crate::api::{ApiError, AppState, envelope};
-use crate::domain::timestamp;
+use crate::domain::{Visibility, timestamp};
 use crate::store::{ACTIONS_BOUNDS_S, ACTIONS_ROW, ActionsTimeSlots, InsightCells};
 
 /// Longest window: 90 days.
@@ -207,6 +207,7 @@ impl Lines {
     ))]
 pub(super) async fn insights(
     State(state): State<AppState>,
+    visibility: Visibility,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<envelope::OkText, ApiError> {
     let hours = parse_hours(&params)?;
@@ -219,6 +220,7 @@ pub(super) async fn insights(
         repository: filter("repository"),
         workflow: filter("workflow"),
         labels: filter("labels"),
+        visibility,
     };
     Ok(envelope::ok_text(answer(cells, hours, &groups)))
 }
@@ -230,18 +232,24 @@ pub struct GroupFilter {
     pub repository: Option<String>,
     pub workflow: Option<String>,
     pub labels: Option<String>,
+    /// The repositories the caller's token sees.
+    pub visibility: Visibility,
 }
 
 impl GroupFilter {
     fn wants(&self, (repo, flow, _, set): &GroupKey) -> bool {
         let wanted =
             |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|w| w == value);
-        wanted(&self.repository, repo) && wanted(&self.workflow, flow) && wanted(&self.labels, set)
+        wanted(&self.repository, repo)
+            && wanted(&self.workflow, flow)
+            && wanted(&self.labels, set)
+            && self.visibility.sees_repository(repo)
     }
 }
 
-/// The insights answer from the window's cells, with only the groups of this
-/// repository, workflow and label set when given, as JSON text: the same answer as
+/// The insights answer from the window's cells, with only the groups `groups` wants
+/// (this repository, workflow and label set when given, of those the caller sees),
+/// as JSON text: the same answer as
 /// last time if the sums did not change since, else written from each group's line
 /// (see [`Lines`]). Public so that the statistics bench times the whole answer, not
 /// only the store's read.
@@ -503,13 +511,21 @@ mod tests {
                     rng.random_bool(0.5)
                         .then(|| of[rng.random_range(0..of.len())].to_owned())
                 };
+                // A token limited to the organization `o` does not see `p/api`.
+                let limited = rng.random_bool(0.5);
                 let filter = GroupFilter {
                     repository: pick(&mut rng, &REPOS),
                     workflow: pick(&mut rng, &["CI", "Release"]),
                     labels: pick(&mut rng, &["gpu", "self-hosted,linux", "ubuntu-latest"]),
+                    visibility: if limited {
+                        Visibility::of_limits(&["o".into()], &[])
+                    } else {
+                        Visibility::All
+                    },
                 };
                 let text = answer(kept, hours, &filter);
                 assert_eq!(text, answer(summed, hours, &filter));
+                assert!(!(limited && text.contains("p/api")), "{text}");
                 // Asked again, unchanged: the answer kept as text, but only for the
                 // same filter.
                 let again = store.actions_insights(now, hours).await.unwrap();

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::openapi::Envelope;
 use super::{ApiError, AppState, envelope};
 use crate::domain::job::JobStatus;
-use crate::domain::timestamp;
+use crate::domain::{Visibility, timestamp};
 use crate::store::LiveJob;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -45,6 +45,13 @@ fn job_json(job: &LiveJob) -> Value {
     })
 }
 
+/// The queued and running jobs of the repositories the caller may see.
+async fn visible_live(state: &AppState, visibility: &Visibility) -> Result<Vec<LiveJob>, ApiError> {
+    let mut live = state.store.actions_live().await?;
+    live.retain(|job| visibility.sees_repository(&job.repository));
+    Ok(live)
+}
+
 /// Per label set: queued, in progress, the oldest queued job's creation time.
 #[derive(Default)]
 struct LabelLine {
@@ -57,9 +64,12 @@ struct LabelLine {
     responses(
         (status = 200, description = "jobs (queued now, oldest first, with waitSeconds), byLabels (queued, inProgress, oldestWaitSeconds, starved: queued with none in progress)", body = Envelope),
     ))]
-async fn queue(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn queue(
+    State(state): State<AppState>,
+    visibility: Visibility,
+) -> Result<Json<Value>, ApiError> {
     let now_ms = timestamp::now_ms();
-    let mut live = state.store.actions_live().await?;
+    let mut live = visible_live(&state, &visibility).await?;
     live.sort_by_key(|j| (j.created_ms.unwrap_or(0), j.job_id));
     let mut by_labels: BTreeMap<&str, LabelLine> = BTreeMap::new();
     for job in &live {
@@ -106,9 +116,12 @@ async fn queue(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     responses(
         (status = 200, description = "runners (runnerName, runnerGroup, jobs in progress with runningSeconds), inProgress", body = Envelope),
     ))]
-async fn runners(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn runners(
+    State(state): State<AppState>,
+    visibility: Visibility,
+) -> Result<Json<Value>, ApiError> {
     let now_ms = timestamp::now_ms();
-    let mut live = state.store.actions_live().await?;
+    let mut live = visible_live(&state, &visibility).await?;
     live.retain(|j| j.status == JobStatus::InProgress);
     live.sort_by_key(|j| (j.started_ms.unwrap_or(0), j.job_id));
     let mut runners: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();

@@ -10,6 +10,8 @@
 //   node client.mjs oversize <bytes>                    send one message that large on /, report the disconnect
 //   node client.mjs stay <namespace> [token]            connect and stay connected
 //   node client.mjs origin <origin> <transport>         connect to / sending that Origin, report ok or connect_error
+//   node client.mjs scoped <token> '["org:o","repo:o/r"]' as <token>: /webhooks from the start, and / with these
+//                                                       subscriptions; reports every event, live message and disconnect
 // Runs until the test closes its standard input (or is gone), however long the test
 // takes: a clock here would end the client while a slow test still reads from it.
 import { io } from "socket.io-client";
@@ -106,4 +108,23 @@ if (mode === "webhooks") {
   const socket = io(url, { reconnection: false, transports: [arg2], extraHeaders: { Origin: arg } });
   socket.on("connect", () => { report("connected", socket.id); process.exit(0); });
   socket.on("connect_error", (e) => { report("connect_error", e.message); process.exit(0); });
+} else if (mode === "scoped") {
+  const auth = { token: arg };
+  const feed = io(`${url}/webhooks`, { auth, reconnection: false, forceNew: true });
+  feed.on("connect", () => feed.emit("subscribe:webhook-events", { since: 0 }, (ok) => report("ready", ok)));
+  feed.on("connect_error", (e) => report("connect_error", e.message));
+  feed.on("event", (e) => report("event", { id: e.id, deliveryId: e.deliveryId, repository: e.repository, organization: e.organization }));
+  feed.on("disconnect", (reason) => report("disconnect", { ns: "/webhooks", reason }));
+  const main = io(url, { auth, reconnection: false, forceNew: true });
+  main.on("connect", async () => {
+    for (const room of JSON.parse(arg2 || "[]")) {
+      const [kind, name] = room.split(":");
+      await main.emitWithAck(kind === "org" ? "subscribe:organization" : "subscribe:repository", name);
+    }
+    report("subscribed", main.id);
+  });
+  for (const kind of ["webhook-event", "security-alert"]) {
+    main.on(kind, (e) => report("live", { kind, deliveryId: e.deliveryId, repository: e.repository?.full_name ?? null, organization: e.organization?.login ?? null }));
+  }
+  main.on("disconnect", (reason) => report("disconnect", { ns: "/", reason }));
 }
