@@ -36,7 +36,7 @@ use socketioxide::layer::SocketIoLayer;
 use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use actions::insights_answer as actions_insights;
+pub use actions::{InsightsFilter as ActionsInsightsFilter, insights_answer as actions_insights};
 pub use backup::backup_slots;
 pub use error::ApiError;
 pub use statistics::health_score;

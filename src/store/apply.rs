@@ -7,6 +7,7 @@
 use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::sync::watch;
 
+use super::actions::RowDeltas;
 use super::appender::LogEntry;
 use super::events;
 use super::forwarding;
@@ -17,11 +18,12 @@ use super::tokens;
 use super::writer::{MAX_BATCH, TWO_PHASE_COMMIT};
 use super::{Status, StoreError, codec};
 
-/// Applies every request of the batch; returns their outcomes and the last change id.
+/// Applies every request of the batch; returns their outcomes, the last change id
+/// and the Actions hourly rows it changed.
 pub(super) fn apply_batch(
     txn: &WriteTransaction,
     batch: &[WriteRequest],
-) -> Result<(Vec<Outcome>, u64), StoreError> {
+) -> Result<(Vec<Outcome>, u64, RowDeltas), StoreError> {
     let mut t = WriteTables::open(txn)?;
     let mut changes = ChangeLog::open(&t)?;
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -89,7 +91,11 @@ pub(super) fn apply_batch(
     }
     t.flush()?;
     let last_change = changes.finish(&mut t)?;
-    Ok((outcomes, last_change))
+    Ok((
+        outcomes,
+        last_change,
+        std::mem::take(&mut t.actions.changed_rows),
+    ))
 }
 
 /// What the log in `dir` holds past the position `db` recorded last.

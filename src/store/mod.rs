@@ -38,8 +38,11 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use actions::state::{BOUNDS_S as ACTIONS_BOUNDS_S, metric as actions_metric};
-pub use actions::{ActionsTotals, InsightCells, LiveJob};
+pub use actions::state::{
+    BOUNDS_S as ACTIONS_BOUNDS_S, LAYOUT as ACTIONS_ROW, TimeSlots as ActionsTimeSlots,
+    metric as actions_metric,
+};
+pub use actions::{ActionsTotals, InsightCells, LiveJob, WindowSums};
 pub use appender::LogProgress;
 pub use counters::{HOUR_MS, OPEN_SECURITY_ALERTS};
 pub use error::StoreError;
@@ -121,6 +124,8 @@ pub struct Store {
     write_health: Arc<WriteHealth>,
     log: Arc<LogProgress>,
     tail: Arc<tail::Tail>,
+    /// The Actions insight windows kept in memory, which the writer keeps current.
+    windows: Arc<actions::InsightWindows>,
 }
 
 /// Owns the log writer and store writer threads. [`WriterHandle::join`] returns once
@@ -217,6 +222,7 @@ impl Store {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let write_health = Arc::new(WriteHealth::default());
         let tail = Arc::new(tail::Tail::default());
+        let windows = Arc::new(actions::InsightWindows::default());
         let writer = Writer {
             db: db.clone(),
             committed: committed_tx,
@@ -228,6 +234,7 @@ impl Store {
             log_dir: dir.join(LOG_DIR),
             nondurable: false,
             last_commit: Instant::now(),
+            windows: windows.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -256,6 +263,7 @@ impl Store {
             write_health,
             log: progress,
             tail,
+            windows,
         };
         Ok((store, WriterHandle { appender, writer }))
     }

@@ -103,6 +103,9 @@ pub struct Writer {
     pub nondurable: bool,
     /// When the last commit finished.
     pub last_commit: Instant,
+    /// The insight windows kept in memory: given the hourly rows each commit
+    /// changed, and reset when the database is reopened.
+    pub windows: Arc<super::actions::InsightWindows>,
 }
 
 impl Writer {
@@ -222,6 +225,9 @@ impl Writer {
     /// other senders retry). Returns false if every sender went away meanwhile.
     fn recover(&mut self, queue: &mut mpsc::Receiver<WriteRequest>, cause: &StoreError) -> bool {
         tracing::error!(%cause, "the store cannot write; refusing writes until it can reopen the database");
+        // The reopened file is rolled back, then the log applied again without
+        // passing the windows its deltas: they are summed again once asked for.
+        self.windows.reset();
         self.db.close(cause.to_string());
         let refusal = StoreError::Unavailable(cause.to_string());
         loop {
@@ -247,6 +253,7 @@ impl Writer {
             });
             match reopened {
                 Ok(last) => {
+                    self.windows.reset();
                     tracing::info!(reapplied, "database reopened; writes resume");
                     if let Some(seq) = last {
                         self.applied_through(seq);
@@ -375,9 +382,9 @@ impl Writer {
         let mut txn = self.db.get()?.begin_write()?;
         txn.set_durability(durability)?;
         txn.set_two_phase_commit(TWO_PHASE_COMMIT);
-        let (outcomes, last_change) = apply_batch(&txn, batch)?;
+        let (outcomes, last_change, changed_rows) = apply_batch(&txn, batch)?;
         let applied = now.elapsed();
-        txn.commit()?;
+        self.windows.committed(changed_rows, || txn.commit())?;
         self.last_commit = Instant::now();
         tracing::debug!(
             batch = batch.len(),

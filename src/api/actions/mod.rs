@@ -19,7 +19,7 @@ use crate::store::LiveJob;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use exposition::render as exposition;
-pub use insights::answer as insights_answer;
+pub use insights::{GroupFilter as InsightsFilter, answer as insights_answer};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -7,6 +7,7 @@
 mod reads;
 pub mod state;
 mod verify;
+pub mod windows;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 pub use reads::{ActionsTotals, InsightCells, LiveJob};
 pub use verify::differences;
+pub use windows::{InsightWindows, RowDeltas, WindowSums};
 
 use super::counters::add_to;
 use super::{EventRecord, StoreError, codec, compression, tables};
@@ -47,6 +49,9 @@ pub struct ActionsTables<'txn> {
     live: Table<'txn, (&'static str, &'static str, i64, u64), i64>,
     /// This transaction's cell deltas, written once per cell by [`Self::flush`].
     pending: BTreeMap<Cell, i64>,
+    /// The hourly rows [`Self::flush`] changed, and by how much: for the insight
+    /// windows kept in memory, once the transaction commits.
+    pub changed_rows: RowDeltas,
 }
 
 impl<'txn> ActionsTables<'txn> {
@@ -59,6 +64,7 @@ impl<'txn> ActionsTables<'txn> {
             totals: txn.open_table(tables::ACTIONS_TOTALS)?,
             live: txn.open_table(tables::ACTIONS_LIVE)?,
             pending: BTreeMap::new(),
+            changed_rows: RowDeltas::new(),
         })
     }
 
@@ -208,7 +214,7 @@ impl<'txn> ActionsTables<'txn> {
                 Some(bytes) => decode_row(bytes.value())?,
                 None => vec![0; state::SLOTS.len()],
             };
-            for (value, delta) in row.iter_mut().zip(deltas) {
+            for (value, delta) in row.iter_mut().zip(&deltas) {
                 *value += delta;
             }
             if row.iter().all(|v| *v == 0) {
@@ -216,6 +222,8 @@ impl<'txn> ActionsTables<'txn> {
             } else {
                 self.hourly.insert(key, codec::encode(&row).as_slice())?;
             }
+            self.changed_rows
+                .push((hour, (repo, workflow, job, labels), deltas));
         }
         Ok(())
     }

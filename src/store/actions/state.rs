@@ -63,6 +63,48 @@ pub static SLOTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(||
     slots
 });
 
+/// Where the slots of one kind of time (queue or run) sit in a row.
+#[derive(Debug, Clone)]
+pub struct TimeSlots {
+    pub ms_sum: usize,
+    pub timed: usize,
+    /// Bucket `b` (bound `BOUNDS_S[b]`, the last one open-ended) is slot `buckets.start + b`.
+    pub buckets: std::ops::Range<usize>,
+}
+
+/// Where each metric sits in a row, for answers that read rows by slot rather than
+/// by metric name.
+#[derive(Debug, Clone)]
+pub struct RowLayout {
+    pub width: usize,
+    pub count: usize,
+    pub flaky: usize,
+    pub queue: TimeSlots,
+    pub run: TimeSlots,
+    /// Each of [`CONCLUSIONS`] with its slot.
+    pub conclusions: Vec<(&'static str, usize)>,
+}
+
+pub static LAYOUT: std::sync::LazyLock<RowLayout> = std::sync::LazyLock::new(|| {
+    let slot = |metric: &str| slot_of(metric).expect("a metric of the layout");
+    let times = |kind: &str| TimeSlots {
+        ms_sum: slot(&format!("{kind}{}", metric::MS_SUM)),
+        timed: slot(&format!("{kind}{}", metric::TIMED)),
+        buckets: slot(&bucket_metric(kind, 0))..slot(&bucket_metric(kind, BOUNDS_S.len())) + 1,
+    };
+    RowLayout {
+        width: SLOTS.len(),
+        count: slot(metric::COUNT),
+        flaky: slot(metric::FLAKY),
+        queue: times(metric::QUEUE),
+        run: times(metric::RUN),
+        conclusions: CONCLUSIONS
+            .iter()
+            .map(|c| (*c, slot(&format!("{}{c}", metric::CONCLUSION))))
+            .collect(),
+    }
+});
+
 /// Where `metric` sits in an hourly row.
 pub fn slot_of(metric: &str) -> Option<usize> {
     SLOTS.iter().position(|s| s == metric)
@@ -364,5 +406,17 @@ mod tests {
         assert_eq!(bucket_of(1_000), 0);
         assert_eq!(bucket_of(1_001), 1);
         assert_eq!(bucket_of(i64::MAX), BOUNDS_S.len());
+        // The layout's bucket slots are the buckets in order.
+        for times in [&LAYOUT.queue, &LAYOUT.run] {
+            assert_eq!(times.buckets.len(), BOUNDS_S.len() + 1);
+            for (b, slot) in times.buckets.clone().enumerate() {
+                assert!(
+                    SLOTS[slot].ends_with(&format!(":{b:02}")),
+                    "{}",
+                    SLOTS[slot]
+                );
+            }
+        }
+        assert_eq!(LAYOUT.width, SLOTS.len());
     }
 }
