@@ -81,12 +81,13 @@ function timeLabel(t, step, previous) {
   return midnight || (newDay && step >= 6 * HOUR) ? dayMonth.format(d) : hourMinute.format(d);
 }
 
-// Removes labels whose box overlaps the one kept before them (measured, not guessed).
-function dropOverlaps(labels, gap = 6) {
+// Removes labels whose box overlaps the one kept before them, or would be cut off at
+// either edge of the chart `width` wide (measured, not guessed).
+function dropOverlaps(labels, width, gap = 6) {
   let lastRight = -Infinity;
   for (const label of labels) {
     const box = label.getBBox();
-    if (box.x < lastRight + gap) label.remove();
+    if (box.x < Math.max(0, lastRight + gap) || box.x + box.width > width) label.remove();
     else lastRight = box.x + box.width;
   }
 }
@@ -175,7 +176,7 @@ export function timeChart(container, points, { bucketMs = HOUR, height = 200, un
     });
     svg.addEventListener("pointerleave", () => { tip.hidden = true; });
     container.replaceChildren(svg, tip);
-    dropOverlaps(labels);
+    dropOverlaps(labels, width);
   };
   onResize(container, draw);
   draw();

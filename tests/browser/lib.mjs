@@ -66,11 +66,17 @@ export async function noViolations(page, what) {
   check(violations.length === 0, `axe, ${what}:\n${violations.join("\n")}`);
 }
 
-// Boxes of the elements matching `selector` that overlap one another.
+// Boxes of the elements matching `selector` that overlap one another, or that stick
+// out of the chart (the SVG) they are drawn in, where they would be cut off.
 export async function overlaps(page, selector) {
   return page.$$eval(selector, (nodes) => {
     const boxes = nodes.map((n) => [n.textContent, n.getBoundingClientRect()]);
     const out = [];
+    for (const node of nodes) {
+      const box = node.getBoundingClientRect();
+      const chart = node.ownerSVGElement?.getBoundingClientRect();
+      if (chart && (box.left < chart.left - 0.5 || box.right > chart.right + 0.5)) out.push(`"${node.textContent}" cut off at the edge`);
+    }
     for (let i = 0; i < boxes.length; i++) {
       for (let j = i + 1; j < boxes.length; j++) {
         const [ta, a] = boxes[i];
