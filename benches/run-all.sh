@@ -110,3 +110,6 @@ fi
 
 echo; echo "== forwarding to one target: ingest with vs without, forwarding rate and backlog"
 benches/forward.sh
+
+echo; echo "== the ingest filter: ingest with rules every delivery is matched against vs none"
+benches/filters.sh
