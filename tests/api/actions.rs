@@ -39,6 +39,30 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// A job queued at `created`, not yet started.
+    pub(crate) fn queued(
+        id: u64,
+        run: u64,
+        attempt: u32,
+        name: &'static str,
+        labels: &'static [&'static str],
+        created: i64,
+    ) -> Self {
+        Self {
+            id,
+            run,
+            attempt,
+            name,
+            labels,
+            action: "queued",
+            created,
+            started: None,
+            completed: None,
+            conclusion: None,
+            runner: None,
+        }
+    }
+
     /// A real payload (`workflow_job/2.json`), retargeted and re-timed.
     pub(crate) fn payload(&self) -> Vec<u8> {
         let mut p = fixture("workflow_job", 2).json;
@@ -186,19 +210,7 @@ async fn queue_runners_insights_and_gauges_follow_the_jobs() {
     let now = hookvault::domain::timestamp::now_ms();
     // Hours back, so a 48 h window holds every completion and the current hour none.
     let t = now - 5 * 3_600_000;
-    let job = |id, run, attempt, name, labels, created| Job {
-        id,
-        run,
-        attempt,
-        name,
-        labels,
-        action: "queued",
-        created,
-        started: None,
-        completed: None,
-        conclusion: None,
-        runner: None,
-    };
+    let job = Job::queued;
     let step =
         |j: &Job, action, started: Option<i64>, completed: Option<i64>, conclusion, runner| Job {
             action,

@@ -20,19 +20,7 @@ async fn the_actions_view_shows_the_queue_and_insights_and_follows_new_jobs() {
     let app = TestApp::spawn().await;
     // Two hours back: inside the view's default 24 h window.
     let t = hookvault::domain::timestamp::now_ms() - 2 * 3_600_000;
-    let job = |id, run, attempt, name, labels, created| Job {
-        id,
-        run,
-        attempt,
-        name,
-        labels,
-        action: "queued",
-        created,
-        started: None,
-        completed: None,
-        conclusion: None,
-        runner: None,
-    };
+    let job = Job::queued;
     let done = |j: &Job, queue_s: i64, run_s: i64, conclusion| Job {
         action: "completed",
         started: Some(j.created + queue_s * SECOND),
