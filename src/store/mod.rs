@@ -21,6 +21,7 @@ mod reads;
 mod record;
 mod rejected;
 mod request;
+mod shared_log;
 mod slot;
 mod snapshot;
 mod stats;
@@ -55,6 +56,7 @@ pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Origin, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use request::{DuplicateReason, IngestOutcome, PreparedEvent};
+pub use shared_log::{Appended, LoggedDelivery, SharedLog};
 pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use tables::SCHEMA_VERSION;
@@ -96,6 +98,10 @@ pub struct StoreOptions {
     pub on_append: Option<CommitObserver>,
     /// Size past which the acknowledgement log begins a new segment.
     pub log_segment_bytes: u64,
+    /// Cluster mode: deliveries are appended to a replicated log outside the store
+    /// ([`Store::use_shared_log`]) and come back through [`Store::materialize`];
+    /// the local log is only read at start, for what an earlier run left in it.
+    pub cluster: bool,
 }
 
 impl StoreOptions {
@@ -109,6 +115,7 @@ impl StoreOptions {
             on_commit: None,
             on_append: None,
             log_segment_bytes: crate::log::SEGMENT_BYTES,
+            cluster: false,
         }
     }
 }
@@ -126,6 +133,8 @@ pub struct Store {
     tail: Arc<tail::Tail>,
     /// The Actions insight windows kept in memory, which the writer keeps current.
     windows: Arc<actions::InsightWindows>,
+    /// Cluster mode: the replicated log deliveries are appended to, once connected.
+    shared_log: Option<Arc<std::sync::OnceLock<Arc<dyn SharedLog>>>>,
 }
 
 /// Owns the log writer and store writer threads. [`WriterHandle::join`] returns once
@@ -180,6 +189,13 @@ impl Store {
             .set_cache_size(options.cache_bytes)
             .create(&path)?;
         let position = initialize(&db)?;
+        if options.cluster && position.stream_applied.is_none() && position.next_seq > 1 {
+            return Err(StoreError::Log(format!(
+                "cluster mode needs an empty data directory or a backup of a cluster node: \
+                 this store holds {} events that are not in the cluster's log",
+                position.next_seq - 1
+            )));
+        }
         let (committed_tx, committed) = watch::channel(position.last_change);
 
         let started = Instant::now();
@@ -214,6 +230,9 @@ impl Store {
         for mark in [&progress.appended, &progress.applied, &progress.durable] {
             mark.store(applied, Ordering::Relaxed);
         }
+        progress
+            .stream_decided
+            .store(position.stream_applied.unwrap_or(0), Ordering::Relaxed);
         progress.bytes.store(log.bytes(), Ordering::Relaxed);
         progress
             .segments
@@ -242,7 +261,7 @@ impl Store {
         let (appends, append_receiver) = mpsc::channel(QUEUE_DEPTH);
         let appender = Appender {
             db: db.clone(),
-            log,
+            log: (!options.cluster).then_some(log),
             window,
             next_seq,
             writer: queue.clone(),
@@ -264,6 +283,7 @@ impl Store {
             log: progress,
             tail,
             windows,
+            shared_log: options.cluster.then(Default::default),
         };
         Ok((store, WriterHandle { appender, writer }))
     }
@@ -286,13 +306,68 @@ impl Store {
     /// [`Store::ingest`] of a prepared event: the one way every delivery is stored
     /// (webhooks, test events, imports).
     pub async fn ingest_prepared(&self, event: PreparedEvent) -> Result<IngestOutcome, StoreError> {
-        let event = Box::new(event);
+        if let Some(shared) = &self.shared_log {
+            let log = shared
+                .get()
+                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into()))?;
+            let delivery_id = event.record.origin.delivery_id.clone();
+            return match log.append(event).await? {
+                Appended::Decided(outcome) => Ok(outcome),
+                Appended::AlreadyLogged { stream_seq } => {
+                    self.decided(stream_seq).await?;
+                    match self.get(delivery_id).await? {
+                        Some(stored) => Ok(IngestOutcome::Duplicate {
+                            seq: stored.seq,
+                            reason: DuplicateReason::DeliveryId,
+                        }),
+                        None => Err(StoreError::Cluster(
+                            "it holds this delivery, but this node has not applied it yet".into(),
+                        )),
+                    }
+                }
+            };
+        }
         let (reply, answer) = oneshot::channel();
-        self.appends
-            .send(AppendRequest { event, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.decide(event, Some(reply), None).await?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Cluster mode: the replicated log deliveries are appended to from now on.
+    pub fn use_shared_log(&self, log: Arc<dyn SharedLog>) {
+        if let Some(shared) = &self.shared_log
+            && shared.set(log).is_err()
+        {
+            tracing::warn!("the cluster's log was set twice; the first one stays");
+        }
+    }
+
+    /// Cluster mode: a message of the replicated log, in stream order, to decide and
+    /// apply like a delivery appended here. `reply` gets what was decided (for the
+    /// node that appended it, or a caller that wants to know).
+    pub async fn materialize(
+        &self,
+        event: PreparedEvent,
+        stream_seq: u64,
+        reply: Option<appender::Reply>,
+    ) -> Result<(), StoreError> {
+        self.decide(event, reply, Some(stream_seq)).await
+    }
+
+    async fn decide(
+        &self,
+        event: PreparedEvent,
+        reply: Option<appender::Reply>,
+        stream_seq: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let request = AppendRequest {
+            event: Box::new(event),
+            reply,
+            stream_seq,
+        };
+        self.appends
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Resolves once the delivery logged under `seq` is applied to redb: in lists,
@@ -306,6 +381,23 @@ impl Store {
             }
             changes.changed().await.map_err(|_| StoreError::Closed)?;
         }
+    }
+
+    /// Cluster mode: resolves once this node has decided the replicated log's
+    /// messages through `stream_seq` (readable by delivery id from then on).
+    pub async fn decided(&self, stream_seq: u64) -> Result<(), StoreError> {
+        const PATIENCE: Duration = Duration::from_secs(30);
+        let deadline = Instant::now() + PATIENCE;
+        let mut changes = self.committed.clone();
+        while self.log.stream_decided.load(Ordering::Acquire) < stream_seq {
+            if Instant::now() >= deadline {
+                return Err(StoreError::Cluster("this node is behind it".into()));
+            }
+            // A batch of redeliveries only decides: no change wakes the feed, so
+            // look again every few milliseconds as well.
+            let _ = tokio::time::timeout(Duration::from_millis(5), changes.changed()).await;
+        }
+        Ok(())
     }
 
     /// Where the acknowledgement log and its application stand.

@@ -33,6 +33,9 @@ pub enum WriteRequest {
         delivery_duplicates: u64,
         /// When the log writer synced the batch.
         appended_at: Instant,
+        /// Cluster mode: the last message of the replicated log the batch covers,
+        /// recorded in the same transaction (`meta::STREAM_APPLIED`).
+        stream_position: Option<u64>,
     },
     Update {
         update: StatusUpdate,
