@@ -24,6 +24,10 @@ use crate::store::{IngestOutcome, LoggedDelivery, Store};
 /// to them (the `/webhooks` feed, which follows the store, has everything).
 const LIVE_WITHIN_MS: i64 = 60_000;
 
+/// After this long without a message, the stream's state is looked up to tell a
+/// quiet log from a consumer that stalled.
+const STALL_CHECK: Duration = Duration::from_secs(1);
+
 pub struct Materializer {
     pub store: Store,
     pub processor: Processor,
@@ -55,7 +59,7 @@ impl Materializer {
     }
 
     async fn follow(&self, handed: &mut u64) -> Result<Infallible, String> {
-        let stream = self
+        let mut stream = self
             .js
             .get_stream(&self.stream)
             .await
@@ -74,8 +78,30 @@ impl Materializer {
             .await
             .map_err(|e| format!("cannot follow the stream {}: {e}", self.stream))?;
         self.status.follows();
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| format!("following the stream: {e}"))?;
+        loop {
+            let message = match tokio::time::timeout(STALL_CHECK, messages.next()).await {
+                Ok(Some(message)) => message.map_err(|e| format!("following the stream: {e}"))?,
+                Ok(None) => return Err("the stream's consumer ended".into()),
+                Err(_) => {
+                    // Quiet for a while: fine if there is nothing new; a consumer
+                    // that stalled (made while the stream's leader was still being
+                    // chosen, or on a server that went away) is made again.
+                    let last = stream
+                        .info()
+                        .await
+                        .map_err(|e| format!("cannot read the stream's state: {e}"))?
+                        .state
+                        .last_sequence;
+                    self.status.saw(last);
+                    if last > *handed {
+                        return Err(format!(
+                            "the stream holds messages up to {last} but its consumer delivered none \
+                             after {handed}; following again"
+                        ));
+                    }
+                    continue;
+                }
+            };
             let info = message
                 .info()
                 .map_err(|e| format!("a message without stream metadata: {e}"))?;
@@ -95,7 +121,6 @@ impl Materializer {
             self.hand(&message, seq).await?;
             *handed = seq;
         }
-        Err("the stream's consumer ended".into())
     }
 
     /// Hands one message to the store. A message that cannot be read stops the

@@ -94,6 +94,26 @@ impl Status {
     }
 }
 
+/// The log stream exists and has a leader (a stream just made in a cluster takes a
+/// moment to choose one, and takes no message before).
+async fn ready(js: &async_nats::jetstream::Context, config: &NatsConfig) -> Result<(), String> {
+    crate::stream::ensure(js, config, SUBJECTS, "hookvault cluster log").await?;
+    let mut stream = js
+        .get_stream(&config.stream)
+        .await
+        .map_err(|e| format!("cannot find the stream {}: {e}", config.stream))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| format!("cannot read the stream {}: {e}", config.stream))?;
+    let led = info.cluster.as_ref().is_none_or(|c| c.leader.is_some());
+    if led {
+        Ok(())
+    } else {
+        Err(format!("the stream {} has no leader yet", config.stream))
+    }
+}
+
 /// Connects to NATS, makes sure the log stream is there, makes it the store's log
 /// and starts following it. Returns once the store can take deliveries; a NATS
 /// cluster that is unreachable at start keeps it waiting (and retrying), since a
@@ -111,7 +131,7 @@ pub async fn start(
     let status = Arc::new(Status::default());
     let mut backoff = Duration::from_millis(100);
     loop {
-        match crate::stream::ensure(&js, &config, SUBJECTS, "hookvault cluster log").await {
+        match ready(&js, &config).await {
             Ok(()) => break,
             Err(error) => status.failed(error),
         }
