@@ -7,13 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream;
+use async_nats::jetstream::{self, context::PublishErrorKind, publish::PublishAck};
+use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::{DELIVERY_SUBJECT, Status};
-use crate::store::{Appended, IngestOutcome, LoggedDelivery, PreparedEvent, SharedLog, StoreError};
+use super::{DELIVERY_SUBJECT, STATUS_SUBJECT, Status};
+use crate::store::{
+    Appended, EventRecord, IngestOutcome, LoggedDelivery, PreparedEvent, SharedLog, StatusUpdate,
+    StoreError,
+};
 
 /// The node that appended a message: an id made at each start.
 pub const NODE_HEADER: &str = "Hookvault-Node";
@@ -21,16 +25,23 @@ pub const NODE_HEADER: &str = "Hookvault-Node";
 pub const TICKET_HEADER: &str = "Hookvault-Ticket";
 
 /// How long an acknowledged append waits for this node's decision before the caller
-/// is told to retry (the delivery stays in the log: the retry is a duplicate).
+/// is told to retry (the message stays in the log: a retried delivery is a duplicate).
 const DECISION_PATIENCE: Duration = Duration::from_secs(30);
 
 pub type Decision = Result<IngestOutcome, StoreError>;
+pub type Recorded = Result<Option<EventRecord>, StoreError>;
+
+/// Who waits for this node's decision of a message it appended.
+pub enum Waiter {
+    Delivery(oneshot::Sender<Decision>),
+    Update(oneshot::Sender<Recorded>),
+}
 
 /// The appends of this node waiting for their decision, by ticket.
 pub struct Waiting {
     node: String,
     next: AtomicU64,
-    replies: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
+    waiters: Mutex<HashMap<u64, Waiter>>,
 }
 
 impl Default for Waiting {
@@ -38,34 +49,37 @@ impl Default for Waiting {
         Self {
             node: format!("{:016x}", rand::random::<u64>()),
             next: AtomicU64::new(1),
-            replies: Mutex::default(),
+            waiters: Mutex::default(),
         }
     }
 }
 
 impl Waiting {
-    fn register(&self) -> (u64, oneshot::Receiver<Decision>) {
+    /// A ticket for `waiter`, and the headers that carry it.
+    fn register(&self, waiter: Waiter) -> (u64, HeaderMap) {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        let (reply, answer) = oneshot::channel();
-        self.replies
+        self.waiters
             .lock()
             .expect("not poisoned")
-            .insert(ticket, reply);
-        (ticket, answer)
+            .insert(ticket, waiter);
+        let mut headers = HeaderMap::new();
+        headers.insert(NODE_HEADER, self.node.as_str());
+        headers.insert(TICKET_HEADER, ticket.to_string().as_str());
+        (ticket, headers)
     }
 
     fn forget(&self, ticket: u64) {
-        self.replies.lock().expect("not poisoned").remove(&ticket);
+        self.waiters.lock().expect("not poisoned").remove(&ticket);
     }
 
     /// Who waits for the message with these headers, if this node appended it.
-    pub fn take(&self, headers: Option<&HeaderMap>) -> Option<oneshot::Sender<Decision>> {
+    pub fn take(&self, headers: Option<&HeaderMap>) -> Option<Waiter> {
         let headers = headers?;
         if headers.get(NODE_HEADER)?.as_str() != self.node {
             return None;
         }
         let ticket = headers.get(TICKET_HEADER)?.as_str().parse().ok()?;
-        self.replies.lock().expect("not poisoned").remove(&ticket)
+        self.waiters.lock().expect("not poisoned").remove(&ticket)
     }
 }
 
@@ -83,6 +97,47 @@ impl ClusterLog {
             status,
         }
     }
+
+    /// Publishes under `ticket`; the acknowledgement, or the caller's error.
+    async fn publish(
+        &self,
+        subject: &'static str,
+        ticket: u64,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<PublishAck, StoreError> {
+        match publish(&self.js, subject, headers, payload).await {
+            Ok(ack) => {
+                self.status.saw(ack.sequence);
+                Ok(ack)
+            }
+            Err(error) => {
+                // Maybe appended all the same: a sender's retry finds it then.
+                self.waiting.forget(ticket);
+                Err(StoreError::Cluster(format!(
+                    "it did not take the message: {error}"
+                )))
+            }
+        }
+    }
+
+    /// Waits for this node's decision of the message under `ticket`.
+    async fn decided<T>(
+        &self,
+        ticket: u64,
+        decision: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(DECISION_PATIENCE, decision).await {
+            Ok(Ok(decided)) => decided,
+            Ok(Err(_)) => Err(StoreError::Closed),
+            Err(_) => {
+                self.waiting.forget(ticket);
+                Err(StoreError::Cluster(
+                    "it holds the message, but this node is behind it".into(),
+                ))
+            }
+        }
+    }
 }
 
 /// Publishes, trying again for a while when the stream did not take the message at
@@ -91,21 +146,22 @@ impl ClusterLog {
 /// again: the message may be in the stream, and the sender's own retry finds it.
 async fn publish(
     js: &jetstream::Context,
+    subject: &'static str,
     headers: HeaderMap,
-    payload: bytes::Bytes,
-) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+    payload: Bytes,
+) -> Result<PublishAck, jetstream::context::PublishError> {
     const PATIENCE: Duration = Duration::from_secs(5);
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(20);
     loop {
         let published = async {
-            js.publish_with_headers(DELIVERY_SUBJECT, headers.clone(), payload.clone())
+            js.publish_with_headers(subject, headers.clone(), payload.clone())
                 .await?
                 .await
         };
         match published.await {
             Err(error)
-                if error.kind() == jetstream::context::PublishErrorKind::StreamNotFound
+                if error.kind() == PublishErrorKind::StreamNotFound
                     && started.elapsed() < PATIENCE =>
             {
                 tokio::time::sleep(pause).await;
@@ -116,48 +172,44 @@ async fn publish(
     }
 }
 
-impl SharedLog for ClusterLog {
+impl SharedLog for Arc<ClusterLog> {
     fn append(&self, event: PreparedEvent) -> BoxFuture<'static, Result<Appended, StoreError>> {
-        let js = self.js.clone();
-        let waiting = self.waiting.clone();
-        let status = self.status.clone();
+        let log = self.clone();
         async move {
-            let (ticket, decision) = waiting.register();
-            let mut headers = HeaderMap::new();
+            let (reply, decision) = oneshot::channel();
+            let (ticket, mut headers) = log.waiting.register(Waiter::Delivery(reply));
+            // JetStream refuses a copy within its duplicate window by this id.
             headers.insert(
                 async_nats::header::NATS_MESSAGE_ID,
                 event.record.origin.delivery_id.as_str(),
             );
-            headers.insert(NODE_HEADER, waiting.node.as_str());
-            headers.insert(TICKET_HEADER, ticket.to_string().as_str());
-            let payload = bytes::Bytes::from(LoggedDelivery::encode(event));
-            let ack = match publish(&js, headers, payload).await {
-                Ok(ack) => ack,
-                Err(error) => {
-                    // Maybe appended all the same: the sender's retry finds it then.
-                    waiting.forget(ticket);
-                    return Err(StoreError::Cluster(format!(
-                        "it did not take the delivery: {error}"
-                    )));
-                }
-            };
-            status.saw(ack.sequence);
+            let payload = Bytes::from(LoggedDelivery::encode(event));
+            let ack = log
+                .publish(DELIVERY_SUBJECT, ticket, headers, payload)
+                .await?;
             if ack.duplicate {
-                waiting.forget(ticket);
+                log.waiting.forget(ticket);
                 return Ok(Appended::AlreadyLogged {
                     stream_seq: ack.sequence,
                 });
             }
-            match tokio::time::timeout(DECISION_PATIENCE, decision).await {
-                Ok(Ok(decided)) => decided.map(Appended::Decided),
-                Ok(Err(_)) => Err(StoreError::Closed),
-                Err(_) => {
-                    waiting.forget(ticket);
-                    Err(StoreError::Cluster(
-                        "it holds the delivery, but this node is behind it".into(),
-                    ))
-                }
-            }
+            log.decided(ticket, decision).await.map(Appended::Decided)
+        }
+        .boxed()
+    }
+
+    fn update(
+        &self,
+        update: StatusUpdate,
+    ) -> BoxFuture<'static, Result<Option<EventRecord>, StoreError>> {
+        let log = self.clone();
+        async move {
+            let (reply, recorded) = oneshot::channel();
+            let (ticket, headers) = log.waiting.register(Waiter::Update(reply));
+            let payload = Bytes::from(crate::store::encode_update(&update));
+            log.publish(STATUS_SUBJECT, ticket, headers, payload)
+                .await?;
+            log.decided(ticket, recorded).await
         }
         .boxed()
     }

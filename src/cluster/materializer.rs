@@ -12,12 +12,12 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull};
 use futures::StreamExt;
 use tokio::sync::oneshot;
 
-use super::log::{Decision, Waiting};
-use super::{DELIVERY_SUBJECT, MAX_BACKOFF, Status};
+use super::log::{Decision, Waiter, Waiting};
+use super::{DELIVERY_SUBJECT, MAX_BACKOFF, STATUS_SUBJECT, Status};
 use crate::domain::timestamp;
 use crate::ingest::Payload;
 use crate::process::Processor;
-use crate::store::{IngestOutcome, LoggedDelivery, Store};
+use crate::store::{IngestOutcome, LoggedDelivery, Store, decode_update};
 
 /// Another node's delivery reaches this node's live `/` Socket.IO clients when it is
 /// at most this old: a node catching up on an hour of log does not replay the hour
@@ -127,30 +127,45 @@ impl Materializer {
     /// node following the log, loudly: skipping it would make this node differ from
     /// the others for good.
     async fn hand(&self, message: &async_nats::jetstream::Message, seq: u64) -> Result<(), String> {
-        if message.subject.as_str() != DELIVERY_SUBJECT {
-            tracing::warn!(subject = %message.subject, seq, "a message of the cluster's log this version does not know; skipped");
-            return Ok(());
-        }
-        let event = LoggedDelivery::decode(&message.payload)
-            .map_err(|e| format!("message {seq} of the cluster's log cannot be read: {e}"))?;
-        let reply = match self.waiting.take(message.headers.as_ref()) {
-            Some(reply) => reply,
-            None => {
-                let (reply, decision) = oneshot::channel();
-                if timestamp::now_ms() - event.record.received_at_ms <= LIVE_WITHIN_MS {
-                    tokio::spawn(announce(
-                        decision,
-                        self.store.clone(),
-                        self.processor.clone(),
-                    ));
-                }
-                reply
+        let unreadable = |e| format!("message {seq} of the cluster's log cannot be read: {e}");
+        let waiter = self.waiting.take(message.headers.as_ref());
+        let handed = match message.subject.as_str() {
+            DELIVERY_SUBJECT => {
+                let event = LoggedDelivery::decode(&message.payload).map_err(unreadable)?;
+                let reply = match waiter {
+                    Some(Waiter::Delivery(reply)) => reply,
+                    _ => self.announced(&event),
+                };
+                self.store.materialize(event, seq, Some(reply)).await
+            }
+            STATUS_SUBJECT => {
+                let update = decode_update(&message.payload).map_err(unreadable)?;
+                let reply = match waiter {
+                    Some(Waiter::Update(reply)) => reply,
+                    _ => oneshot::channel().0, // nobody here waits for it
+                };
+                self.store.materialize_update(update, seq, reply).await
+            }
+            subject => {
+                tracing::warn!(%subject, seq, "a message of the cluster's log this version does not know; skipped");
+                return Ok(());
             }
         };
-        self.store
-            .materialize(event, seq, Some(reply))
-            .await
-            .map_err(|e| format!("the store took no more of the cluster's log: {e}"))
+        handed.map_err(|e| format!("the store took no more of the cluster's log: {e}"))
+    }
+
+    /// Where the decision of another node's delivery goes: to the `/` broadcast
+    /// when it is recent.
+    fn announced(&self, event: &crate::store::PreparedEvent) -> oneshot::Sender<Decision> {
+        let (reply, decision) = oneshot::channel();
+        if timestamp::now_ms() - event.record.received_at_ms <= LIVE_WITHIN_MS {
+            tokio::spawn(announce(
+                decision,
+                self.store.clone(),
+                self.processor.clone(),
+            ));
+        }
+        reply
     }
 }
 

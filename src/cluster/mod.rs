@@ -33,6 +33,8 @@ use crate::store::Store;
 pub const SUBJECTS: &str = "hookvault.log.>";
 /// A delivery appended to the log.
 const DELIVERY_SUBJECT: &str = "hookvault.log.delivery";
+/// A processing outcome (a replay, a retry) to record on every node.
+const STATUS_SUBJECT: &str = "hookvault.log.status";
 
 /// Longest pause between two attempts to follow the stream after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -139,11 +141,11 @@ pub async fn start(
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     let waiting = Arc::new(log::Waiting::default());
-    store.use_shared_log(Arc::new(log::ClusterLog::new(
+    store.use_shared_log(Arc::new(Arc::new(log::ClusterLog::new(
         js.clone(),
         waiting.clone(),
         status.clone(),
-    )));
+    ))));
     let follower = materializer::Materializer {
         store,
         processor,

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::dedup::{ContentWindow, Original};
-use super::request::{DuplicateReason, IngestOutcome, PreparedEvent, WriteRequest};
+use super::events::StatusUpdate;
+use super::request::{DuplicateReason, IngestOutcome, PreparedEvent, UpdateReply, WriteRequest};
 use super::slot::DbSlot;
 use super::tables;
 use super::tail::Tail;
@@ -37,7 +38,19 @@ const MAX_BATCH: usize = 1024;
 
 pub type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
-pub struct AppendRequest {
+pub enum AppendRequest {
+    Delivery(Append),
+    /// Cluster mode: a processing outcome from the replicated log, passed on to the
+    /// store writer behind the deliveries before it.
+    Update {
+        update: StatusUpdate,
+        reply: UpdateReply,
+        stream_seq: u64,
+    },
+}
+
+/// A delivery to decide, append and apply.
+pub struct Append {
     pub event: Box<PreparedEvent>,
     /// `None` for a message of the cluster log another node acknowledged.
     pub reply: Option<Reply>,
@@ -118,15 +131,46 @@ impl Appender {
     /// Runs until every sender is dropped. Blocking: call on its own thread.
     pub fn run(mut self, mut queue: mpsc::Receiver<AppendRequest>) {
         while let Some(first) = queue.blocking_recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    AppendRequest::Delivery(append) => batch.push(append),
+                    AppendRequest::Update {
+                        update,
+                        reply,
+                        stream_seq,
+                    } => {
+                        // In stream order: behind every delivery before it.
+                        if !batch.is_empty() {
+                            self.append_batch(std::mem::take(&mut batch));
+                        }
+                        self.pass_update(update, reply, stream_seq);
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = queue.try_recv().ok();
                 }
             }
-            self.append_batch(batch);
+            if !batch.is_empty() {
+                self.append_batch(batch);
+            }
         }
+    }
+
+    fn pass_update(&mut self, update: StatusUpdate, reply: UpdateReply, stream_seq: u64) {
+        let request = WriteRequest::Update {
+            update,
+            reply,
+            stream_position: Some(stream_seq),
+        };
+        if self.writer.blocking_send(request).is_err() {
+            tracing::warn!("store writer stopped; the update is applied again at the next start");
+            return;
+        }
+        self.progress
+            .stream_decided
+            .store(stream_seq, Ordering::Release);
     }
 
     fn forget_applied(&mut self) {
@@ -140,7 +184,7 @@ impl Appender {
         }
     }
 
-    fn append_batch(&mut self, batch: Vec<AppendRequest>) {
+    fn append_batch(&mut self, batch: Vec<Append>) {
         // Ids applied since the last batch are in redb now, for a read begun after.
         self.forget_applied();
         let first_seq = self.next_seq;

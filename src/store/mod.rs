@@ -56,7 +56,7 @@ pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Origin, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use request::{DuplicateReason, IngestOutcome, PreparedEvent};
-pub use shared_log::{Appended, LoggedDelivery, SharedLog};
+pub use shared_log::{Appended, LoggedDelivery, SharedLog, decode_update, encode_update};
 pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use tables::SCHEMA_VERSION;
@@ -65,7 +65,7 @@ pub use verify::Difference;
 
 use crate::domain::Delivery;
 use crate::log::Log;
-use appender::{AppendRequest, Appender, LogEntry};
+use appender::{Append, AppendRequest, Appender, LogEntry};
 use request::WriteRequest;
 use slot::DbSlot;
 use std::sync::atomic::Ordering;
@@ -353,17 +353,36 @@ impl Store {
         self.decide(event, reply, Some(stream_seq)).await
     }
 
+    /// Cluster mode: a processing outcome from the replicated log, in stream order;
+    /// `reply` gets the record after it.
+    pub async fn materialize_update(
+        &self,
+        update: StatusUpdate,
+        stream_seq: u64,
+        reply: request::UpdateReply,
+    ) -> Result<(), StoreError> {
+        let request = AppendRequest::Update {
+            update,
+            reply,
+            stream_seq,
+        };
+        self.appends
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
     async fn decide(
         &self,
         event: PreparedEvent,
         reply: Option<appender::Reply>,
         stream_seq: Option<u64>,
     ) -> Result<(), StoreError> {
-        let request = AppendRequest {
+        let request = AppendRequest::Delivery(Append {
             event: Box::new(event),
             reply,
             stream_seq,
-        };
+        });
         self.appends
             .send(request)
             .await
@@ -411,8 +430,19 @@ impl Store {
         &self,
         update: StatusUpdate,
     ) -> Result<Option<EventRecord>, StoreError> {
+        if let Some(shared) = &self.shared_log {
+            let log = shared
+                .get()
+                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into()))?;
+            return log.update(update).await;
+        }
         let (reply, answer) = oneshot::channel();
-        self.send(WriteRequest::Update { update, reply }).await?;
+        let request = WriteRequest::Update {
+            update,
+            reply,
+            stream_position: None,
+        };
+        self.send(request).await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 

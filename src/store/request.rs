@@ -25,6 +25,9 @@ pub struct PreparedEvent {
     pub encoded_headers: Vec<u8>,
 }
 
+/// Who waits for a processing outcome to be recorded: the record after it.
+pub type UpdateReply = oneshot::Sender<Result<Option<EventRecord>, StoreError>>;
+
 pub enum WriteRequest {
     /// Deliveries appended to the log (and answered already), to apply.
     Apply {
@@ -39,7 +42,10 @@ pub enum WriteRequest {
     },
     Update {
         update: StatusUpdate,
-        reply: oneshot::Sender<Result<Option<EventRecord>, StoreError>>,
+        reply: UpdateReply,
+        /// Cluster mode: the update's message in the replicated log, recorded in the
+        /// same transaction.
+        stream_position: Option<u64>,
     },
     /// Retention: retire these events; answers how many were still there.
     Retire {

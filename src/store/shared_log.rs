@@ -9,12 +9,19 @@
 
 use futures::future::BoxFuture;
 
-use super::{IngestOutcome, PreparedEvent, StoreError};
+use super::{EventRecord, IngestOutcome, PreparedEvent, StatusUpdate, StoreError};
 
 pub trait SharedLog: Send + Sync + 'static {
     /// Appends a delivery to the replicated log; resolves once it is durable there
     /// and this node has decided it.
     fn append(&self, event: PreparedEvent) -> BoxFuture<'static, Result<Appended, StoreError>>;
+
+    /// Appends a processing outcome; resolves with the record after this node
+    /// applied it (`None`: the event is gone).
+    fn update(
+        &self,
+        update: StatusUpdate,
+    ) -> BoxFuture<'static, Result<Option<EventRecord>, StoreError>>;
 }
 
 pub enum Appended {
@@ -34,6 +41,15 @@ pub struct LoggedDelivery {
     pub record: super::EventRecord,
     pub compressed_body: Vec<u8>,
     pub encoded_headers: Vec<u8>,
+}
+
+/// A processing outcome as the replicated log carries it.
+pub fn encode_update(update: &StatusUpdate) -> Vec<u8> {
+    super::codec::encode(update)
+}
+
+pub fn decode_update(bytes: &[u8]) -> Result<StatusUpdate, StoreError> {
+    Ok(super::codec::decode(bytes)?)
 }
 
 impl LoggedDelivery {

@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{Delivery, Fixture, SECRET, TestApp, fixtures, new_id};
 use crate::nats::{self, NatsServer};
 use crate::process::{Binary, command};
 use hookvault::config::{Config, NatsConfig, NatsMode};
+use hookvault::ingest::Payload;
+use hookvault::process::Stage;
+use hookvault::store::EventRecord;
 
 /// The settings of a cluster node on `nats`.
 pub fn node_of(nats: &[NatsServer]) -> impl FnOnce(&mut Config) + use<> {
@@ -324,5 +327,95 @@ async fn losing_a_nats_server_and_a_node_under_load_loses_nothing() {
         for (node, export) in nodes.iter().zip(exports.iter_mut()) {
             *export = exported_ids(&client, &node.address).await.1;
         }
+    }
+}
+
+/// A processing stage that fails while `broken` is set (a target that is down).
+#[derive(Default)]
+struct Broken(AtomicBool);
+
+impl Stage for Broken {
+    fn process(&self, _record: &EventRecord, _payload: &Payload) -> Result<(), String> {
+        match self.0.load(Ordering::SeqCst) {
+            true => Err("target down".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Waits until every node shows `id` as `done` says; the event as the first shows it.
+async fn everywhere(nodes: &[TestApp], id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut seen = Vec::new();
+    for node in nodes {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, event) = node.get_json(&format!("/api/webhooks/events/{id}")).await;
+            if done(&event["data"]) {
+                seen.push(event["data"].clone());
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {event}", node.address);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+    seen.swap_remove(0)
+}
+
+#[tokio::test]
+async fn a_replay_and_a_retry_failed_on_one_node_show_on_every_node() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    let broken = Arc::new(Broken(AtomicBool::new(true)));
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let node = node_of(&nats);
+        let tweak = move |c: &mut Config| {
+            node(c);
+            c.max_retries = 0; // only a replay or a retry-failed processes again
+        };
+        nodes.push(TestApp::spawn_full(tweak, vec![broken.clone() as Arc<dyn Stage>]).await);
+    }
+    let corpus = fixtures();
+    let mut ids = Vec::new();
+    for (i, fixture) in corpus.iter().take(3).enumerate() {
+        let id = new_id();
+        let (status, _) = nodes[i]
+            .post_unapplied(Delivery::new(&fixture.event, &id, &fixture.bytes))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        everywhere(&nodes, &id, |e| {
+            e["status"] == "failed" && e["attempts"] == 1
+        })
+        .await;
+        ids.push(id);
+    }
+    broken.0.store(false, Ordering::SeqCst);
+
+    let (status, replayed) = nodes[2]
+        .post_json(&format!("/api/webhooks/replay/{}", ids[0]), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["data"]["status"], "processed", "{replayed}");
+    let shown = everywhere(&nodes, &ids[0], |e| e["status"] == "processed").await;
+    assert_eq!(shown["attempts"], 2, "{shown}");
+
+    let (status, report) = nodes[1]
+        .post_json("/api/webhooks/retry-failed", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["data"]["processed"], 2, "{report}");
+    for id in &ids[1..] {
+        let shown = everywhere(&nodes, id, |e| e["status"] == "processed").await;
+        assert_eq!(shown["attempts"], 2, "{shown}");
+    }
+    let first = export(&nodes[0]).await;
+    for node in &nodes[1..] {
+        assert!(
+            export(node).await == first,
+            "{} exports otherwise",
+            node.address
+        );
     }
 }
