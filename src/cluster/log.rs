@@ -13,9 +13,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::{DELIVERY_SUBJECT, STATUS_SUBJECT, Status};
+use super::{CHANGE_SUBJECT, DELIVERY_SUBJECT, Status};
 use crate::store::{
-    Appended, EventRecord, IngestOutcome, LoggedDelivery, PreparedEvent, SharedLog, StatusUpdate,
+    Appended, ChangeOutcome, IngestOutcome, LoggedChange, LoggedDelivery, PreparedEvent, SharedLog,
     StoreError,
 };
 
@@ -29,12 +29,12 @@ pub const TICKET_HEADER: &str = "Hookvault-Ticket";
 const DECISION_PATIENCE: Duration = Duration::from_secs(30);
 
 pub type Decision = Result<IngestOutcome, StoreError>;
-pub type Recorded = Result<Option<EventRecord>, StoreError>;
+pub type Applied = Result<ChangeOutcome, StoreError>;
 
 /// Who waits for this node's decision of a message it appended.
 pub enum Waiter {
     Delivery(oneshot::Sender<Decision>),
-    Update(oneshot::Sender<Recorded>),
+    Change(oneshot::Sender<Applied>),
 }
 
 /// The appends of this node waiting for their decision, by ticket.
@@ -198,18 +198,18 @@ impl SharedLog for Arc<ClusterLog> {
         .boxed()
     }
 
-    fn update(
+    fn change(
         &self,
-        update: StatusUpdate,
-    ) -> BoxFuture<'static, Result<Option<EventRecord>, StoreError>> {
+        change: LoggedChange,
+    ) -> BoxFuture<'static, Result<ChangeOutcome, StoreError>> {
         let log = self.clone();
         async move {
-            let (reply, recorded) = oneshot::channel();
-            let (ticket, headers) = log.waiting.register(Waiter::Update(reply));
-            let payload = Bytes::from(crate::store::encode_update(&update));
-            log.publish(STATUS_SUBJECT, ticket, headers, payload)
+            let (reply, applied) = oneshot::channel();
+            let (ticket, headers) = log.waiting.register(Waiter::Change(reply));
+            let payload = Bytes::from(change.encode());
+            log.publish(CHANGE_SUBJECT, ticket, headers, payload)
                 .await?;
-            log.decided(ticket, recorded).await
+            log.decided(ticket, applied).await
         }
         .boxed()
     }

@@ -13,11 +13,11 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 
 use super::log::{Decision, Waiter, Waiting};
-use super::{DELIVERY_SUBJECT, MAX_BACKOFF, STATUS_SUBJECT, Status};
+use super::{CHANGE_SUBJECT, DELIVERY_SUBJECT, MAX_BACKOFF, Status};
 use crate::domain::timestamp;
 use crate::ingest::Payload;
 use crate::process::Processor;
-use crate::store::{IngestOutcome, LoggedDelivery, Store, decode_update};
+use crate::store::{IngestOutcome, LoggedChange, LoggedDelivery, Store};
 
 /// Another node's delivery reaches this node's live `/` Socket.IO clients when it is
 /// at most this old: a node catching up on an hour of log does not replay the hour
@@ -138,13 +138,18 @@ impl Materializer {
                 };
                 self.store.materialize(event, seq, Some(reply)).await
             }
-            STATUS_SUBJECT => {
-                let update = decode_update(&message.payload).map_err(unreadable)?;
-                let reply = match waiter {
-                    Some(Waiter::Update(reply)) => reply,
-                    _ => oneshot::channel().0, // nobody here waits for it
-                };
-                self.store.materialize_update(update, seq, reply).await
+            CHANGE_SUBJECT => {
+                let change = LoggedChange::decode(&message.payload).map_err(unreadable)?;
+                self.store
+                    .materialize_change(change, seq)
+                    .await
+                    .map(|applied| {
+                        if let Some(Waiter::Change(reply)) = waiter {
+                            tokio::spawn(async move {
+                                let _ = reply.send(applied.await);
+                            });
+                        }
+                    })
             }
             subject => {
                 tracing::warn!(%subject, seq, "a message of the cluster's log this version does not know; skipped");

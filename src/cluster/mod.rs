@@ -33,8 +33,9 @@ use crate::store::Store;
 pub const SUBJECTS: &str = "hookvault.log.>";
 /// A delivery appended to the log.
 const DELIVERY_SUBJECT: &str = "hookvault.log.delivery";
-/// A processing outcome (a replay, a retry) to record on every node.
-const STATUS_SUBJECT: &str = "hookvault.log.status";
+/// Any other change of stored state (a processing outcome, retention, removing the
+/// test events), applied by every node.
+const CHANGE_SUBJECT: &str = "hookvault.log.change";
 
 /// Longest pause between two attempts to follow the stream after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);

@@ -24,8 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::dedup::{ContentWindow, Original};
-use super::events::StatusUpdate;
-use super::request::{DuplicateReason, IngestOutcome, PreparedEvent, UpdateReply, WriteRequest};
+use super::request::{DuplicateReason, IngestOutcome, PreparedEvent, WriteRequest};
 use super::slot::DbSlot;
 use super::tables;
 use super::tail::Tail;
@@ -40,11 +39,10 @@ pub type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
 pub enum AppendRequest {
     Delivery(Append),
-    /// Cluster mode: a processing outcome from the replicated log, passed on to the
-    /// store writer behind the deliveries before it.
-    Update {
-        update: StatusUpdate,
-        reply: UpdateReply,
+    /// Cluster mode: a change from the replicated log, passed on to the store
+    /// writer behind the deliveries before it.
+    Pass {
+        request: WriteRequest,
         stream_seq: u64,
     },
 }
@@ -136,16 +134,15 @@ impl Appender {
             while let Some(request) = next.take() {
                 match request {
                     AppendRequest::Delivery(append) => batch.push(append),
-                    AppendRequest::Update {
-                        update,
-                        reply,
+                    AppendRequest::Pass {
+                        request,
                         stream_seq,
                     } => {
                         // In stream order: behind every delivery before it.
                         if !batch.is_empty() {
                             self.append_batch(std::mem::take(&mut batch));
                         }
-                        self.pass_update(update, reply, stream_seq);
+                        self.pass(request, stream_seq);
                     }
                 }
                 if batch.len() < MAX_BATCH {
@@ -158,14 +155,20 @@ impl Appender {
         }
     }
 
-    fn pass_update(&mut self, update: StatusUpdate, reply: UpdateReply, stream_seq: u64) {
-        let request = WriteRequest::Update {
-            update,
-            reply,
+    /// Passes a change on, then the log position it reaches (in a transaction of its
+    /// own, or sharing the next group commit): changes are idempotent, so a crash
+    /// between the two only applies the change once more.
+    fn pass(&mut self, request: WriteRequest, stream_seq: u64) {
+        let position = WriteRequest::Apply {
+            entries: Vec::new(),
+            delivery_duplicates: 0,
+            appended_at: Instant::now(),
             stream_position: Some(stream_seq),
         };
-        if self.writer.blocking_send(request).is_err() {
-            tracing::warn!("store writer stopped; the update is applied again at the next start");
+        if self.writer.blocking_send(request).is_err()
+            || self.writer.blocking_send(position).is_err()
+        {
+            tracing::warn!("store writer stopped; the change is applied again at the next start");
             return;
         }
         self.progress

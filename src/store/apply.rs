@@ -46,17 +46,10 @@ pub(super) fn apply_batch(
                 }
                 Outcome::Applied
             }
-            WriteRequest::Update {
-                update,
-                stream_position,
-                ..
-            } => {
+            WriteRequest::Update { update, .. } => {
                 let record = events::update_status(&mut t, update)?;
                 if record.is_some() {
                     changes.add(&mut t, update.seq)?;
-                }
-                if let Some(position) = stream_position {
-                    t.meta.insert(meta::STREAM_APPLIED, *position)?;
                 }
                 Outcome::Update(record.map(Box::new))
             }

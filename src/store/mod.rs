@@ -36,6 +36,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -56,7 +58,7 @@ pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Origin, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use request::{DuplicateReason, IngestOutcome, PreparedEvent};
-pub use shared_log::{Appended, LoggedDelivery, SharedLog, decode_update, encode_update};
+pub use shared_log::{Appended, ChangeOutcome, LoggedChange, LoggedDelivery, SharedLog};
 pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use tables::SCHEMA_VERSION;
@@ -353,23 +355,61 @@ impl Store {
         self.decide(event, reply, Some(stream_seq)).await
     }
 
-    /// Cluster mode: a processing outcome from the replicated log, in stream order;
-    /// `reply` gets the record after it.
-    pub async fn materialize_update(
+    /// Cluster mode: a change from the replicated log, in stream order. Resolves
+    /// once it is queued, with what will answer what its application answered.
+    pub async fn materialize_change(
         &self,
-        update: StatusUpdate,
+        change: LoggedChange,
         stream_seq: u64,
-        reply: request::UpdateReply,
-    ) -> Result<(), StoreError> {
-        let request = AppendRequest::Update {
-            update,
-            reply,
-            stream_seq,
+    ) -> Result<BoxFuture<'static, Result<ChangeOutcome, StoreError>>, StoreError> {
+        fn answered<T: Send + 'static>(
+            answer: oneshot::Receiver<Result<T, StoreError>>,
+            outcome: fn(T) -> ChangeOutcome,
+        ) -> BoxFuture<'static, Result<ChangeOutcome, StoreError>> {
+            async move { answer.await.map_err(|_| StoreError::Closed)?.map(outcome) }.boxed()
+        }
+        let (request, answer) = match change {
+            LoggedChange::Processed(update) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Update { update, reply };
+                (
+                    request,
+                    answered(answer, |r: Option<EventRecord>| {
+                        ChangeOutcome::Record(r.map(Box::new))
+                    }),
+                )
+            }
+            LoggedChange::Retire(seqs) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Retire { seqs, reply };
+                (request, answered(answer, ChangeOutcome::Count))
+            }
+            LoggedChange::RemoveTests(seqs) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::RemoveTests { seqs, reply };
+                (request, answered(answer, ChangeOutcome::Count))
+            }
         };
         self.appends
-            .send(request)
+            .send(AppendRequest::Pass {
+                request,
+                stream_seq,
+            })
             .await
-            .map_err(|_| StoreError::Closed)
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
+    /// Cluster mode: the replicated log every change goes through, instead of the
+    /// writer. `None` on a single node.
+    fn cluster_log(&self) -> Result<Option<&Arc<dyn SharedLog>>, StoreError> {
+        match &self.shared_log {
+            None => Ok(None),
+            Some(shared) => shared
+                .get()
+                .map(Some)
+                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into())),
+        }
     }
 
     async fn decide(
@@ -430,24 +470,22 @@ impl Store {
         &self,
         update: StatusUpdate,
     ) -> Result<Option<EventRecord>, StoreError> {
-        if let Some(shared) = &self.shared_log {
-            let log = shared
-                .get()
-                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into()))?;
-            return log.update(update).await;
+        if let Some(log) = self.cluster_log()? {
+            return match log.change(LoggedChange::Processed(update)).await? {
+                ChangeOutcome::Record(record) => Ok(record.map(|r| *r)),
+                ChangeOutcome::Count(_) => Err(StoreError::Cluster("a count for an update".into())),
+            };
         }
         let (reply, answer) = oneshot::channel();
-        let request = WriteRequest::Update {
-            update,
-            reply,
-            stream_position: None,
-        };
-        self.send(request).await?;
+        self.send(WriteRequest::Update { update, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Retires events (retention) in one transaction; returns how many were retired.
     pub async fn retire(&self, seqs: Vec<u64>) -> Result<usize, StoreError> {
+        if let Some(log) = self.cluster_log()? {
+            return counted(log.change(LoggedChange::Retire(seqs)).await?);
+        }
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Retire { seqs, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -467,6 +505,9 @@ impl Store {
                 Ok(seqs)
             })
             .await?;
+        if let Some(log) = self.cluster_log()? {
+            return counted(log.change(LoggedChange::RemoveTests(seqs)).await?);
+        }
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::RemoveTests { seqs, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -591,6 +632,13 @@ impl Store {
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}
+
+fn counted(outcome: ChangeOutcome) -> Result<usize, StoreError> {
+    match outcome {
+        ChangeOutcome::Count(count) => Ok(count),
+        ChangeOutcome::Record(_) => Err(StoreError::Cluster("a record for a count".into())),
     }
 }
 

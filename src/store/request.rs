@@ -43,9 +43,6 @@ pub enum WriteRequest {
     Update {
         update: StatusUpdate,
         reply: UpdateReply,
-        /// Cluster mode: the update's message in the replicated log, recorded in the
-        /// same transaction.
-        stream_position: Option<u64>,
     },
     /// Retention: retire these events; answers how many were still there.
     Retire {

@@ -16,12 +16,10 @@ pub trait SharedLog: Send + Sync + 'static {
     /// and this node has decided it.
     fn append(&self, event: PreparedEvent) -> BoxFuture<'static, Result<Appended, StoreError>>;
 
-    /// Appends a processing outcome; resolves with the record after this node
-    /// applied it (`None`: the event is gone).
-    fn update(
-        &self,
-        update: StatusUpdate,
-    ) -> BoxFuture<'static, Result<Option<EventRecord>, StoreError>>;
+    /// Appends a change of stored state; resolves with what this node's application
+    /// of it answered.
+    fn change(&self, change: LoggedChange)
+    -> BoxFuture<'static, Result<ChangeOutcome, StoreError>>;
 }
 
 pub enum Appended {
@@ -43,13 +41,34 @@ pub struct LoggedDelivery {
     pub encoded_headers: Vec<u8>,
 }
 
-/// A processing outcome as the replicated log carries it.
-pub fn encode_update(update: &StatusUpdate) -> Vec<u8> {
-    super::codec::encode(update)
+/// A change of stored state other than a delivery, as the replicated log carries
+/// it. Each is idempotent: a node that applies one again after a crash (its store
+/// rolled back to the last durable commit) ends where the others are.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum LoggedChange {
+    /// A processing outcome (a replay, a retry, a test event's processing).
+    Processed(StatusUpdate),
+    /// Retention: retire these events.
+    Retire(Vec<u64>),
+    /// Remove these test events.
+    RemoveTests(Vec<u64>),
 }
 
-pub fn decode_update(bytes: &[u8]) -> Result<StatusUpdate, StoreError> {
-    Ok(super::codec::decode(bytes)?)
+/// What a change's application answers the node that appended it.
+#[derive(Debug)]
+pub enum ChangeOutcome {
+    Record(Option<Box<EventRecord>>),
+    Count(usize),
+}
+
+impl LoggedChange {
+    pub fn encode(&self) -> Vec<u8> {
+        super::codec::encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        Ok(super::codec::decode(bytes)?)
+    }
 }
 
 impl LoggedDelivery {

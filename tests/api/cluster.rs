@@ -419,3 +419,92 @@ async fn a_replay_and_a_retry_failed_on_one_node_show_on_every_node() {
         );
     }
 }
+
+#[tokio::test]
+async fn test_events_their_removal_and_retention_reach_every_node() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let node = node_of(&nats);
+        nodes.push(
+            TestApp::spawn_with(move |c| {
+                node(c);
+                c.max_payload_bytes = Some(60_000);
+                c.retention_interval = Duration::from_millis(50);
+            })
+            .await,
+        );
+    }
+    let request = json!({"eventType": "workflow_job", "repository": "test/repo"});
+    let (status, made) = nodes[0].post_json("/api/webhooks/test", request).await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    assert_eq!(made["data"]["status"], "processed", "{made}");
+    let test_id = made["data"]["deliveryId"].as_str().unwrap().to_owned();
+    everywhere(&nodes, &test_id, |e| e["status"] == "processed").await;
+    let (status, removed) = nodes[1]
+        .client
+        .delete(nodes[1].url("/api/webhooks/test"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .map(|body| (StatusCode::OK, body))
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(removed["data"]["removed"], 1, "{removed}");
+    for node in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while node
+            .get_json(&format!("/api/webhooks/events/{test_id}"))
+            .await
+            .0
+            != StatusCode::NOT_FOUND
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{} keeps the test event",
+                node.address
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // The size cap: every node's retention retires the same oldest events.
+    for n in 0..10 {
+        // ~20 KB of random hex: about 10 KB compressed, so five or six fit.
+        let noise: String = (0..20_000)
+            .map(|_| char::from_digit(rand::random_range(0..16), 16).unwrap())
+            .collect();
+        let body = serde_json::to_vec(&json!({"zen": noise, "n": n})).unwrap();
+        let (status, _) = nodes[n % 3]
+            .post_unapplied(Delivery::new("ping", &new_id(), &body))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut kept = Vec::new();
+        for node in &nodes {
+            kept.push(node.listed_ids("limit=100").await);
+        }
+        if kept[0].len() < 10 && kept.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes keep {kept:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each node's retention task retires by its own clock; once every retirement is
+    // applied everywhere, the nodes hold the same.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let first = export(&nodes[0]).await;
+        if export(&nodes[1]).await == first && export(&nodes[2]).await == first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes' exports differ");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
