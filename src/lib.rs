@@ -145,7 +145,7 @@ impl App {
             .nats
             .as_ref()
             .is_some_and(|nats| nats.mode == config::NatsMode::Cluster);
-        let metrics = Metrics::with_streaming(config.nats.is_some() && !cluster_mode);
+        let metrics = Metrics::with_nats(config.nats.as_ref().map(|nats| nats.mode));
         let (commits, appends) = (metrics.clone(), metrics.clone());
         let options = StoreOptions {
             cache_bytes: config.cache_bytes,
@@ -272,6 +272,13 @@ impl App {
         ));
 
         tokio::spawn(memory::give_back_freed(until_stopped()));
+        if cluster_mode && !config.forward.is_empty() {
+            // Each node holds every delivery: a target set on every node gets each
+            // delivery from every node (docs/cluster.md).
+            tracing::warn!(
+                "forwarding in cluster mode runs on each node where a target is set: set HOOKVAULT_FORWARD on one node only"
+            );
+        }
         let forwarding =
             forward::Forwarding::start(store.clone(), metrics.clone(), &config.forward).await?;
         let backfill =

@@ -18,6 +18,11 @@ pub enum NatsAuth {
     CredsFile(PathBuf),
 }
 
+/// The stream's name unless `HOOKVAULT_NATS_STREAM` says otherwise: the events
+/// stream, and the cluster's log.
+pub const DEFAULT_STREAM: &str = "HOOKVAULT_EVENTS";
+pub const DEFAULT_CLUSTER_STREAM: &str = "HOOKVAULT_LOG";
+
 /// What NATS is for (`HOOKVAULT_NATS_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NatsMode {
@@ -52,7 +57,7 @@ impl NatsConfig {
         Self {
             mode: NatsMode::Stream,
             servers: split_list(servers),
-            stream: "HOOKVAULT_EVENTS".into(),
+            stream: DEFAULT_STREAM.into(),
             auth: NatsAuth::None,
             tls_ca: None,
             tls_client: None,
@@ -98,7 +103,7 @@ impl NatsConfig {
         let cluster = config.mode == NatsMode::Cluster;
         config.stream = match settings.nats_stream.as_deref().map(str::trim) {
             Some(name) => name.to_owned(),
-            None if cluster => "HOOKVAULT_LOG".into(),
+            None if cluster => DEFAULT_CLUSTER_STREAM.into(),
             None => config.stream,
         };
         if config.stream.is_empty()

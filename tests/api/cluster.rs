@@ -117,6 +117,21 @@ async fn every_node_holds_every_delivery_whichever_node_took_it() {
             .await;
         assert_eq!(found["data"]["hits"][0]["deliveryId"], *id, "{found}");
     }
+    for node in &nodes {
+        let (_, health) = node.get_json("/api/webhooks/health").await;
+        let cluster = &health["data"]["cluster"];
+        assert_eq!(cluster["following"], true, "{health}");
+        assert_eq!(cluster["lag"], 0, "{health}");
+        assert!(
+            cluster["appliedStreamSeq"].as_u64().unwrap() >= total,
+            "{health}"
+        );
+        let metrics = node.metrics().await;
+        assert!(
+            metrics.contains("hookvault_cluster_apply_lag_messages 0"),
+            "{metrics}"
+        );
+    }
     let first = summary(&nodes[0]).await;
     // The fixtures hold content duplicates: stored, and counted apart.
     let counted = first["total"].as_u64().unwrap() + first["duplicates"].as_u64().unwrap();
