@@ -27,13 +27,13 @@ health() { # port python-expression-over-data
   curl -s "http://127.0.0.1:$1/api/webhooks/health" |
     python3 -c "import json,sys; data=json.load(sys.stdin)['data']; print($2)"
 }
-stored_of() { sed -nE 's/.*statuses=\{.*200: ([0-9]+).*/\1/p' "$1"; }
+stored_of() { sed -nE 's/.*statuses=\{.*"200": ([0-9]+).*/\1/p' "$1"; }
 secs_of() { sed -nE 's/.* seconds=([0-9.]+) .*/\1/p' "$1"; }
 cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; } # utime + stime
 
 start_node() { # name port [env…]
   local name=$1 port=$2; shift 2
-  env "$@" target/release/hookvault --data-dir "$WORK/$name" --listen 127.0.0.1:$port --secret bench 2>"$WORK/$name.log" &
+  env "$@" target/release/hookvault --data-dir "$WORK/$name" --listen 127.0.0.1:$port --secret bench >"$WORK/$name.log" 2>&1 &
 }
 
 echo; echo "== one node, the local log: 32 connections, closed loop, ${SECONDS_RUN} s (after a 5 s warm-up)"
@@ -50,7 +50,7 @@ echo; echo "== three nodes in cluster mode on a three-server NATS cluster (R3 lo
 ROUTES=(6301 6302 6303)
 NATS_PIDS=()
 for i in 0 1 2; do
-  others=$(for j in 0 1 2; do [ $j != $i ] && printf 'nats://127.0.0.1:%s,' ${ROUTES[$j]}; done)
+  others=$(for j in 0 1 2; do if [ $j != $i ]; then printf 'nats://127.0.0.1:%s,' ${ROUTES[$j]}; fi; done)
   $NATS_SERVER -js -a 127.0.0.1 -p $((4341 + i)) -sd "$WORK/nats$i" -n "bench-$i" \
     --cluster_name bench --cluster nats://127.0.0.1:${ROUTES[$i]} --routes "${others%,}" >/dev/null 2>&1 &
   NATS_PIDS+=($!)
@@ -100,7 +100,7 @@ single_cpu, nodes_cpu, nats_cpu, hz = (int(x) for x in sys.argv[6:10])
 stored, secs = 0, 0.0
 for i in range(3):
     text = open(f"{work}/cluster{i}.txt").read()
-    stored += int(re.search(r"200: (\d+)", text).group(1))
+    stored += int(re.search(r'"200": (\d+)', text).group(1))
     secs = max(secs, float(re.search(r"seconds=([0-9.]+)", text).group(1)))
 lags = sorted(int(l) for l in open(f"{work}/lag.txt") if l.strip().isdigit())
 p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")
