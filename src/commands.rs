@@ -78,6 +78,7 @@ fn open_stopped(config: &Config, existing: Existing) -> Result<(Store, WriterHan
         on_commit: None,
         on_append: None,
         log_segment_bytes: config.log_segment_bytes,
+        cluster: false,
     };
     Store::open(dir, &options).map_err(|e| match e {
         StoreError::InUse => refuse(format!(

@@ -65,6 +65,7 @@ pub mod api;
 pub mod backfill;
 pub mod backup;
 pub mod banner;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod dashboard;
@@ -140,7 +141,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let config = self.config;
-        let metrics = Metrics::with_streaming(config.nats.is_some());
+        let cluster_mode = config
+            .nats
+            .as_ref()
+            .is_some_and(|nats| nats.mode == config::NatsMode::Cluster);
+        let metrics = Metrics::with_nats(config.nats.as_ref().map(|nats| nats.mode));
         let (commits, appends) = (metrics.clone(), metrics.clone());
         let options = StoreOptions {
             cache_bytes: config.cache_bytes,
@@ -148,6 +153,7 @@ impl App {
             on_commit: Some(Arc::new(move |batch, took| commits.commit(batch, took))),
             on_append: Some(Arc::new(move |batch, took| appends.append(batch, took))),
             log_segment_bytes: config.log_segment_bytes,
+            cluster: cluster_mode,
         };
         backup::remove_leftovers(&config.data_dir);
         let data_dir = config.data_dir.clone();
@@ -235,7 +241,14 @@ impl App {
                 until_stopped(),
             ))
         });
+        let (mut cluster_status, mut following) = (None, None);
         let (stream_status, streaming) = match config.nats.clone() {
+            Some(nats) if cluster_mode => {
+                let (status, task) =
+                    cluster::start(store.clone(), processor.clone(), nats, until_stopped()).await?;
+                (cluster_status, following) = (Some(status), Some(task));
+                (None, None)
+            }
             Some(nats) => {
                 let cursor = store.cursor(stream::CURSOR).await?;
                 let status = stream::Status::new(&metrics, cursor);
@@ -259,6 +272,13 @@ impl App {
         ));
 
         tokio::spawn(memory::give_back_freed(until_stopped()));
+        if cluster_mode && !config.forward.is_empty() {
+            // Each node holds every delivery: a target set on every node gets each
+            // delivery from every node (docs/cluster.md).
+            tracing::warn!(
+                "forwarding in cluster mode runs on each node where a target is set: set HOOKVAULT_FORWARD on one node only"
+            );
+        }
         let forwarding =
             forward::Forwarding::start(store.clone(), metrics.clone(), &config.forward).await?;
         let backfill =
@@ -277,6 +297,7 @@ impl App {
             access,
             ingest_slots,
             stream: stream_status,
+            cluster: cluster_status,
             forwarding: forwarding.clone(),
             backfill: backfill.clone(),
             backups: api::backup_slots(),
@@ -308,6 +329,9 @@ impl App {
         }
         if let Some(streaming) = streaming {
             streaming.await?;
+        }
+        if let Some(following) = following {
+            following.await?;
         }
         forwarding.stop().await;
         backfill.stop().await;

@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::config::NatsMode;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
     pub event: String,
@@ -92,6 +94,8 @@ pub struct Metrics {
     pub http_accept_errors: Counter,
     /// Registered only when streaming to NATS is on.
     pub stream_lag: Gauge,
+    pub cluster_lag: Gauge,
+    pub cluster_applied: Gauge,
     pub stream_published: Counter,
     pub stream_errors: Counter,
     pub forward_delivered: Family<TargetLabels, Counter>,
@@ -122,11 +126,11 @@ fn seconds_buckets() -> impl Iterator<Item = f64> {
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
-        Self::with_streaming(false)
+        Self::with_nats(None)
     }
 
-    /// The metrics, with those of the NATS sink when `streaming`.
-    pub fn with_streaming(streaming: bool) -> Arc<Self> {
+    /// The metrics, with those of the NATS sink or of cluster mode.
+    pub fn with_nats(nats: Option<NatsMode>) -> Arc<Self> {
         let mut metrics = Self {
             registry: Registry::with_prefix("hookvault"),
             deliveries: Family::default(),
@@ -153,6 +157,8 @@ impl Metrics {
             http_connections_closed: Family::default(),
             http_accept_errors: Counter::default(),
             stream_lag: Gauge::default(),
+            cluster_lag: Gauge::default(),
+            cluster_applied: Gauge::default(),
             stream_published: Counter::default(),
             stream_errors: Counter::default(),
             forward_delivered: Family::default(),
@@ -367,7 +373,19 @@ impl Metrics {
             "When the last backfill run ended (Unix time; 0: none yet)",
             metrics.backfill_last_run.clone(),
         );
-        if streaming {
+        if nats == Some(NatsMode::Cluster) {
+            registry.register(
+                "cluster_apply_lag_messages",
+                "Messages of the cluster's log this node has not applied yet",
+                metrics.cluster_lag.clone(),
+            );
+            registry.register(
+                "cluster_applied_stream_sequence",
+                "The last message of the cluster's log (its stream sequence) this node applied",
+                metrics.cluster_applied.clone(),
+            );
+        }
+        if nats == Some(NatsMode::Stream) {
             registry.register(
                 "stream_lag",
                 "Acknowledged deliveries not yet published to NATS JetStream",

@@ -104,6 +104,11 @@ impl From<StoreError> for ApiError {
                 "hookvault is shutting down; retry shortly",
             )
             .retry_after(Duration::from_secs(5)),
+            StoreError::Cluster(reason) => Self::new(
+                ErrorCode::StorageUnavailable,
+                format!("{reason}; nothing was acknowledged, retry shortly"),
+            )
+            .retry_after(Duration::from_secs(1)),
             StoreError::Unavailable(_) => Self::new(
                 ErrorCode::StorageUnavailable,
                 "the store cannot write right now (disk full or I/O error); nothing was stored, retry shortly",

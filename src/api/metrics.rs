@@ -34,6 +34,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(stream) = &state.stream {
         m.stream_lag.set(stream.lag(&state.store) as i64);
     }
+    if let Some(cluster) = &state.cluster {
+        m.cluster_lag.set(cluster.lag(&state.store) as i64);
+        let applied = crate::cluster::Status::decided(&state.store);
+        m.cluster_applied.set(applied as i64);
+    }
     for namespace in ["/", "/webhooks", "/monitoring"] {
         let connected = state.io.of(namespace).map_or(0, |n| n.sockets().len());
         let labels = NamespaceLabels {

@@ -76,6 +76,8 @@ pub struct AppState {
     pub ingest_slots: Arc<Semaphore>,
     /// The NATS sink's progress, when streaming is on.
     pub stream: Option<Arc<crate::stream::Status>>,
+    /// Cluster mode: where this node stands in the cluster's log.
+    pub cluster: Option<Arc<crate::cluster::Status>>,
     /// The forwarding targets and their workers.
     pub forwarding: Arc<crate::forward::Forwarding>,
     /// Reconciling with GitHub's delivery log.

@@ -336,6 +336,15 @@ async fn health(
             "lastError": stream.last_error(),
         });
     }
+    if let Some(cluster) = &state.cluster {
+        health["cluster"] = json!({
+            "following": cluster.following(),
+            "streamLastSeq": cluster.stream_last(),
+            "appliedStreamSeq": crate::cluster::Status::decided(&state.store),
+            "lag": cluster.lag(&state.store),
+            "lastError": cluster.last_error(),
+        });
+    }
     Ok(envelope::ok(health))
 }
 

@@ -289,14 +289,20 @@ pub struct Settings {
         global = true
     )]
     pub(super) nats_url: Option<String>,
-    /// The JetStream stream events are published to (created when missing).
+    /// What NATS is for: `stream` publishes every stored event to a stream for
+    /// other consumers; `cluster` makes a replicated JetStream stream the log several
+    /// hookvault nodes share (docs/cluster.md).
     #[arg(
         long,
-        env = "HOOKVAULT_NATS_STREAM",
-        default_value = "HOOKVAULT_EVENTS",
+        env = "HOOKVAULT_NATS_MODE",
+        default_value = "stream",
         global = true
     )]
-    pub(super) nats_stream: String,
+    pub(super) nats_mode: String,
+    /// The JetStream stream (created when missing): default HOOKVAULT_EVENTS, or
+    /// HOOKVAULT_LOG in cluster mode.
+    #[arg(long, env = "HOOKVAULT_NATS_STREAM", global = true)]
+    pub(super) nats_stream: Option<String>,
     /// NATS authentication token.
     #[arg(
         long,
@@ -336,14 +342,10 @@ pub struct Settings {
     /// PEM private key of the NATS client certificate.
     #[arg(long, env = "HOOKVAULT_NATS_TLS_KEY", global = true)]
     pub(super) nats_tls_key: Option<PathBuf>,
-    /// Replicas of the stream, when hookvault creates it (1 to 5).
-    #[arg(
-        long,
-        env = "HOOKVAULT_NATS_REPLICAS",
-        default_value = "1",
-        global = true
-    )]
-    pub(super) nats_replicas: String,
+    /// Replicas of the stream, when hookvault creates it (1 to 5): default 1, or 3
+    /// in cluster mode.
+    #[arg(long, env = "HOOKVAULT_NATS_REPLICAS", global = true)]
+    pub(super) nats_replicas: Option<String>,
     /// Days JetStream keeps a message, when hookvault creates the stream (default:
     /// no limit).
     #[arg(long, env = "HOOKVAULT_NATS_MAX_AGE_DAYS", global = true)]

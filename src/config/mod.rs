@@ -29,7 +29,7 @@ pub use cli::{
     Settings,
 };
 pub use edge::{AllowedHosts, CorsOrigins, RateLimit};
-pub use nats::{NatsAuth, NatsConfig};
+pub use nats::{DEFAULT_CLUSTER_STREAM, DEFAULT_STREAM, NatsAuth, NatsConfig, NatsMode};
 pub use secret::{SECRET_FILE, Secret, SecretSource, TOKEN_FILE};
 use secret::{
     load_or_generate_secret, load_or_generate_token, parse_secret_list, prepare_data_dir,

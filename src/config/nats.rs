@@ -18,9 +18,26 @@ pub enum NatsAuth {
     CredsFile(PathBuf),
 }
 
-/// Streaming to NATS JetStream (`HOOKVAULT_NATS_*`, docs/streaming.md).
+/// The stream's name unless `HOOKVAULT_NATS_STREAM` says otherwise: the events
+/// stream, and the cluster's log.
+pub const DEFAULT_STREAM: &str = "HOOKVAULT_EVENTS";
+pub const DEFAULT_CLUSTER_STREAM: &str = "HOOKVAULT_LOG";
+
+/// What NATS is for (`HOOKVAULT_NATS_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatsMode {
+    /// Publish every stored event to a stream for other consumers (docs/streaming.md).
+    Stream,
+    /// The stream is the log every node of a cluster appends to and applies
+    /// (docs/cluster.md).
+    Cluster,
+}
+
+/// Streaming to NATS JetStream (`HOOKVAULT_NATS_*`, docs/streaming.md), or the
+/// cluster's log.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NatsConfig {
+    pub mode: NatsMode,
     /// Server URLs; they may hold credentials, so `Debug` shows only their hosts.
     pub servers: Vec<String>,
     pub stream: String,
@@ -38,8 +55,9 @@ impl NatsConfig {
     /// Settings for the servers at `servers` (comma-separated), with the defaults.
     pub fn new(servers: &str) -> Self {
         Self {
+            mode: NatsMode::Stream,
             servers: split_list(servers),
-            stream: "HOOKVAULT_EVENTS".into(),
+            stream: DEFAULT_STREAM.into(),
             auth: NatsAuth::None,
             tls_ca: None,
             tls_client: None,
@@ -72,7 +90,22 @@ impl NatsConfig {
                 ));
             }
         }
-        config.stream = settings.nats_stream.trim().to_owned();
+        config.mode = match settings.nats_mode.trim() {
+            "stream" => NatsMode::Stream,
+            "cluster" => NatsMode::Cluster,
+            other => {
+                return Err(ConfigError::new(
+                    "HOOKVAULT_NATS_MODE (--nats-mode)",
+                    format!("{other:?} is neither \"stream\" nor \"cluster\""),
+                ));
+            }
+        };
+        let cluster = config.mode == NatsMode::Cluster;
+        config.stream = match settings.nats_stream.as_deref().map(str::trim) {
+            Some(name) => name.to_owned(),
+            None if cluster => DEFAULT_CLUSTER_STREAM.into(),
+            None => config.stream,
+        };
         if config.stream.is_empty()
             || config.stream.chars().any(|c| {
                 c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
@@ -140,7 +173,11 @@ impl NatsConfig {
             }
         };
         let replicas_setting = "HOOKVAULT_NATS_REPLICAS (--nats-replicas)";
-        config.replicas = parse_number(replicas_setting, &settings.nats_replicas)?;
+        config.replicas = match settings.nats_replicas.as_deref() {
+            Some(raw) => parse_number(replicas_setting, raw)?,
+            None if cluster => 3,
+            None => 1,
+        };
         if !(1..=5).contains(&config.replicas) {
             return Err(ConfigError::new(replicas_setting, "must be from 1 to 5"));
         }
@@ -172,6 +209,7 @@ impl std::fmt::Debug for NatsConfig {
             .map(|s| s.rsplit('@').next().unwrap_or(s))
             .collect();
         f.debug_struct("NatsConfig")
+            .field("mode", &self.mode)
             .field("servers", &hosts)
             .field("stream", &self.stream)
             .field("auth", &self.auth)
@@ -228,8 +266,17 @@ mod tests {
         .nats
         .unwrap();
         assert_eq!(nats.servers.len(), 2);
+        assert_eq!(nats.mode, NatsMode::Stream);
         assert_eq!(nats.stream, "HOOKVAULT_EVENTS");
         assert_eq!(nats.replicas, 1);
+        let cluster = with(&["--nats-url", "nats://a:4222", "--nats-mode", "cluster"])
+            .unwrap()
+            .nats
+            .unwrap();
+        assert_eq!(
+            (cluster.mode, cluster.stream.as_str(), cluster.replicas),
+            (NatsMode::Cluster, "HOOKVAULT_LOG", 3)
+        );
         assert_eq!(nats.max_age, Some(Duration::from_secs(7 * 86_400)));
         let shown = format!("{nats:?}");
         assert!(
@@ -244,6 +291,7 @@ mod tests {
             ),
             (&["--nats-user", "alice"][..], "HOOKVAULT_NATS_USER"),
             (&["--nats-replicas", "7"][..], "HOOKVAULT_NATS_REPLICAS"),
+            (&["--nats-mode", "mirror"][..], "HOOKVAULT_NATS_MODE"),
             (&["--nats-stream", "a.b"][..], "HOOKVAULT_NATS_STREAM"),
             (
                 &["--nats-creds", "/nonexistent.creds"][..],

@@ -278,8 +278,10 @@ impl Processor {
         };
         let update = StatusUpdate {
             seq,
+            attempt: attempts,
             outcome,
             processing_time_us: elapsed.as_micros().max(1) as u64,
+            processed_at_ms: now_ms,
             retry_at_ms,
         };
         let Some(record) = self.store.record_processing(update).await? else {
@@ -297,13 +299,12 @@ impl Processor {
         let started = Instant::now();
         let outcome = attempt(&self.stages, record, payload);
         let elapsed_us = started.elapsed().as_micros().max(1) as u64;
+        let now_ms = timestamp::now_ms();
         let retry_at_ms = match outcome {
-            Err(_) => self
-                .policy
-                .retry_at(record.attempts + 1, timestamp::now_ms()),
+            Err(_) => self.policy.retry_at(record.attempts + 1, now_ms),
             Ok(_) => None,
         };
-        record.record_attempt(outcome, elapsed_us, retry_at_ms);
+        record.record_attempt(outcome, elapsed_us, now_ms, retry_at_ms);
     }
 
     /// Runs the after-commit stages (broadcast, metrics) once an attempt's outcome is

@@ -7,6 +7,12 @@
 //! applies it to redb, and answers the callers. A 2xx is therefore sent only for a
 //! delivery on disk in the log, and it never waits for redb; the store follows the
 //! log.
+//!
+//! In cluster mode the log is a replicated JetStream stream (`crate::cluster`): a
+//! delivery is appended there first, and every node's materializer hands each
+//! message of the stream, in stream order, to this thread, which then has no file to
+//! write and decides exactly as above. Since every node decides the same messages
+//! in the same order from the same state, every node gives a delivery the same seq.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -31,9 +37,23 @@ const MAX_BATCH: usize = 1024;
 
 pub type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
-pub struct AppendRequest {
+pub enum AppendRequest {
+    Delivery(Append),
+    /// Cluster mode: a change from the replicated log, passed on to the store
+    /// writer behind the deliveries before it.
+    Pass {
+        request: WriteRequest,
+        stream_seq: u64,
+    },
+}
+
+/// A delivery to decide, append and apply.
+pub struct Append {
     pub event: Box<PreparedEvent>,
-    pub reply: Reply,
+    /// `None` for a message of the cluster log another node acknowledged.
+    pub reply: Option<Reply>,
+    /// Cluster mode: the message's position in the replicated log.
+    pub stream_seq: Option<u64>,
 }
 
 /// One frame's payload: everything the store needs to rebuild the event.
@@ -60,6 +80,9 @@ pub struct LogProgress {
     pub last_apply_us: AtomicU64,
     pub bytes: AtomicU64,
     pub segments: AtomicU64,
+    /// Cluster mode: the last message of the replicated log decided here (readable
+    /// by delivery id from then on).
+    pub stream_decided: AtomicU64,
 }
 
 impl LogProgress {
@@ -72,7 +95,9 @@ impl LogProgress {
 
 pub struct Appender {
     pub db: Arc<DbSlot>,
-    pub log: Log,
+    /// The local log; `None` in cluster mode, where the replicated log holds every
+    /// delivery before it reaches this thread.
+    pub log: Option<Log>,
     pub window: ContentWindow,
     pub next_seq: u64,
     pub writer: mpsc::Sender<WriteRequest>,
@@ -104,15 +129,51 @@ impl Appender {
     /// Runs until every sender is dropped. Blocking: call on its own thread.
     pub fn run(mut self, mut queue: mpsc::Receiver<AppendRequest>) {
         while let Some(first) = queue.blocking_recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    AppendRequest::Delivery(append) => batch.push(append),
+                    AppendRequest::Pass {
+                        request,
+                        stream_seq,
+                    } => {
+                        // In stream order: behind every delivery before it.
+                        if !batch.is_empty() {
+                            self.append_batch(std::mem::take(&mut batch));
+                        }
+                        self.pass(request, stream_seq);
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = queue.try_recv().ok();
                 }
             }
-            self.append_batch(batch);
+            if !batch.is_empty() {
+                self.append_batch(batch);
+            }
         }
+    }
+
+    /// Passes a change on, then the log position it reaches (in a transaction of its
+    /// own, or sharing the next group commit): changes are idempotent, so a crash
+    /// between the two only applies the change once more.
+    fn pass(&mut self, request: WriteRequest, stream_seq: u64) {
+        let position = WriteRequest::Apply {
+            entries: Vec::new(),
+            delivery_duplicates: 0,
+            appended_at: Instant::now(),
+            stream_position: Some(stream_seq),
+        };
+        if self.writer.blocking_send(request).is_err()
+            || self.writer.blocking_send(position).is_err()
+        {
+            tracing::warn!("store writer stopped; the change is applied again at the next start");
+            return;
+        }
+        self.progress
+            .stream_decided
+            .store(stream_seq, Ordering::Release);
     }
 
     fn forget_applied(&mut self) {
@@ -126,10 +187,11 @@ impl Appender {
         }
     }
 
-    fn append_batch(&mut self, batch: Vec<AppendRequest>) {
+    fn append_batch(&mut self, batch: Vec<Append>) {
         // Ids applied since the last batch are in redb now, for a read begun after.
         self.forget_applied();
         let first_seq = self.next_seq;
+        let stream_position = batch.iter().filter_map(|r| r.stream_seq).max();
         let (events, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (*r.event, r.reply)).unzip();
         let decisions = match self.decide(events) {
@@ -143,9 +205,9 @@ impl Appender {
                 Decision::Answer(_) => None,
             })
             .collect();
-        if !frames.is_empty() {
+        if let Some(log) = self.log.as_mut().filter(|_| !frames.is_empty()) {
             let started = Instant::now();
-            let appended = self.log.append(
+            let appended = log.append(
                 frames
                     .iter()
                     .map(|(seq, payload)| (*seq, payload.as_slice())),
@@ -158,14 +220,13 @@ impl Appender {
             if let Some(observe) = &self.on_append {
                 observe(frames.len(), started.elapsed());
             }
-            let last = frames.last().map_or(0, |(seq, _)| *seq);
-            self.progress.appended.store(last, Ordering::Release);
-            self.progress
-                .bytes
-                .store(self.log.bytes(), Ordering::Relaxed);
+            self.progress.bytes.store(log.bytes(), Ordering::Relaxed);
             self.progress
                 .segments
-                .store(self.log.segments() as u64, Ordering::Relaxed);
+                .store(log.segments() as u64, Ordering::Relaxed);
+        }
+        if let Some((last, _)) = frames.last() {
+            self.progress.appended.store(*last, Ordering::Release);
         }
 
         let now = Instant::now();
@@ -187,7 +248,8 @@ impl Appender {
                             seq: entry.seq,
                             delivery_id: id.as_str().into(),
                         };
-                        self.window.remember(key, original, now);
+                        self.window
+                            .remember(key, original, entry.record.received_at_ms);
                     }
                     outcomes.push(match entry.duplicate_of {
                         Some(_) => IngestOutcome::Duplicate {
@@ -216,21 +278,32 @@ impl Appender {
             entries,
             delivery_duplicates,
             appended_at: now,
+            stream_position,
         };
         if self.writer.blocking_send(request).is_err() {
             // The store writer is gone (a stop): the log holds the batch, and the
             // next start applies it.
             tracing::warn!("store writer stopped; the logged batch is applied at the next start");
         }
+        if let Some(position) = stream_position {
+            self.progress
+                .stream_decided
+                .store(position, Ordering::Release);
+        }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            let _ = reply.send(Ok(outcome));
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(outcome));
+            }
         }
         self.remove_applied_segments();
     }
 
     fn remove_applied_segments(&mut self) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
         let durable = self.progress.durable.load(Ordering::Acquire);
-        match self.log.remove_through(durable) {
+        match log.remove_through(durable) {
             Ok(0) => {}
             Ok(removed) => {
                 tracing::debug!(removed, durable, "log segments applied durably removed")
@@ -242,11 +315,10 @@ impl Appender {
     /// Decides every request of the batch against the store (read once), the
     /// appended tail and the content window.
     fn decide(&mut self, batch: Vec<PreparedEvent>) -> Result<Vec<Decision>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
+        let txn = self.read_transaction()?;
         let deliveries = txn.open_table(tables::DELIVERIES)?;
         // Content duplicates folded before schema 2 left only a row here.
         let folded = txn.open_table(tables::CONTENT_DUPLICATES)?;
-        let now = Instant::now();
         let mut in_batch: HashMap<String, u64> = HashMap::new();
         let mut batch_keys: HashMap<ContentKey, Original> = HashMap::new();
         let mut decisions = Vec::with_capacity(batch.len());
@@ -281,7 +353,7 @@ impl Appender {
                     batch_keys
                         .get(&key)
                         .cloned()
-                        .or_else(|| self.window.lookup(&key, now))
+                        .or_else(|| self.window.lookup(&key, event.record.received_at_ms))
                 }),
             };
             let seq = self.next_seq;
@@ -314,8 +386,30 @@ impl Appender {
     }
 }
 
-fn refuse_all(replies: Vec<Reply>, error: &StoreError) {
-    for reply in replies {
+impl Appender {
+    /// A read of the store to decide against. The local log refuses the batch when
+    /// there is none (its callers answer 503 and GitHub sends again); the cluster's
+    /// messages are in the replicated log already and cannot be refused, so they
+    /// wait until the store reads again.
+    fn read_transaction(&self) -> Result<redb::ReadTransaction, StoreError> {
+        loop {
+            let read = self
+                .db
+                .get()
+                .and_then(|db| db.begin_read().map_err(StoreError::from));
+            match read {
+                Err(error) if self.log.is_none() => {
+                    tracing::warn!(%error, "cannot read the store to decide the cluster log's next messages; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                read => return read,
+            }
+        }
+    }
+}
+
+fn refuse_all(replies: Vec<Option<Reply>>, error: &StoreError) {
+    for reply in replies.into_iter().flatten() {
         let _ = reply.send(Err(error.clone()));
     }
 }

@@ -32,6 +32,7 @@ pub(super) fn apply_batch(
             WriteRequest::Apply {
                 entries,
                 delivery_duplicates,
+                stream_position,
                 ..
             } => {
                 if *delivery_duplicates > 0 {
@@ -39,6 +40,9 @@ pub(super) fn apply_batch(
                 }
                 for entry in entries {
                     apply_entry(&mut t, &mut changes, entry)?;
+                }
+                if let Some(position) = stream_position {
+                    t.meta.insert(meta::STREAM_APPLIED, *position)?;
                 }
                 Outcome::Applied
             }

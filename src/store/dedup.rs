@@ -1,9 +1,13 @@
 //! The content-dedup window: content key → the event first stored with it, for
 //! `WEBHOOK_DEDUP_TTL`. quick_cache bounds memory; it has no TTL of its own, so each
-//! entry carries the instant it was stored and expired entries read as absent.
+//! entry carries its event's receive time and expired entries read as absent.
+//!
+//! Times are the deliveries' own receive times (ms since the epoch), never the clock
+//! of the moment a decision is made: a cluster node catching up on the log an hour
+//! late must decide exactly as the nodes that decided at once.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quick_cache::unsync::Cache;
 
@@ -16,7 +20,7 @@ const CAPACITY: usize = 100_000;
 
 pub struct ContentWindow {
     ttl: Duration,
-    seen: Cache<ContentKey, (Original, Instant)>,
+    seen: Cache<ContentKey, (Original, i64)>,
 }
 
 /// The event first stored with a content key.
@@ -39,18 +43,21 @@ impl ContentWindow {
         !self.ttl.is_zero()
     }
 
-    /// The event stored with this key within the window, if any.
-    pub fn lookup(&self, key: &ContentKey, now: Instant) -> Option<Original> {
+    /// The event stored with this key within the window before a delivery received
+    /// at `received_ms`, if any.
+    pub fn lookup(&self, key: &ContentKey, received_ms: i64) -> Option<Original> {
         if !self.is_enabled() {
             return None;
         }
-        let (original, stored_at) = self.seen.get(key)?;
-        (now.saturating_duration_since(*stored_at) < self.ttl).then(|| original.clone())
+        let (original, stored_ms) = self.seen.get(key)?;
+        let age = u64::try_from(received_ms.saturating_sub(*stored_ms)).unwrap_or(0);
+        (u128::from(age) < self.ttl.as_millis()).then(|| original.clone())
     }
 
-    pub fn remember(&mut self, key: ContentKey, original: Original, stored_at: Instant) {
+    /// Remembers the first event with `key`, received at `received_ms`.
+    pub fn remember(&mut self, key: ContentKey, original: Original, received_ms: i64) {
         if self.is_enabled() {
-            self.seen.insert(key, (original, stored_at));
+            self.seen.insert(key, (original, received_ms));
         }
     }
 }
@@ -70,21 +77,20 @@ mod tests {
     fn keys_expire_after_the_ttl() {
         let mut window = ContentWindow::new(Duration::from_secs(60));
         let key = ContentKey([7; 32]);
-        let t0 = Instant::now();
+        let t0 = 1_700_000_000_000;
         window.remember(key, original(5), t0);
-        assert_eq!(
-            window.lookup(&key, t0 + Duration::from_secs(59)),
-            Some(original(5))
-        );
-        assert_eq!(window.lookup(&key, t0 + Duration::from_secs(60)), None);
+        assert_eq!(window.lookup(&key, t0 + 59_999), Some(original(5)));
+        assert_eq!(window.lookup(&key, t0 + 60_000), None);
         assert_eq!(window.lookup(&ContentKey([8; 32]), t0), None);
+        // A delivery received earlier (another node's clock) is within the window.
+        assert_eq!(window.lookup(&key, t0 - 5_000), Some(original(5)));
     }
 
     #[test]
     fn zero_ttl_turns_content_dedup_off() {
         let mut window = ContentWindow::new(Duration::ZERO);
         let key = ContentKey([7; 32]);
-        window.remember(key, original(5), Instant::now());
-        assert_eq!(window.lookup(&key, Instant::now()), None);
+        window.remember(key, original(5), 1_000);
+        assert_eq!(window.lookup(&key, 1_000), None);
     }
 }

@@ -21,6 +21,10 @@ pub enum StoreError {
         env!("CARGO_PKG_VERSION")
     )]
     NewerSchema { found: u64, known: u64 },
+    /// Cluster mode: the replicated log did not take a delivery, or this node is
+    /// behind it; the caller retries.
+    #[error("the cluster's log: {0}")]
+    Cluster(String),
     /// The acknowledgement log cannot be opened (corrupt before its tail, or i/o).
     #[error("{0}")]
     Log(String),

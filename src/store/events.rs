@@ -8,12 +8,19 @@ use super::appender::LogEntry;
 use super::tables::WriteTables;
 use super::{EventRecord, Fact, Status, StoreError, codec};
 
-/// The result of processing one event, to be recorded.
-#[derive(Debug, Clone)]
+/// The result of processing one event, to be recorded. Everything in it is decided
+/// by whoever processed the event, nothing by the writer that records it: a cluster
+/// node recording another node's outcome from the log records the same thing.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StatusUpdate {
     pub seq: u64,
+    /// The attempt this is (the stored attempts + 1 when processing began): an
+    /// outcome for an attempt recorded already (another processing of the same
+    /// event won the race, or the same update seen again) changes nothing.
+    pub attempt: u32,
     pub outcome: Result<Vec<Fact>, String>,
     pub processing_time_us: u64,
+    pub processed_at_ms: i64,
     /// When a failure should be retried automatically (`None`: no more retries).
     pub retry_at_ms: Option<i64>,
 }
@@ -105,10 +112,14 @@ pub fn update_status(
     if old.status == Status::Duplicate {
         return Ok(None); // never processed (callers refuse before getting here)
     }
+    if update.attempt != old.attempts + 1 {
+        return Ok(Some(old)); // that attempt is recorded already
+    }
     let mut new = old.clone();
     new.record_attempt(
         update.outcome.clone(),
         update.processing_time_us,
+        update.processed_at_ms,
         update.retry_at_ms,
     );
 

@@ -21,6 +21,7 @@ mod reads;
 mod record;
 mod rejected;
 mod request;
+mod shared_log;
 mod slot;
 mod snapshot;
 mod stats;
@@ -35,6 +36,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -55,6 +58,7 @@ pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Origin, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use request::{DuplicateReason, IngestOutcome, PreparedEvent};
+pub use shared_log::{Appended, ChangeOutcome, LoggedChange, LoggedDelivery, SharedLog};
 pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
 pub use tables::SCHEMA_VERSION;
@@ -63,7 +67,7 @@ pub use verify::Difference;
 
 use crate::domain::Delivery;
 use crate::log::Log;
-use appender::{AppendRequest, Appender, LogEntry};
+use appender::{Append, AppendRequest, Appender, LogEntry};
 use request::WriteRequest;
 use slot::DbSlot;
 use std::sync::atomic::Ordering;
@@ -96,6 +100,10 @@ pub struct StoreOptions {
     pub on_append: Option<CommitObserver>,
     /// Size past which the acknowledgement log begins a new segment.
     pub log_segment_bytes: u64,
+    /// Cluster mode: deliveries are appended to a replicated log outside the store
+    /// ([`Store::use_shared_log`]) and come back through [`Store::materialize`];
+    /// the local log is only read at start, for what an earlier run left in it.
+    pub cluster: bool,
 }
 
 impl StoreOptions {
@@ -109,6 +117,7 @@ impl StoreOptions {
             on_commit: None,
             on_append: None,
             log_segment_bytes: crate::log::SEGMENT_BYTES,
+            cluster: false,
         }
     }
 }
@@ -126,6 +135,8 @@ pub struct Store {
     tail: Arc<tail::Tail>,
     /// The Actions insight windows kept in memory, which the writer keeps current.
     windows: Arc<actions::InsightWindows>,
+    /// Cluster mode: the replicated log deliveries are appended to, once connected.
+    shared_log: Option<Arc<std::sync::OnceLock<Arc<dyn SharedLog>>>>,
 }
 
 /// Owns the log writer and store writer threads. [`WriterHandle::join`] returns once
@@ -180,6 +191,13 @@ impl Store {
             .set_cache_size(options.cache_bytes)
             .create(&path)?;
         let position = initialize(&db)?;
+        if options.cluster && position.stream_applied.is_none() && position.next_seq > 1 {
+            return Err(StoreError::Log(format!(
+                "cluster mode needs an empty data directory or a backup of a cluster node: \
+                 this store holds {} events that are not in the cluster's log",
+                position.next_seq - 1
+            )));
+        }
         let (committed_tx, committed) = watch::channel(position.last_change);
 
         let started = Instant::now();
@@ -214,6 +232,9 @@ impl Store {
         for mark in [&progress.appended, &progress.applied, &progress.durable] {
             mark.store(applied, Ordering::Relaxed);
         }
+        progress
+            .stream_decided
+            .store(position.stream_applied.unwrap_or(0), Ordering::Relaxed);
         progress.bytes.store(log.bytes(), Ordering::Relaxed);
         progress
             .segments
@@ -242,7 +263,7 @@ impl Store {
         let (appends, append_receiver) = mpsc::channel(QUEUE_DEPTH);
         let appender = Appender {
             db: db.clone(),
-            log,
+            log: (!options.cluster).then_some(log),
             window,
             next_seq,
             writer: queue.clone(),
@@ -264,6 +285,7 @@ impl Store {
             log: progress,
             tail,
             windows,
+            shared_log: options.cluster.then(Default::default),
         };
         Ok((store, WriterHandle { appender, writer }))
     }
@@ -286,13 +308,125 @@ impl Store {
     /// [`Store::ingest`] of a prepared event: the one way every delivery is stored
     /// (webhooks, test events, imports).
     pub async fn ingest_prepared(&self, event: PreparedEvent) -> Result<IngestOutcome, StoreError> {
-        let event = Box::new(event);
+        if let Some(shared) = &self.shared_log {
+            let log = shared
+                .get()
+                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into()))?;
+            let delivery_id = event.record.origin.delivery_id.clone();
+            return match log.append(event).await? {
+                Appended::Decided(outcome) => Ok(outcome),
+                Appended::AlreadyLogged { stream_seq } => {
+                    self.decided(stream_seq).await?;
+                    match self.get(delivery_id).await? {
+                        Some(stored) => Ok(IngestOutcome::Duplicate {
+                            seq: stored.seq,
+                            reason: DuplicateReason::DeliveryId,
+                        }),
+                        None => Err(StoreError::Cluster(
+                            "it holds this delivery, but this node has not applied it yet".into(),
+                        )),
+                    }
+                }
+            };
+        }
         let (reply, answer) = oneshot::channel();
+        self.decide(event, Some(reply), None).await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Cluster mode: the replicated log deliveries are appended to from now on.
+    pub fn use_shared_log(&self, log: Arc<dyn SharedLog>) {
+        if let Some(shared) = &self.shared_log
+            && shared.set(log).is_err()
+        {
+            tracing::warn!("the cluster's log was set twice; the first one stays");
+        }
+    }
+
+    /// Cluster mode: a message of the replicated log, in stream order, to decide and
+    /// apply like a delivery appended here. `reply` gets what was decided (for the
+    /// node that appended it, or a caller that wants to know).
+    pub async fn materialize(
+        &self,
+        event: PreparedEvent,
+        stream_seq: u64,
+        reply: Option<appender::Reply>,
+    ) -> Result<(), StoreError> {
+        self.decide(event, reply, Some(stream_seq)).await
+    }
+
+    /// Cluster mode: a change from the replicated log, in stream order. Resolves
+    /// once it is queued, with what will answer what its application answered.
+    pub async fn materialize_change(
+        &self,
+        change: LoggedChange,
+        stream_seq: u64,
+    ) -> Result<BoxFuture<'static, Result<ChangeOutcome, StoreError>>, StoreError> {
+        fn answered<T: Send + 'static>(
+            answer: oneshot::Receiver<Result<T, StoreError>>,
+            outcome: fn(T) -> ChangeOutcome,
+        ) -> BoxFuture<'static, Result<ChangeOutcome, StoreError>> {
+            async move { answer.await.map_err(|_| StoreError::Closed)?.map(outcome) }.boxed()
+        }
+        let (request, answer) = match change {
+            LoggedChange::Processed(update) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Update { update, reply };
+                (
+                    request,
+                    answered(answer, |r: Option<EventRecord>| {
+                        ChangeOutcome::Record(r.map(Box::new))
+                    }),
+                )
+            }
+            LoggedChange::Retire(seqs) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Retire { seqs, reply };
+                (request, answered(answer, ChangeOutcome::Count))
+            }
+            LoggedChange::RemoveTests(seqs) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::RemoveTests { seqs, reply };
+                (request, answered(answer, ChangeOutcome::Count))
+            }
+        };
         self.appends
-            .send(AppendRequest { event, reply })
+            .send(AppendRequest::Pass {
+                request,
+                stream_seq,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(answer)
+    }
+
+    /// Cluster mode: the replicated log every change goes through, instead of the
+    /// writer. `None` on a single node.
+    fn cluster_log(&self) -> Result<Option<&Arc<dyn SharedLog>>, StoreError> {
+        match &self.shared_log {
+            None => Ok(None),
+            Some(shared) => shared
+                .get()
+                .map(Some)
+                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into())),
+        }
+    }
+
+    async fn decide(
+        &self,
+        event: PreparedEvent,
+        reply: Option<appender::Reply>,
+        stream_seq: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let request = AppendRequest::Delivery(Append {
+            event: Box::new(event),
+            reply,
+            stream_seq,
+        });
+        self.appends
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Resolves once the delivery logged under `seq` is applied to redb: in lists,
@@ -308,6 +442,23 @@ impl Store {
         }
     }
 
+    /// Cluster mode: resolves once this node has decided the replicated log's
+    /// messages through `stream_seq` (readable by delivery id from then on).
+    pub async fn decided(&self, stream_seq: u64) -> Result<(), StoreError> {
+        const PATIENCE: Duration = Duration::from_secs(30);
+        let deadline = Instant::now() + PATIENCE;
+        let mut changes = self.committed.clone();
+        while self.log.stream_decided.load(Ordering::Acquire) < stream_seq {
+            if Instant::now() >= deadline {
+                return Err(StoreError::Cluster("this node is behind it".into()));
+            }
+            // A batch of redeliveries only decides: no change wakes the feed, so
+            // look again every few milliseconds as well.
+            let _ = tokio::time::timeout(Duration::from_millis(5), changes.changed()).await;
+        }
+        Ok(())
+    }
+
     /// Where the acknowledgement log and its application stand.
     pub fn log_progress(&self) -> &LogProgress {
         &self.log
@@ -319,6 +470,12 @@ impl Store {
         &self,
         update: StatusUpdate,
     ) -> Result<Option<EventRecord>, StoreError> {
+        if let Some(log) = self.cluster_log()? {
+            return match log.change(LoggedChange::Processed(update)).await? {
+                ChangeOutcome::Record(record) => Ok(record.map(|r| *r)),
+                ChangeOutcome::Count(_) => Err(StoreError::Cluster("a count for an update".into())),
+            };
+        }
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Update { update, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -326,6 +483,9 @@ impl Store {
 
     /// Retires events (retention) in one transaction; returns how many were retired.
     pub async fn retire(&self, seqs: Vec<u64>) -> Result<usize, StoreError> {
+        if let Some(log) = self.cluster_log()? {
+            return counted(log.change(LoggedChange::Retire(seqs)).await?);
+        }
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Retire { seqs, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -345,6 +505,9 @@ impl Store {
                 Ok(seqs)
             })
             .await?;
+        if let Some(log) = self.cluster_log()? {
+            return counted(log.change(LoggedChange::RemoveTests(seqs)).await?);
+        }
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::RemoveTests { seqs, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -469,6 +632,13 @@ impl Store {
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}
+
+fn counted(outcome: ChangeOutcome) -> Result<usize, StoreError> {
+    match outcome {
+        ChangeOutcome::Count(count) => Ok(count),
+        ChangeOutcome::Record(_) => Err(StoreError::Cluster("a record for a count".into())),
     }
 }
 

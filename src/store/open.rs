@@ -3,14 +3,14 @@
 //! rewrites a stopped store's file.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::dedup::{self, ContentWindow};
 use super::tables::{self, meta};
 use super::{DB_FILE, EventRecord, Status, StoreError, codec, index};
-use crate::domain::{ContentKey, timestamp};
+use crate::domain::ContentKey;
 
 /// Where a store stands when it is opened.
 pub(super) struct Position {
@@ -18,6 +18,8 @@ pub(super) struct Position {
     pub next_seq: u64,
     /// Highest seq of the acknowledgement log applied durably.
     pub log_applied: u64,
+    /// Cluster mode: the last message of the replicated log applied durably.
+    pub stream_applied: Option<u64>,
 }
 
 /// Creates every table, checks the schema version, says where the store stands.
@@ -49,6 +51,7 @@ pub(super) fn initialize(db: &Database) -> Result<Position, StoreError> {
             next_seq,
             // A store older than the log applied everything it holds.
             log_applied: value(meta::LOG_APPLIED)?.unwrap_or(next_seq - 1),
+            stream_applied: value(meta::STREAM_APPLIED)?,
         };
         let actions_stale = value(meta::ACTIONS_APPLIED)?.unwrap_or(0) != position.log_applied;
         (position, actions_stale)
@@ -76,12 +79,18 @@ pub(super) fn recent_content_window(
     if !window.is_enabled() {
         return Ok(window);
     }
-    let now_ms = timestamp::now_ms();
-    let now = Instant::now();
-    let since = now_ms - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let txn = db.begin_read()?;
     let index_table = txn.open_table(tables::EVENT_INDEX)?;
     let events = txn.open_table(tables::EVENTS)?;
+    // The window reaches back from the newest delivery stored, not from now: what the
+    // next delivery is compared with depends on the deliveries alone, so a cluster
+    // node restarted later decides as the others did.
+    let newest = index_table
+        .range((index::ALL, "", i64::MIN, 0u64)..=(index::ALL, "", i64::MAX, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map_or(0, |(key, _)| key.value().2);
+    let since = newest.saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
     for entry in
         index_table.range((index::ALL, "", since, 0u64)..=(index::ALL, "", i64::MAX, u64::MAX))?
     {
@@ -94,17 +103,11 @@ pub(super) fn recent_content_window(
             continue;
         }
         if let Some(key) = record.content_key {
-            let age =
-                Duration::from_millis(u64::try_from(now_ms - record.received_at_ms).unwrap_or(0));
             let original = dedup::Original {
                 seq,
                 delivery_id: record.origin.delivery_id.as_str().into(),
             };
-            window.remember(
-                ContentKey(key),
-                original,
-                now.checked_sub(age).unwrap_or(now),
-            );
+            window.remember(ContentKey(key), original, record.received_at_ms);
         }
     }
     Ok(window)

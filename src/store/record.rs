@@ -142,11 +142,12 @@ impl EventRecord {
         &mut self,
         outcome: Result<Vec<Fact>, String>,
         processing_time_us: u64,
+        processed_at_ms: i64,
         retry_at_ms: Option<i64>,
     ) {
         self.attempts += 1;
         self.processing_time_us = Some(processing_time_us);
-        self.processed_at_ms = Some(crate::domain::timestamp::now_ms());
+        self.processed_at_ms = Some(processed_at_ms);
         match outcome {
             Ok(facts) => {
                 self.status = Status::Processed;

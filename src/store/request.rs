@@ -25,6 +25,9 @@ pub struct PreparedEvent {
     pub encoded_headers: Vec<u8>,
 }
 
+/// Who waits for a processing outcome to be recorded: the record after it.
+pub type UpdateReply = oneshot::Sender<Result<Option<EventRecord>, StoreError>>;
+
 pub enum WriteRequest {
     /// Deliveries appended to the log (and answered already), to apply.
     Apply {
@@ -33,10 +36,13 @@ pub enum WriteRequest {
         delivery_duplicates: u64,
         /// When the log writer synced the batch.
         appended_at: Instant,
+        /// Cluster mode: the last message of the replicated log the batch covers,
+        /// recorded in the same transaction (`meta::STREAM_APPLIED`).
+        stream_position: Option<u64>,
     },
     Update {
         update: StatusUpdate,
-        reply: oneshot::Sender<Result<Option<EventRecord>, StoreError>>,
+        reply: UpdateReply,
     },
     /// Retention: retire these events; answers how many were still there.
     Retire {

@@ -115,6 +115,10 @@ pub mod meta {
     /// binary; a store where they differ was written by one without the Actions
     /// state, which is then rebuilt on open.
     pub const ACTIONS_APPLIED: &str = "actions_applied";
+    /// Cluster mode: the last message of the replicated log (its JetStream stream
+    /// sequence) this store has applied; a node resumes after it. Absent on a store
+    /// that was never a cluster node.
+    pub const STREAM_APPLIED: &str = "stream_applied";
     /// Deliveries answered `duplicate` because their delivery id was already stored.
     pub const DELIVERY_DUPLICATES: &str = "delivery_duplicates";
     /// Deliveries answered `duplicate` because their content key was seen within the TTL.

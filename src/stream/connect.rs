@@ -68,20 +68,37 @@ pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
         .build(client)
 }
 
-/// Creates the stream when it is missing (our subjects, file storage, the configured
-/// replicas and age limit, a two-minute duplicate window); when it exists, its
-/// subjects must take ours, or publishing could not work.
+/// Creates the events stream when it is missing; see [`ensure`].
 pub async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<(), String> {
+    ensure(
+        js,
+        config,
+        SUBJECTS,
+        "GitHub webhook deliveries stored by hookvault",
+    )
+    .await
+}
+
+/// Creates the stream `config.stream` when it is missing (`subjects`, file storage,
+/// the configured replicas and age limit, a two-minute duplicate window); when it
+/// exists, its subjects must take `subjects`, or publishing could not work.
+pub async fn ensure(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+    subjects: &str,
+    description: &str,
+) -> Result<(), String> {
     match js.get_stream(&config.stream).await {
         Ok(mut found) => {
             let info = found.info().await.map_err(|e| e.to_string())?;
+            let ours = subjects;
             let subjects = &info.config.subjects;
-            if subjects.iter().any(|s| covers(s, SUBJECTS)) {
+            if subjects.iter().any(|s| covers(s, ours)) {
                 Ok(())
             } else {
                 Err(format!(
-                    "the stream {} exists, but its subjects {subjects:?} do not take {SUBJECTS}: \
-                     add {SUBJECTS} to it (`nats stream edit`) or set HOOKVAULT_NATS_STREAM",
+                    "the stream {} exists, but its subjects {subjects:?} do not take {ours}: \
+                     add {ours} to it (`nats stream edit`) or set HOOKVAULT_NATS_STREAM",
                     config.stream
                 ))
             }
@@ -92,12 +109,12 @@ pub async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Resu
             {
                 js.create_stream(stream::Config {
                     name: config.stream.clone(),
-                    subjects: vec![SUBJECTS.into()],
+                    subjects: vec![subjects.into()],
                     storage: stream::StorageType::File,
                     num_replicas: config.replicas,
                     max_age: config.max_age.unwrap_or_default(),
                     duplicate_window: DUPLICATE_WINDOW,
-                    description: Some("GitHub webhook deliveries stored by hookvault".into()),
+                    description: Some(description.into()),
                     ..Default::default()
                 })
                 .await

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
-pub use connect::DUPLICATE_WINDOW;
+pub use connect::{DUPLICATE_WINDOW, connect, ensure, jetstream};
 pub use message::SEQ_HEADER;
 pub use subject::{SUBJECTS, subject, token};
 

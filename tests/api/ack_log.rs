@@ -42,6 +42,7 @@ async fn the_ack_does_not_wait_for_the_store_and_the_tail_is_readable() {
         })),
         on_append: None,
         log_segment_bytes: hookvault::log::SEGMENT_BYTES,
+        cluster: false,
     };
     let (store, writer) = Store::open(dir.path(), &options).unwrap();
     let warm_up = crate::helpers::delivery("ping", &crate::helpers::fixture("ping", 0).bytes);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::CommandFactory;
-use hookvault::config::{BackfillConfig, Cli, NatsConfig, Secret};
+use hookvault::config::{BackfillConfig, Cli, NatsConfig, NatsMode, Secret};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -78,14 +78,18 @@ fn every_setting_the_docs_name_is_on_the_command_line() {
             if let Some(env) = arg.get_env() {
                 settings.insert(env.to_string_lossy().into_owned());
             }
-            // A default such as the stream name `HOOKVAULT_EVENTS` is a value, not a
-            // setting, but the docs name it too.
+            // A default value is not a setting, but the docs name it too.
             for value in arg.get_default_values() {
                 settings.insert(value.to_string_lossy().into_owned());
             }
         }
         commands.extend(command.get_subcommands().cloned());
     }
+    // The stream names hookvault picks when the setting is not given.
+    settings.extend([
+        hookvault::config::DEFAULT_STREAM.to_owned(),
+        hookvault::config::DEFAULT_CLUSTER_STREAM.to_owned(),
+    ]);
     let env_char = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
     let missing = unknown("HOOKVAULT_", env_char, |name| {
         // `HOOKVAULT_FORWARD_*`-style mentions name a group of settings.
@@ -175,7 +179,9 @@ async fn busy_app() -> TestApp {
 #[tokio::test]
 async fn every_metric_the_docs_name_is_served() {
     let app = busy_app().await;
-    let text = app.metrics().await;
+    // A cluster node's own metrics (the cluster tests check a node serves them).
+    let cluster = hookvault::metrics::Metrics::with_nats(Some(NatsMode::Cluster)).encode();
+    let text = app.metrics().await + &cluster;
     let metric_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
     let served: BTreeSet<String> = words(&text, "hookvault_", metric_char)
         .into_iter()

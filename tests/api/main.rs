@@ -9,6 +9,7 @@ mod backup;
 mod bearer;
 mod browsers;
 mod cli;
+mod cluster;
 mod connections;
 mod dashboard;
 mod dedup;

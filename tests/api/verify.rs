@@ -37,6 +37,7 @@ async fn random_workload(dir: &std::path::Path, seed: u64, steps: usize) {
         on_commit: None,
         on_append: None,
         log_segment_bytes: hookvault::log::SEGMENT_BYTES,
+        cluster: false,
     };
     let (store, writer) = Store::open(dir, &options).unwrap();
     let switch = Arc::new(Switch(AtomicBool::new(false)));

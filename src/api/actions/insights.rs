@@ -470,6 +470,7 @@ mod tests {
             on_commit: None,
             on_append: None,
             log_segment_bytes: crate::log::SEGMENT_BYTES,
+            cluster: false,
         };
         let (store, writer) = Store::open(dir.path(), &options).unwrap();
         let mut rng = StdRng::seed_from_u64(32);

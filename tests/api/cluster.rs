@@ -1,0 +1,525 @@
+//! Cluster mode: three hookvault nodes on one replicated JetStream log, on a real
+//! three-server NATS cluster on loopback ports. Every node holds every delivery,
+//! whichever node acknowledged it; all nodes decide alike (the same seqs, the same
+//! duplicates), so their exports are identical.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Delivery, Fixture, SECRET, TestApp, fixtures, new_id};
+use crate::nats::{self, NatsServer};
+use crate::process::{Binary, command};
+use hookvault::config::{Config, NatsConfig, NatsMode};
+use hookvault::ingest::Payload;
+use hookvault::process::Stage;
+use hookvault::store::EventRecord;
+
+/// The settings of a cluster node on `nats`.
+pub fn node_of(nats: &[NatsServer]) -> impl FnOnce(&mut Config) + use<> {
+    let mut settings = NatsConfig::new(&nats::urls(nats));
+    settings.mode = NatsMode::Cluster;
+    settings.stream = "HOOKVAULT_LOG".into();
+    settings.replicas = 3;
+    move |c| c.nats = Some(settings)
+}
+
+async fn three_nodes(nats: &[NatsServer]) -> Vec<TestApp> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(TestApp::spawn_with(node_of(nats)).await);
+    }
+    nodes
+}
+
+/// Waits until `node` lists `count` events and its index holds them; how long it took.
+async fn caught_up(node: &TestApp, count: u64) -> Duration {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    loop {
+        let (_, found) = node.get_json("/api/webhooks/search?q=&limit=1").await;
+        if node.count("").await == count
+            && found["data"]["total"] == count
+            && found["data"]["indexLag"] == 0
+        {
+            return started.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} holds {} of {count} events; search: {found}",
+            node.address,
+            node.count("").await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn export(node: &TestApp) -> String {
+    let response = node
+        .client
+        .get(node.url("/api/export"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+async fn summary(node: &TestApp) -> Value {
+    let (status, body) = node.get_json("/api/webhooks/statistics").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let summary = &body["data"]["summary"];
+    serde_json::json!({
+        "total": summary["totalEvents"],
+        "duplicates": summary["duplicateEvents"],
+        "byEvent": body["data"]["eventTypes"],
+    })
+}
+
+#[tokio::test]
+async fn every_node_holds_every_delivery_whichever_node_took_it() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    let nodes = three_nodes(&nats).await;
+    let corpus = fixtures();
+    let mut posted = BTreeSet::new();
+    for (i, fixture) in corpus.iter().enumerate() {
+        let node = &nodes[i % 3];
+        let id = new_id();
+        let (status, answer) = node
+            .post_unapplied(Delivery::new(&fixture.event, &id, &fixture.bytes))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        // Read back at once from the node that acknowledged it.
+        let (status, found) = node.get_json(&format!("/api/webhooks/events/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{id} right after its 200: {found}");
+        assert_eq!(found["data"]["deliveryId"], id);
+        posted.insert(id);
+    }
+    let total = posted.len() as u64;
+    for node in &nodes {
+        let took = caught_up(node, total).await;
+        eprintln!("{} caught up {took:?} after the last 200", node.address);
+        for id in &posted {
+            let (status, _) = node.get_json(&format!("/api/webhooks/events/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{id} on {}", node.address);
+        }
+        // Search finds each delivery by its id on every node.
+        let id = posted.first().unwrap();
+        let (_, found) = node
+            .get_json(&format!("/api/webhooks/search?q=delivery:%22{id}%22"))
+            .await;
+        assert_eq!(found["data"]["hits"][0]["deliveryId"], *id, "{found}");
+    }
+    for node in &nodes {
+        let (_, health) = node.get_json("/api/webhooks/health").await;
+        let cluster = &health["data"]["cluster"];
+        assert_eq!(cluster["following"], true, "{health}");
+        assert_eq!(cluster["lag"], 0, "{health}");
+        assert!(
+            cluster["appliedStreamSeq"].as_u64().unwrap() >= total,
+            "{health}"
+        );
+        let metrics = node.metrics().await;
+        assert!(
+            metrics.contains("hookvault_cluster_apply_lag_messages 0"),
+            "{metrics}"
+        );
+    }
+    let first = summary(&nodes[0]).await;
+    // The fixtures hold content duplicates: stored, and counted apart.
+    let counted = first["total"].as_u64().unwrap() + first["duplicates"].as_u64().unwrap();
+    assert_eq!(counted, total, "{first}");
+    let exported = export(&nodes[0]).await;
+    assert_eq!(exported.lines().count() as u64, total);
+    for node in &nodes[1..] {
+        assert_eq!(summary(node).await, first);
+        assert!(
+            export(node).await == exported,
+            "{} exports otherwise",
+            node.address
+        );
+    }
+}
+
+#[tokio::test]
+async fn racing_copies_on_different_nodes_give_one_event_on_each() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    let nodes = three_nodes(&nats).await;
+    let fixture = &fixtures()[0];
+    let id = new_id();
+    let answers: Vec<(StatusCode, Value)> = futures::stream::iter(0..50)
+        .map(|i| nodes[i % 3].post_unapplied(Delivery::new(&fixture.event, &id, &fixture.bytes)))
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    let mut stored = 0;
+    let seqs: HashSet<String> = answers
+        .iter()
+        .map(|(status, answer)| {
+            assert_eq!(*status, StatusCode::OK, "{answer}");
+            match answer["data"]["status"].as_str() {
+                Some("stored") => stored += 1,
+                Some("duplicate") => {}
+                other => panic!("{other:?}: {answer}"),
+            }
+            answer["data"]["id"].to_string()
+        })
+        .collect();
+    assert_eq!(stored, 1, "one copy stored, the others duplicates");
+    assert_eq!(seqs.len(), 1, "every answer names the same event: {seqs:?}");
+    for node in &nodes {
+        caught_up(node, 1).await;
+        let (status, found) = node.get_json(&format!("/api/webhooks/events/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(found["data"]["deliveryId"], id);
+    }
+    let first = export(&nodes[0]).await;
+    for node in &nodes[1..] {
+        assert!(export(node).await == first);
+    }
+}
+
+const TOKEN: &str = "cluster-test-token";
+
+/// A cluster node as a process of its own, so it can be killed with SIGKILL.
+fn node_process(dir: &std::path::Path, nats: &[NatsServer]) -> Binary {
+    let mut cmd = command(dir);
+    cmd.env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("HOOKVAULT_API_TOKEN", TOKEN)
+        .env("HOOKVAULT_NATS_URL", nats::urls(nats))
+        .env("HOOKVAULT_NATS_MODE", "cluster");
+    Binary::start(cmd)
+}
+
+/// The delivery ids of a node's export, in seq order, and the export's text.
+async fn exported_ids(client: &reqwest::Client, address: &str) -> (Vec<String>, String) {
+    let text = client
+        .get(format!("{address}/api/export"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ids = text
+        .lines()
+        .map(|line| {
+            let line: Value = serde_json::from_str(line).unwrap();
+            line["deliveryId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    (ids, text)
+}
+
+/// Posts fixtures under new ids to `address` until `stop`; records every id answered
+/// 200 in `acknowledged`. Refusals (503 while the log's leader moves) and a node
+/// that is gone are expected.
+async fn send(
+    client: reqwest::Client,
+    address: String,
+    corpus: Arc<Vec<Fixture>>,
+    acknowledged: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    worker: usize,
+) {
+    let mut i = worker;
+    while !stop.load(Ordering::Relaxed) {
+        let fixture = &corpus[i % corpus.len()];
+        i += 7;
+        let id = new_id();
+        let delivery = Delivery::new(&fixture.event, &id, &fixture.bytes);
+        let mut request = client.post(format!("{address}/api/webhooks/github"));
+        for (name, value) in &delivery.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        match request.body(delivery.body).send().await {
+            Ok(response) if response.status() == StatusCode::OK => {
+                acknowledged.lock().unwrap().push(id);
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(_) => return, // the node is gone
+        }
+    }
+}
+
+#[tokio::test]
+async fn losing_a_nats_server_and_a_node_under_load_loses_nothing() {
+    let Some(mut nats) = nats::cluster().await else {
+        return;
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Binary> = dirs
+        .iter()
+        .map(|dir| node_process(dir.path(), &nats))
+        .collect();
+    let client = crate::helpers::client_builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let corpus = Arc::new(fixtures());
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..32)
+        .map(|worker| {
+            tokio::spawn(send(
+                client.clone(),
+                nodes[worker % 3].address.clone(),
+                corpus.clone(),
+                acknowledged.clone(),
+                stop.clone(),
+                worker,
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nats[0].kill();
+    let at_server_loss = acknowledged.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nodes[2].child.kill().unwrap(); // SIGKILL
+    nodes[2].child.wait().unwrap();
+    let at_node_loss = acknowledged.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acknowledged: HashSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
+    eprintln!(
+        "acknowledged {} deliveries ({at_server_loss} before a NATS server was killed, \
+         {at_node_loss} before a node was)",
+        acknowledged.len()
+    );
+    assert!(
+        acknowledged.len() > at_node_loss,
+        "the load went on after the losses"
+    );
+    assert!(at_server_loss > 0);
+
+    nodes[2] = node_process(dirs[2].path(), &nats);
+    let mut exports = Vec::new();
+    for node in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (ids, text) = loop {
+            let (ids, text) = exported_ids(&client, &node.address).await;
+            let held: HashSet<&String> = ids.iter().collect();
+            if acknowledged.iter().all(|id| held.contains(id)) {
+                break (ids, text);
+            }
+            let missing = acknowledged.iter().filter(|id| !held.contains(id)).count();
+            assert!(
+                Instant::now() < deadline,
+                "{} misses {missing} acknowledged deliveries",
+                node.address
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "no delivery twice on {}",
+            node.address
+        );
+        exports.push(text);
+    }
+    // Every node decided every message alike, the restarted one too. (All caught up:
+    // nothing is being sent, and each holds every acknowledged delivery; the last
+    // unacknowledged ones may still arrive, so compare once they agree.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(exports[0] == exports[1] && exports[1] == exports[2]) {
+        assert!(Instant::now() < deadline, "the nodes' exports differ");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for (node, export) in nodes.iter().zip(exports.iter_mut()) {
+            *export = exported_ids(&client, &node.address).await.1;
+        }
+    }
+}
+
+/// A processing stage that fails while `broken` is set (a target that is down).
+#[derive(Default)]
+struct Broken(AtomicBool);
+
+impl Stage for Broken {
+    fn process(&self, _record: &EventRecord, _payload: &Payload) -> Result<(), String> {
+        match self.0.load(Ordering::SeqCst) {
+            true => Err("target down".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Waits until every node shows `id` as `done` says; the event as the first shows it.
+async fn everywhere(nodes: &[TestApp], id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut seen = Vec::new();
+    for node in nodes {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, event) = node.get_json(&format!("/api/webhooks/events/{id}")).await;
+            if done(&event["data"]) {
+                seen.push(event["data"].clone());
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {event}", node.address);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+    seen.swap_remove(0)
+}
+
+#[tokio::test]
+async fn a_replay_and_a_retry_failed_on_one_node_show_on_every_node() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    let broken = Arc::new(Broken(AtomicBool::new(true)));
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let node = node_of(&nats);
+        let tweak = move |c: &mut Config| {
+            node(c);
+            c.max_retries = 0; // only a replay or a retry-failed processes again
+        };
+        nodes.push(TestApp::spawn_full(tweak, vec![broken.clone() as Arc<dyn Stage>]).await);
+    }
+    let corpus = fixtures();
+    let mut ids = Vec::new();
+    for (i, fixture) in corpus.iter().take(3).enumerate() {
+        let id = new_id();
+        let (status, _) = nodes[i]
+            .post_unapplied(Delivery::new(&fixture.event, &id, &fixture.bytes))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        everywhere(&nodes, &id, |e| {
+            e["status"] == "failed" && e["attempts"] == 1
+        })
+        .await;
+        ids.push(id);
+    }
+    broken.0.store(false, Ordering::SeqCst);
+
+    let (status, replayed) = nodes[2]
+        .post_json(&format!("/api/webhooks/replay/{}", ids[0]), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["data"]["status"], "processed", "{replayed}");
+    let shown = everywhere(&nodes, &ids[0], |e| e["status"] == "processed").await;
+    assert_eq!(shown["attempts"], 2, "{shown}");
+
+    let (status, report) = nodes[1]
+        .post_json("/api/webhooks/retry-failed", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["data"]["processed"], 2, "{report}");
+    for id in &ids[1..] {
+        let shown = everywhere(&nodes, id, |e| e["status"] == "processed").await;
+        assert_eq!(shown["attempts"], 2, "{shown}");
+    }
+    let first = export(&nodes[0]).await;
+    for node in &nodes[1..] {
+        assert!(
+            export(node).await == first,
+            "{} exports otherwise",
+            node.address
+        );
+    }
+}
+
+#[tokio::test]
+async fn test_events_their_removal_and_retention_reach_every_node() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let node = node_of(&nats);
+        nodes.push(
+            TestApp::spawn_with(move |c| {
+                node(c);
+                c.max_payload_bytes = Some(60_000);
+                c.retention_interval = Duration::from_millis(50);
+            })
+            .await,
+        );
+    }
+    let request = json!({"eventType": "workflow_job", "repository": "test/repo"});
+    let (status, made) = nodes[0].post_json("/api/webhooks/test", request).await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    assert_eq!(made["data"]["status"], "processed", "{made}");
+    let test_id = made["data"]["deliveryId"].as_str().unwrap().to_owned();
+    everywhere(&nodes, &test_id, |e| e["status"] == "processed").await;
+    let (status, removed) = nodes[1]
+        .client
+        .delete(nodes[1].url("/api/webhooks/test"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .map(|body| (StatusCode::OK, body))
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(removed["data"]["removed"], 1, "{removed}");
+    for node in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while node
+            .get_json(&format!("/api/webhooks/events/{test_id}"))
+            .await
+            .0
+            != StatusCode::NOT_FOUND
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{} keeps the test event",
+                node.address
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // The size cap: every node's retention retires the same oldest events.
+    for n in 0..10 {
+        // ~20 KB of random hex: about 10 KB compressed, so five or six fit.
+        let noise: String = (0..20_000)
+            .map(|_| char::from_digit(rand::random_range(0..16), 16).unwrap())
+            .collect();
+        let body = serde_json::to_vec(&json!({"zen": noise, "n": n})).unwrap();
+        let (status, _) = nodes[n % 3]
+            .post_unapplied(Delivery::new("ping", &new_id(), &body))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut kept = Vec::new();
+        for node in &nodes {
+            kept.push(node.listed_ids("limit=100").await);
+        }
+        if kept[0].len() < 10 && kept.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes keep {kept:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each node's retention task retires by its own clock; once every retirement is
+    // applied everywhere, the nodes hold the same.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let first = export(&nodes[0]).await;
+        if export(&nodes[1]).await == first && export(&nodes[2]).await == first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes' exports differ");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
