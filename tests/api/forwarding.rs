@@ -643,10 +643,39 @@ async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_what_was_in_f
             taken_past_hung(r) >= 200
         })
         .await;
-    // Then every request hangs. The answers written before reach hookvault in the
-    // pause: an answer still in a socket buffer at the kill would be in flight.
+    // Then every request hangs, and the kill comes once hookvault has read every
+    // answer the target wrote (an answer still in a socket buffer is in flight).
     receiver.answer(|_| Answer::Hang);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let client = crate::helpers::client();
+    let target_view = |address: String| {
+        let client = client.clone();
+        async move {
+            let list: Value = client
+                .get(format!("{address}/api/forwarding/targets"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list["data"][0].clone()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let taken = receiver
+            .received()
+            .iter()
+            .filter(|r| r.taken_at.is_some())
+            .count();
+        let view = target_view(binary.address.clone()).await;
+        if view["delivered"].as_u64() == Some(taken as u64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{taken} taken: {view}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let killed_at = Instant::now();
     binary.child.kill().unwrap();
     binary.child.wait().unwrap();
@@ -668,19 +697,9 @@ async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_what_was_in_f
         })
         .await;
     // And what was stored but not acknowledged (the kill cut the answer off).
-    let targets = format!("{}/api/forwarding/targets", restarted.address);
-    let client = crate::helpers::client();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let list: Value = client
-            .get(&targets)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let view = &list["data"][0];
+        let view = target_view(restarted.address.clone()).await;
         if view["backlog"] == 0 && view["inFlight"] == 0 {
             break;
         }
