@@ -237,6 +237,13 @@ pub fn import(config: &Config, args: &ImportArgs) -> ExitCode {
     };
     let policy = RetryPolicy::from_config(config);
     let result = with_store(config, Existing::MayCreate, |store| {
+        if let Some(position) = store.applied_cluster_log() {
+            anyhow::bail!(
+                "{} belongs to a cluster node (it applied the cluster's log up to message \
+                 {position}): what it holds comes from that log alone",
+                config.data_dir.display()
+            );
+        }
         runtime().block_on(import_and_process(store, input, policy))
     });
     let code = result.map_or_else(|code| code, |r| finish("import", r));

@@ -145,7 +145,7 @@ impl App {
             .nats
             .as_ref()
             .is_some_and(|nats| nats.mode == config::NatsMode::Cluster);
-        let metrics = Metrics::with_nats(config.nats.as_ref().map(|nats| nats.mode));
+        let metrics = Metrics::with_nats(config.nats.is_some() && !cluster_mode, cluster_mode);
         let (commits, appends) = (metrics.clone(), metrics.clone());
         let options = StoreOptions {
             cache_bytes: config.cache_bytes,
@@ -164,6 +164,13 @@ impl App {
             })
         })
         .await??;
+        if !cluster_mode && let Some(position) = store.applied_cluster_log() {
+            anyhow::bail!(
+                "{} belongs to a cluster node (it applied the cluster's log up to message \
+                 {position}): start it with HOOKVAULT_NATS_MODE=cluster",
+                config.data_dir.display()
+            );
+        }
 
         let data_dir = config.data_dir.clone();
         let (search, checkpoint, opened) =

@@ -13,8 +13,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::config::NatsMode;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
     pub event: String,
@@ -126,11 +124,11 @@ fn seconds_buckets() -> impl Iterator<Item = f64> {
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
-        Self::with_nats(None)
+        Self::with_nats(false, false)
     }
 
-    /// The metrics, with those of the NATS sink or of cluster mode.
-    pub fn with_nats(nats: Option<NatsMode>) -> Arc<Self> {
+    /// The metrics, with those of the NATS sink (`sink`) or of cluster mode.
+    pub fn with_nats(sink: bool, cluster: bool) -> Arc<Self> {
         let mut metrics = Self {
             registry: Registry::with_prefix("hookvault"),
             deliveries: Family::default(),
@@ -373,7 +371,7 @@ impl Metrics {
             "When the last backfill run ended (Unix time; 0: none yet)",
             metrics.backfill_last_run.clone(),
         );
-        if nats == Some(NatsMode::Cluster) {
+        if cluster {
             registry.register(
                 "cluster_apply_lag_messages",
                 "Messages of the cluster's log this node has not applied yet",
@@ -385,7 +383,7 @@ impl Metrics {
                 metrics.cluster_applied.clone(),
             );
         }
-        if nats == Some(NatsMode::Stream) {
+        if sink {
             registry.register(
                 "stream_lag",
                 "Acknowledged deliveries not yet published to NATS JetStream",

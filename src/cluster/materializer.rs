@@ -24,6 +24,10 @@ use crate::store::{IngestOutcome, LoggedChange, LoggedDelivery, Store};
 /// to them (the `/webhooks` feed, which follows the store, has everything).
 const LIVE_WITHIN_MS: i64 = 60_000;
 
+/// The first pause before following again after a failure (doubling up to
+/// `MAX_BACKOFF` while failures follow each other).
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
 /// After this long without a message, the stream's state is looked up to tell a
 /// quiet log from a consumer that stalled.
 const STALL_CHECK: Duration = Duration::from_secs(1);
@@ -43,13 +47,17 @@ impl Materializer {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
         let mut handed = Status::decided(&self.store);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = MIN_BACKOFF;
         loop {
+            let before = handed;
             let failure = tokio::select! {
                 _ = &mut shutdown => return,
                 Err(failure) = self.follow(&mut handed) => failure,
             };
             self.status.failed(failure);
+            if handed > before {
+                backoff = MIN_BACKOFF; // it followed a while: a new failure
+            }
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(backoff) => {}

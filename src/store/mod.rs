@@ -36,8 +36,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -51,13 +49,14 @@ pub use counters::{HOUR_MS, OPEN_SECURITY_ALERTS};
 pub use error::StoreError;
 pub use events::StatusUpdate;
 pub use forwarding::{ForwardingChange, SavedTarget, cursor_name as forwarding_cursor_name};
-pub use open::compact;
+pub use open::{StoreOptions, compact};
 use open::{initialize, recent_content_window};
 pub use query::{EventQuery, Page};
 pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Origin, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use request::{DuplicateReason, IngestOutcome, PreparedEvent};
+use shared_log::counted;
 pub use shared_log::{Appended, ChangeOutcome, LoggedChange, LoggedDelivery, SharedLog};
 pub use snapshot::SnapshotFacts;
 pub use stats::{EventStats, JobStats, RepoStats, Statistics, bucket_upper_us};
@@ -88,39 +87,6 @@ const QUEUE_DEPTH: usize = 4096;
 /// Called after every successful group commit (or log append) with its size and
 /// duration.
 pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
-
-#[derive(Clone)]
-pub struct StoreOptions {
-    /// redb's page cache. redb's default is 1 GiB, far too much for a small host.
-    pub cache_bytes: usize,
-    pub dedup_ttl: Duration,
-    pub on_commit: Option<CommitObserver>,
-    /// Called after every batch the log writer made durable: deliveries, time to
-    /// write and `fdatasync` them.
-    pub on_append: Option<CommitObserver>,
-    /// Size past which the acknowledgement log begins a new segment.
-    pub log_segment_bytes: u64,
-    /// Cluster mode: deliveries are appended to a replicated log outside the store
-    /// ([`Store::use_shared_log`]) and come back through [`Store::materialize`];
-    /// the local log is only read at start, for what an earlier run left in it.
-    pub cluster: bool,
-}
-
-impl StoreOptions {
-    /// A store with `cache_bytes` of page cache and nothing else: no content-dedup
-    /// window, no observers, the default log segments. For tools, tests and benches
-    /// that open a store of their own.
-    pub fn plain(cache_bytes: usize) -> Self {
-        Self {
-            cache_bytes,
-            dedup_ttl: Duration::ZERO,
-            on_commit: None,
-            on_append: None,
-            log_segment_bytes: crate::log::SEGMENT_BYTES,
-            cluster: false,
-        }
-    }
-}
 
 /// Handle to the store: reads run on the blocking pool; deliveries go to the log
 /// writer, every other write to the store writer.
@@ -162,23 +128,6 @@ impl WriterHandle {
 /// Directory of the acknowledgement log inside the data directory.
 pub const LOG_DIR: &str = "log";
 
-/// Creates the database file readable by its owner only (0600, whatever the
-/// umask), or takes group and other access away from an existing one.
-fn private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)?;
-    let mode = file.metadata()?.permissions().mode();
-    if mode & 0o077 != 0 {
-        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
-    }
-    Ok(())
-}
-
 impl Store {
     /// Opens (or creates) the database in `dir`, checks its schema, applies what the
     /// acknowledgement log holds beyond the last durable commit, rebuilds the
@@ -186,7 +135,7 @@ impl Store {
     /// Blocking.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, WriterHandle), StoreError> {
         let path = dir.join(DB_FILE);
-        private_file(&path)?;
+        open::private_file(&path)?;
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
             .create(&path)?;
@@ -302,117 +251,21 @@ impl Store {
     /// `pending`; a caller that processes the event first records the outcome in it
     /// with [`EventRecord::record_attempt`].
     pub fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
-        prepare(delivery)
+        request::prepare(delivery)
     }
 
     /// [`Store::ingest`] of a prepared event: the one way every delivery is stored
     /// (webhooks, test events, imports).
     pub async fn ingest_prepared(&self, event: PreparedEvent) -> Result<IngestOutcome, StoreError> {
-        if let Some(shared) = &self.shared_log {
-            let log = shared
-                .get()
-                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into()))?;
-            let delivery_id = event.record.origin.delivery_id.clone();
-            return match log.append(event).await? {
-                Appended::Decided(outcome) => Ok(outcome),
-                Appended::AlreadyLogged { stream_seq } => {
-                    self.decided(stream_seq).await?;
-                    match self.get(delivery_id).await? {
-                        Some(stored) => Ok(IngestOutcome::Duplicate {
-                            seq: stored.seq,
-                            reason: DuplicateReason::DeliveryId,
-                        }),
-                        None => Err(StoreError::Cluster(
-                            "it holds this delivery, but this node has not applied it yet".into(),
-                        )),
-                    }
-                }
-            };
+        if let Some(log) = self.cluster_log()? {
+            return self.append_shared(log, event).await;
         }
         let (reply, answer) = oneshot::channel();
         self.decide(event, Some(reply), None).await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Cluster mode: the replicated log deliveries are appended to from now on.
-    pub fn use_shared_log(&self, log: Arc<dyn SharedLog>) {
-        if let Some(shared) = &self.shared_log
-            && shared.set(log).is_err()
-        {
-            tracing::warn!("the cluster's log was set twice; the first one stays");
-        }
-    }
-
-    /// Cluster mode: a message of the replicated log, in stream order, to decide and
-    /// apply like a delivery appended here. `reply` gets what was decided (for the
-    /// node that appended it, or a caller that wants to know).
-    pub async fn materialize(
-        &self,
-        event: PreparedEvent,
-        stream_seq: u64,
-        reply: Option<appender::Reply>,
-    ) -> Result<(), StoreError> {
-        self.decide(event, reply, Some(stream_seq)).await
-    }
-
-    /// Cluster mode: a change from the replicated log, in stream order. Resolves
-    /// once it is queued, with what will answer what its application answered.
-    pub async fn materialize_change(
-        &self,
-        change: LoggedChange,
-        stream_seq: u64,
-    ) -> Result<BoxFuture<'static, Result<ChangeOutcome, StoreError>>, StoreError> {
-        fn answered<T: Send + 'static>(
-            answer: oneshot::Receiver<Result<T, StoreError>>,
-            outcome: fn(T) -> ChangeOutcome,
-        ) -> BoxFuture<'static, Result<ChangeOutcome, StoreError>> {
-            async move { answer.await.map_err(|_| StoreError::Closed)?.map(outcome) }.boxed()
-        }
-        let (request, answer) = match change {
-            LoggedChange::Processed(update) => {
-                let (reply, answer) = oneshot::channel();
-                let request = WriteRequest::Update { update, reply };
-                (
-                    request,
-                    answered(answer, |r: Option<EventRecord>| {
-                        ChangeOutcome::Record(r.map(Box::new))
-                    }),
-                )
-            }
-            LoggedChange::Retire(seqs) => {
-                let (reply, answer) = oneshot::channel();
-                let request = WriteRequest::Retire { seqs, reply };
-                (request, answered(answer, ChangeOutcome::Count))
-            }
-            LoggedChange::RemoveTests(seqs) => {
-                let (reply, answer) = oneshot::channel();
-                let request = WriteRequest::RemoveTests { seqs, reply };
-                (request, answered(answer, ChangeOutcome::Count))
-            }
-        };
-        self.appends
-            .send(AppendRequest::Pass {
-                request,
-                stream_seq,
-            })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        Ok(answer)
-    }
-
-    /// Cluster mode: the replicated log every change goes through, instead of the
-    /// writer. `None` on a single node.
-    fn cluster_log(&self) -> Result<Option<&Arc<dyn SharedLog>>, StoreError> {
-        match &self.shared_log {
-            None => Ok(None),
-            Some(shared) => shared
-                .get()
-                .map(Some)
-                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into())),
-        }
-    }
-
-    async fn decide(
+    pub(super) async fn decide(
         &self,
         event: PreparedEvent,
         reply: Option<appender::Reply>,
@@ -440,23 +293,6 @@ impl Store {
             }
             changes.changed().await.map_err(|_| StoreError::Closed)?;
         }
-    }
-
-    /// Cluster mode: resolves once this node has decided the replicated log's
-    /// messages through `stream_seq` (readable by delivery id from then on).
-    pub async fn decided(&self, stream_seq: u64) -> Result<(), StoreError> {
-        const PATIENCE: Duration = Duration::from_secs(30);
-        let deadline = Instant::now() + PATIENCE;
-        let mut changes = self.committed.clone();
-        while self.log.stream_decided.load(Ordering::Acquire) < stream_seq {
-            if Instant::now() >= deadline {
-                return Err(StoreError::Cluster("this node is behind it".into()));
-            }
-            // A batch of redeliveries only decides: no change wakes the feed, so
-            // look again every few milliseconds as well.
-            let _ = tokio::time::timeout(Duration::from_millis(5), changes.changed()).await;
-        }
-        Ok(())
     }
 
     /// Where the acknowledgement log and its application stand.
@@ -633,41 +469,4 @@ impl Store {
             .await
             .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
     }
-}
-
-fn counted(outcome: ChangeOutcome) -> Result<usize, StoreError> {
-    match outcome {
-        ChangeOutcome::Count(count) => Ok(count),
-        ChangeOutcome::Record(_) => Err(StoreError::Cluster("a record for a count".into())),
-    }
-}
-
-/// Encoding and compression, done by the caller so they run in parallel.
-fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
-    let origin = Origin {
-        delivery_id: delivery.id.as_str().to_owned(),
-        event: delivery.event.as_str().to_owned(),
-        action: delivery.fields.action,
-        repository: delivery.fields.repository,
-        organization: delivery.fields.organization,
-        sender: delivery.fields.sender,
-        installation_id: delivery.fields.installation_id,
-        hook_id: delivery.hook_id,
-    };
-    let record = EventRecord::received(
-        origin,
-        delivery.received_at_ms,
-        delivery.encoding,
-        u32::try_from(delivery.body.len()).unwrap_or(u32::MAX),
-        delivery.content_key.map(|k| k.0),
-        delivery.test,
-    );
-    let compressed_body = compression::compress(&delivery.body)?;
-    Ok(PreparedEvent {
-        content_key: delivery.content_key,
-        duplicate_of: None,
-        encoded_headers: codec::encode(&delivery.headers),
-        compressed_body,
-        record,
-    })
 }

@@ -9,7 +9,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::dedup::{self, ContentWindow};
 use super::tables::{self, meta};
-use super::{DB_FILE, EventRecord, Status, StoreError, codec, index};
+use super::{CommitObserver, DB_FILE, EventRecord, Status, StoreError, codec, index};
 use crate::domain::ContentKey;
 
 /// Where a store stands when it is opened.
@@ -123,4 +123,54 @@ pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
         .map_err(|e| StoreError::Database(e.to_string()))?;
     drop(db);
     Ok((before, std::fs::metadata(&path)?.len()))
+}
+
+/// Creates the database file readable by its owner only (0600, whatever the
+/// umask), or takes group and other access away from an existing one.
+pub(super) fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// redb's page cache. redb's default is 1 GiB, far too much for a small host.
+    pub cache_bytes: usize,
+    pub dedup_ttl: Duration,
+    pub on_commit: Option<CommitObserver>,
+    /// Called after every batch the log writer made durable: deliveries, time to
+    /// write and `fdatasync` them.
+    pub on_append: Option<CommitObserver>,
+    /// Size past which the acknowledgement log begins a new segment.
+    pub log_segment_bytes: u64,
+    /// Cluster mode: deliveries are appended to a replicated log outside the store
+    /// ([`Store::use_shared_log`]) and come back through [`Store::materialize`];
+    /// the local log is only read at start, for what an earlier run left in it.
+    pub cluster: bool,
+}
+
+impl StoreOptions {
+    /// A store with `cache_bytes` of page cache and nothing else: no content-dedup
+    /// window, no observers, the default log segments. For tools, tests and benches
+    /// that open a store of their own.
+    pub fn plain(cache_bytes: usize) -> Self {
+        Self {
+            cache_bytes,
+            dedup_ttl: Duration::ZERO,
+            on_commit: None,
+            on_append: None,
+            log_segment_bytes: crate::log::SEGMENT_BYTES,
+            cluster: false,
+        }
+    }
 }

@@ -10,8 +10,8 @@ use super::appender::LogEntry;
 use super::events::StatusUpdate;
 use super::forwarding::ForwardingChange;
 use super::rejected::RejectedDelivery;
-use super::{EventRecord, StoreError};
-use crate::domain::ContentKey;
+use super::{EventRecord, Origin, StoreError, codec, compression};
+use crate::domain::{ContentKey, Delivery};
 
 /// A delivery made ready for storage by its caller (encoding and compression happen
 /// there, in parallel, so the writer only inserts).
@@ -139,4 +139,34 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
         | WriteRequest::Ignore(_)
         | WriteRequest::Cursor { durable: None, .. } => {}
     }
+}
+
+/// Encoding and compression, done by the caller so they run in parallel.
+pub(super) fn prepare(delivery: Delivery) -> Result<PreparedEvent, StoreError> {
+    let origin = Origin {
+        delivery_id: delivery.id.as_str().to_owned(),
+        event: delivery.event.as_str().to_owned(),
+        action: delivery.fields.action,
+        repository: delivery.fields.repository,
+        organization: delivery.fields.organization,
+        sender: delivery.fields.sender,
+        installation_id: delivery.fields.installation_id,
+        hook_id: delivery.hook_id,
+    };
+    let record = EventRecord::received(
+        origin,
+        delivery.received_at_ms,
+        delivery.encoding,
+        u32::try_from(delivery.body.len()).unwrap_or(u32::MAX),
+        delivery.content_key.map(|k| k.0),
+        delivery.test,
+    );
+    let compressed_body = compression::compress(&delivery.body)?;
+    Ok(PreparedEvent {
+        content_key: delivery.content_key,
+        duplicate_of: None,
+        encoded_headers: codec::encode(&delivery.headers),
+        compressed_body,
+        record,
+    })
 }

@@ -7,9 +7,19 @@
 //! stream order, through [`super::Store::materialize`]. The store names no NATS type:
 //! this trait is what it knows of the replicated log.
 
-use futures::future::BoxFuture;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-use super::{EventRecord, IngestOutcome, PreparedEvent, StatusUpdate, StoreError};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use super::appender::{AppendRequest, Reply};
+use super::request::WriteRequest;
+use super::{
+    DuplicateReason, EventRecord, IngestOutcome, PreparedEvent, StatusUpdate, Store, StoreError,
+};
 
 pub trait SharedLog: Send + Sync + 'static {
     /// Appends a delivery to the replicated log; resolves once it is durable there
@@ -91,5 +101,144 @@ impl LoggedDelivery {
             compressed_body: logged.compressed_body,
             encoded_headers: logged.encoded_headers,
         })
+    }
+}
+
+/// The store's side of cluster mode.
+impl Store {
+    /// Appends a delivery to the replicated log: what this node decided for it.
+    pub(super) async fn append_shared(
+        &self,
+        log: &Arc<dyn SharedLog>,
+        event: PreparedEvent,
+    ) -> Result<IngestOutcome, StoreError> {
+        let delivery_id = event.record.origin.delivery_id.clone();
+        match log.append(event).await? {
+            Appended::Decided(outcome) => Ok(outcome),
+            Appended::AlreadyLogged { stream_seq } => {
+                self.decided(stream_seq).await?;
+                match self.get(delivery_id).await? {
+                    Some(stored) => Ok(IngestOutcome::Duplicate {
+                        seq: stored.seq,
+                        reason: DuplicateReason::DeliveryId,
+                    }),
+                    None => Err(StoreError::Cluster(
+                        "it holds this delivery, but this node has not applied it yet".into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Cluster mode: the replicated log deliveries are appended to from now on.
+    pub fn use_shared_log(&self, log: Arc<dyn SharedLog>) {
+        if let Some(shared) = &self.shared_log
+            && shared.set(log).is_err()
+        {
+            tracing::warn!("the cluster's log was set twice; the first one stays");
+        }
+    }
+
+    /// Cluster mode: a message of the replicated log, in stream order, to decide and
+    /// apply like a delivery appended here. `reply` gets what was decided (for the
+    /// node that appended it, or a caller that wants to know).
+    pub async fn materialize(
+        &self,
+        event: PreparedEvent,
+        stream_seq: u64,
+        reply: Option<Reply>,
+    ) -> Result<(), StoreError> {
+        self.decide(event, reply, Some(stream_seq)).await
+    }
+
+    /// Cluster mode: a change from the replicated log, in stream order. Resolves
+    /// once it is queued, with what will answer what its application answered.
+    pub async fn materialize_change(
+        &self,
+        change: LoggedChange,
+        stream_seq: u64,
+    ) -> Result<BoxFuture<'static, Result<ChangeOutcome, StoreError>>, StoreError> {
+        fn answered<T: Send + 'static>(
+            answer: oneshot::Receiver<Result<T, StoreError>>,
+            outcome: fn(T) -> ChangeOutcome,
+        ) -> BoxFuture<'static, Result<ChangeOutcome, StoreError>> {
+            async move { answer.await.map_err(|_| StoreError::Closed)?.map(outcome) }.boxed()
+        }
+        let (request, answer) = match change {
+            LoggedChange::Processed(update) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Update { update, reply };
+                (
+                    request,
+                    answered(answer, |r: Option<EventRecord>| {
+                        ChangeOutcome::Record(r.map(Box::new))
+                    }),
+                )
+            }
+            LoggedChange::Retire(seqs) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Retire { seqs, reply };
+                (request, answered(answer, ChangeOutcome::Count))
+            }
+            LoggedChange::RemoveTests(seqs) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::RemoveTests { seqs, reply };
+                (request, answered(answer, ChangeOutcome::Count))
+            }
+        };
+        self.appends
+            .send(AppendRequest::Pass {
+                request,
+                stream_seq,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
+    /// Cluster mode: the replicated log every change goes through, instead of the
+    /// writer. `None` on a single node.
+    pub(super) fn cluster_log(&self) -> Result<Option<&Arc<dyn SharedLog>>, StoreError> {
+        match &self.shared_log {
+            None => Ok(None),
+            Some(shared) => shared
+                .get()
+                .map(Some)
+                .ok_or_else(|| StoreError::Cluster("not connected to it yet".into())),
+        }
+    }
+
+    /// Cluster mode: resolves once this node has decided the replicated log's
+    /// messages through `stream_seq` (readable by delivery id from then on).
+    pub async fn decided(&self, stream_seq: u64) -> Result<(), StoreError> {
+        const PATIENCE: Duration = Duration::from_secs(30);
+        let deadline = Instant::now() + PATIENCE;
+        let mut changes = self.committed.clone();
+        while self.log.stream_decided.load(Ordering::Acquire) < stream_seq {
+            if Instant::now() >= deadline {
+                return Err(StoreError::Cluster("this node is behind it".into()));
+            }
+            // A batch of redeliveries only decides: no change wakes the feed, so
+            // look again every few milliseconds as well.
+            let _ = tokio::time::timeout(Duration::from_millis(5), changes.changed()).await;
+        }
+        Ok(())
+    }
+
+    /// The last message of a cluster's log this store applied, if it ever was a
+    /// cluster node: what it holds came from that log, and only that log may add to
+    /// it (a delivery stored here alone would take a seq the cluster gives another).
+    pub fn applied_cluster_log(&self) -> Option<u64> {
+        match self.log.stream_decided.load(Ordering::Acquire) {
+            0 => None,
+            position => Some(position),
+        }
+    }
+}
+
+pub(super) fn counted(outcome: ChangeOutcome) -> Result<usize, StoreError> {
+    match outcome {
+        ChangeOutcome::Count(count) => Ok(count),
+        ChangeOutcome::Record(_) => Err(StoreError::Cluster("a record for a count".into())),
     }
 }

@@ -343,6 +343,19 @@ async fn losing_a_nats_server_and_a_node_under_load_loses_nothing() {
             *export = exported_ids(&client, &node.address).await.1;
         }
     }
+
+    // A cluster node's data directory takes deliveries from the cluster's log only.
+    let node = nodes.remove(0);
+    node.terminate();
+    let alone = command(dirs[0].path())
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&alone.stderr);
+    assert!(!alone.status.success(), "{said}");
+    assert!(said.contains("belongs to a cluster node"), "{said}");
 }
 
 /// A processing stage that fails while `broken` is set (a target that is down).
