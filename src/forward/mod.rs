@@ -10,6 +10,8 @@
 //! - [`send`]: one attempt, over HTTP.
 //! - [`breaker`]: the retry schedule and the circuit breaker.
 //! - [`worker`]: a target's loop: cursor, concurrency, order, retries, failures.
+//! - [`journal`]: what was done past the durable cursor, so a crash repeats only
+//!   what was in flight.
 //! - [`status`]: what the API and `/metrics` show of a target.
 //!
 //! This module is the registry: the targets from the settings (`HOOKVAULT_FORWARD`)
@@ -19,6 +21,7 @@ pub mod address;
 pub mod breaker;
 pub mod filter;
 mod from_settings;
+mod journal;
 pub mod outgoing;
 pub mod send;
 pub mod status;
@@ -29,6 +32,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -39,6 +44,7 @@ use crate::store::{ForwardingChange, Store, StoreError};
 use breaker::Breaker;
 use filter::Filter;
 pub use from_settings::settings_targets;
+use journal::Journal;
 use status::{Attempt, FailedDelivery, LastError, TargetStatus};
 use target::{SpecView, Start, TargetSpec};
 
@@ -61,22 +67,60 @@ pub enum Source {
 pub struct Target {
     pub spec: TargetSpec,
     pub source: Source,
+    /// `spec.url`, parsed once.
+    url: reqwest::Url,
     filter: Filter,
     client: reqwest::Client,
     breaker: Breaker,
+    journal: Journal,
     pub status: TargetStatus,
-    metrics: Arc<Metrics>,
+    metrics: TargetMetrics,
+}
+
+/// The target's `/metrics` series, looked up once: an attempt only counts.
+struct TargetMetrics {
+    delivered: Counter,
+    failed: Counter,
+    attempts_ok: Counter,
+    attempts_error: Counter,
+    attempt_time: Histogram,
+}
+
+impl TargetMetrics {
+    fn new(metrics: &Metrics, name: &str) -> Self {
+        let target = TargetLabels {
+            target: name.to_owned(),
+        };
+        let attempts = |outcome: &str| {
+            let labels = TargetOutcomeLabels {
+                target: name.to_owned(),
+                outcome: outcome.to_owned(),
+            };
+            metrics.forward_attempts.get_or_create(&labels).clone()
+        };
+        Self {
+            delivered: metrics.forward_delivered.get_or_create(&target).clone(),
+            failed: metrics.forward_failed.get_or_create(&target).clone(),
+            attempts_ok: attempts("ok"),
+            attempts_error: attempts("error"),
+            attempt_time: metrics.forward_attempt_time.get_or_create(&target).clone(),
+        }
+    }
 }
 
 impl Target {
     fn new(
         spec: TargetSpec,
         source: Source,
-        metrics: Arc<Metrics>,
+        metrics: &Metrics,
         cursor: u64,
+        journal: Journal,
     ) -> Result<Self, String> {
         Ok(Self {
+            url: reqwest::Url::parse(&spec.url).map_err(|e| format!("url: {e}"))?,
+            metrics: TargetMetrics::new(metrics, &spec.name),
             filter: Filter::new(&spec),
+            journal,
             client: send::client(&spec)?,
             breaker: Breaker::new(
                 spec.circuit_threshold,
@@ -85,7 +129,6 @@ impl Target {
             status: TargetStatus::new(cursor),
             source,
             spec,
-            metrics,
         })
     }
 
@@ -96,29 +139,21 @@ impl Target {
     }
 
     fn metrics_delivered(&self) {
-        self.metrics
-            .forward_delivered
-            .get_or_create(&self.labels())
-            .inc();
+        self.metrics.delivered.inc();
     }
 
     fn metrics_failed(&self) {
-        self.metrics
-            .forward_failed
-            .get_or_create(&self.labels())
-            .inc();
+        self.metrics.failed.inc();
     }
 
     fn metrics_attempt(&self, attempt: &Attempt) {
-        let outcome = if attempt.succeeded() { "ok" } else { "error" };
-        let labels = TargetOutcomeLabels {
-            target: self.spec.name.clone(),
-            outcome: outcome.to_owned(),
+        let attempts = match attempt.succeeded() {
+            true => &self.metrics.attempts_ok,
+            false => &self.metrics.attempts_error,
         };
-        self.metrics.forward_attempts.get_or_create(&labels).inc();
+        attempts.inc();
         self.metrics
-            .forward_attempt_time
-            .get_or_create(&self.labels())
+            .attempt_time
             .observe(attempt.latency_ms / 1000.0);
     }
 }
@@ -150,7 +185,7 @@ pub struct TargetView {
     /// Every stored delivery up to this seq was taken, failed or did not match.
     pub cursor: u64,
     /// The cursor as last saved durably: after a crash the target is sent again
-    /// what lies past it.
+    /// what was in flight past it (the done journal has the rest).
     pub saved_cursor: u64,
     /// Stored deliveries after the cursor (not all may match the filters).
     pub backlog: u64,
@@ -214,6 +249,7 @@ impl Forwarding {
             {
                 // A new target starts with what is stored from now on; the cursor is
                 // durable first, so a restart does not skip what came meanwhile.
+                forwarding.forget_journal(&spec.name)?;
                 let seq = forwarding
                     .store
                     .log_progress()
@@ -238,13 +274,22 @@ impl Forwarding {
     async fn launch(&self, spec: TargetSpec, source: Source) -> anyhow::Result<Running> {
         let cursor = self.store.forwarding_cursor(&spec.name).await?.unwrap_or(0);
         let name = spec.name.clone();
+        let dir = self.store.forwarding_dir();
+        let (journal, mut done) = Journal::open(&dir, &name, cursor)
+            .map_err(|e| anyhow::anyhow!("forwarding target {name}: {}: {e}", dir.display()))?;
+        // Recorded failed past the cursor: done too, even if the journal missed it.
+        let (failed, _) = self
+            .store
+            .forwarding_failed(&name, cursor + 1, u64::MAX, usize::MAX)
+            .await?;
+        done.extend(failed.into_iter().map(|(seq, _)| seq));
         let target = Arc::new(
-            Target::new(spec, source, self.metrics.clone(), cursor)
+            Target::new(spec, source, &self.metrics, cursor, journal)
                 .map_err(|e| anyhow::anyhow!("forwarding target {name}: {e}"))?,
         );
         let (commands, receiver) = mpsc::channel(16);
         let (stop, stopped) = watch::channel(false);
-        let worker = worker::Worker::new(target.clone(), self.store.clone(), cursor);
+        let worker = worker::Worker::new(target.clone(), self.store.clone(), cursor, done);
         let task = tokio::spawn(worker.run(receiver, stopped));
         Ok(Running {
             target,
@@ -319,6 +364,7 @@ impl Forwarding {
             Start::After(seq) => seq,
         };
         let name = spec.name.clone();
+        self.forget_journal(&name)?;
         self.store
             .change_forwarding(vec![
                 ForwardingChange::PutTarget {
@@ -396,9 +442,17 @@ impl Forwarding {
                 name: name.to_owned(),
             }])
             .await?;
+        self.forget_journal(name)?;
         self.metrics.forward_backlog.remove(&labels);
         self.metrics.forward_circuit_open.remove(&labels);
         Ok(())
+    }
+
+    /// Removes the done journal a target of this name left (deleted, or never
+    /// started), so a target made anew skips nothing.
+    fn forget_journal(&self, name: &str) -> Result<(), ForwardError> {
+        Journal::remove(&self.store.forwarding_dir(), name)
+            .map_err(|e| ForwardError::Store(e.into()))
     }
 
     /// A target's failed deliveries with seq in `from..=to`, oldest first, and how

@@ -17,6 +17,12 @@ pub const SEQ_HEADER: &str = "x-hookvault-seq";
 const SIGNATURE_256: &str = "x-hub-signature-256";
 const SIGNATURE_SHA1: &str = "x-hub-signature";
 
+// The names above as header names, checked once at compile time, not per request.
+const ATTEMPT_NAME: HeaderName = HeaderName::from_static(ATTEMPT_HEADER);
+const SEQ_NAME: HeaderName = HeaderName::from_static(SEQ_HEADER);
+const SIGNATURE_256_NAME: HeaderName = HeaderName::from_static(SIGNATURE_256);
+const SIGNATURE_SHA1_NAME: HeaderName = HeaderName::from_static(SIGNATURE_SHA1);
+
 /// Stored request headers that are passed on: GitHub's and the body's type. The rest
 /// (host, length, proxy headers) belong to the hop that brought the delivery here.
 fn passed_on(name: &str) -> bool {
@@ -36,26 +42,26 @@ pub fn headers(
     seq: u64,
     attempt: u32,
 ) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(stored.len() + 2);
     for (name, value) in stored {
-        let name = name.to_ascii_lowercase();
-        if !passed_on(&name) || (secret.is_some() && is_signature(&name)) {
+        // HeaderName::from_bytes makes the name lower case (the store keeps it so).
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        if !passed_on(name.as_str()) || (secret.is_some() && is_signature(name.as_str())) {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
+        if let Ok(value) = HeaderValue::from_str(value) {
             headers.append(name, value);
         }
     }
     if let Some(secret) = secret {
         let (sha256, sha1) = sign(secret, body);
-        headers.insert(SIGNATURE_256, value(format!("sha256={sha256}")));
-        headers.insert(SIGNATURE_SHA1, value(format!("sha1={sha1}")));
+        headers.insert(SIGNATURE_256_NAME, value(format!("sha256={sha256}")));
+        headers.insert(SIGNATURE_SHA1_NAME, value(format!("sha1={sha1}")));
     }
-    headers.insert(ATTEMPT_HEADER, value(attempt.to_string()));
-    headers.insert(SEQ_HEADER, value(seq.to_string()));
+    headers.insert(ATTEMPT_NAME, HeaderValue::from(attempt));
+    headers.insert(SEQ_NAME, HeaderValue::from(seq));
     headers
 }
 

@@ -59,9 +59,11 @@ pub fn client(spec: &TargetSpec) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// Sends `delivery` once; the attempt as recorded (`error` is `None` on a 2xx).
+/// Sends `delivery` once to `url` (`spec.url`, parsed); the attempt as recorded
+/// (`error` is `None` on a 2xx).
 pub async fn attempt(
     client: &reqwest::Client,
+    url: &reqwest::Url,
     spec: &TargetSpec,
     delivery: &Outbound,
     number: u32,
@@ -76,7 +78,7 @@ pub async fn attempt(
     let at = timestamp::to_rfc3339(timestamp::now_ms());
     let started = Instant::now();
     let sent = client
-        .post(&spec.url)
+        .post(url.clone())
         .headers(headers)
         .body(delivery.body.clone())
         .send()

@@ -60,7 +60,7 @@ pub struct TargetStatus {
     recent: Mutex<Recent>,
     /// Every stored delivery up to here was delivered, marked failed or did not match.
     pub cursor: AtomicU64,
-    /// The cursor as last saved durably: a crash repeats only what lies past it.
+    /// The cursor as last saved durably (what was done past it is in the journal).
     pub saved_cursor: AtomicU64,
     pub in_flight: AtomicU64,
     /// Deliveries the target took (since start).

@@ -1,8 +1,10 @@
 //! One target's worker: follows the store with the target's cursor, sends what
 //! matches (up to `concurrency` at once, one at a time per repository when
 //! `ordered`), and moves the cursor past a delivery only once the target took it
-//! or it was marked failed for the target: after a restart or a crash it resumes
-//! from there, and what was in flight is sent again (at least once).
+//! or it was marked failed for the target. What is done past the cursor is in the
+//! target's [`Journal`](super::journal): after a restart or a crash of the process
+//! it resumes from the cursor, skips what the journal holds, and sends again what
+//! was in flight (at least once).
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -18,7 +20,9 @@ use super::breaker::{Turn, backoff};
 use super::send::{self, Outbound};
 use super::status::{Attempt, FailedDelivery};
 use crate::domain::timestamp;
-use crate::store::{ForwardingChange, Status, Store, StoredEvent, forwarding_cursor_name};
+use crate::store::{
+    EventRecord, ForwardingChange, Status, Store, StoredEvent, forwarding_cursor_name,
+};
 
 /// Matching deliveries read ahead of what is sent.
 const READ_AHEAD: usize = 512;
@@ -26,10 +30,10 @@ const READ_AHEAD: usize = 512;
 const READ_BYTES: usize = 16 << 20;
 /// After a commit, wait this long before reading, to take several commits at once.
 const COALESCE: Duration = Duration::from_millis(5);
-/// The cursor is saved (durably: a target sees every repeat) at most this often; a
-/// crash repeats what was taken since, and what was in flight. Five durable commits
-/// a second are a small part of the writer's work, and each also makes the
-/// deliveries applied so far durable.
+/// The cursor is saved (durably: a target sees every repeat) at most this often;
+/// what is done past it is in the journal meanwhile, which each save shortens. Five
+/// durable commits a second are a small part of the writer's work, and each also
+/// makes the deliveries applied so far durable.
 const SAVE_EVERY: Duration = Duration::from_millis(200);
 /// Attempts kept with a failed delivery.
 const KEPT_ATTEMPTS: usize = 10;
@@ -64,6 +68,8 @@ pub struct Worker {
     cursor: u64,
     /// Every stored delivery up to here is read.
     read: u64,
+    /// Seqs past the cursor done before a restart (the journal's): not sent again.
+    done_before: HashSet<u64>,
     waiting: VecDeque<Outbound>,
     /// Matching deliveries read and not done (waiting or running).
     pending: BTreeSet<u64>,
@@ -77,7 +83,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(target: Arc<Target>, store: Store, cursor: u64) -> Self {
+    pub fn new(target: Arc<Target>, store: Store, cursor: u64, done_before: HashSet<u64>) -> Self {
         target.status.cursor.store(cursor, Ordering::Relaxed);
         Self {
             cursor_name: forwarding_cursor_name(&target.spec.name),
@@ -85,6 +91,7 @@ impl Worker {
             store,
             cursor,
             read: cursor,
+            done_before,
             waiting: VecDeque::new(),
             pending: BTreeSet::new(),
             busy: HashSet::new(),
@@ -103,6 +110,11 @@ impl Worker {
     ) {
         let mut feed = self.store.subscribe();
         let mut more = true;
+        // Timers kept across turns of the loop (one per delivery done), not made anew.
+        let read_soon = tokio::time::sleep(Duration::ZERO);
+        let save_soon = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(read_soon, save_soon);
+        let (mut read_armed, mut save_armed) = (false, false);
         loop {
             if *stop.borrow() {
                 break;
@@ -125,14 +137,22 @@ impl Worker {
             if more && self.waiting.len() < READ_AHEAD {
                 continue;
             }
-            let save_due = self.saved_at + SAVE_EVERY;
+            if !save_armed && self.cursor > self.saved {
+                save_soon.as_mut().reset(self.saved_at + SAVE_EVERY);
+                save_armed = true;
+            }
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
                 Some(done) = self.running.join_next(), if !self.running.is_empty() => {
-                    match done {
-                        Ok(done) => self.finish(done).await,
-                        Err(error) => tracing::error!(%error, "a forwarding task panicked"),
+                    // And every other one done by now: one turn of the loop for all.
+                    let mut next = Some(done);
+                    while let Some(done) = next {
+                        match done {
+                            Ok(done) => self.finish(done).await,
+                            Err(error) => tracing::error!(%error, "a forwarding task panicked"),
+                        }
+                        next = self.running.try_join_next();
                     }
                 }
                 Some(command) = commands.recv() => match command {
@@ -144,14 +164,22 @@ impl Worker {
                         }
                     }
                 },
-                changed = feed.changed(), if !more => match changed {
+                // Deliveries keep going while the read waits for more commits.
+                changed = feed.changed(), if !more && !read_armed => match changed {
                     Ok(()) => {
-                        tokio::time::sleep(COALESCE).await;
-                        more = true;
+                        read_soon.as_mut().reset(Instant::now() + COALESCE);
+                        read_armed = true;
                     }
                     Err(_) => break,
                 },
-                _ = tokio::time::sleep_until(save_due), if self.cursor > self.saved => self.save(),
+                () = &mut read_soon, if read_armed => {
+                    read_armed = false;
+                    more = true;
+                }
+                () = &mut save_soon, if save_armed => {
+                    save_armed = false;
+                    self.save();
+                }
             }
         }
         // What is in flight now is sent again after the restart. The last cursor is
@@ -161,28 +189,36 @@ impl Worker {
             name: self.target.spec.name.clone(),
             seq: self.cursor,
         };
-        if let Err(error) = self.store.change_forwarding(vec![last]).await {
-            tracing::warn!(%error, "cannot save a forwarding cursor");
+        match self.store.change_forwarding(vec![last]).await {
+            Ok(()) => self.target.journal.saved(self.cursor),
+            Err(error) => tracing::warn!(%error, "cannot save a forwarding cursor"),
         }
     }
 
-    /// Reads what follows `read`; true when it found anything (there may be more).
+    /// Reads what follows `read`; true when it stopped at a limit (there is more).
     async fn fill(&mut self) -> Result<bool, String> {
         let room = READ_AHEAD - self.waiting.len();
-        let events = self
+        let target = self.target.clone();
+        let batch = self
             .store
-            .events_after(self.read, room, READ_BYTES)
+            .events_to_forward(self.read, room, READ_BYTES, move |record| {
+                forwarded(record) && target.filter.matches(record)
+            })
             .await
             .map_err(|e| e.to_string())?;
-        let found = !events.is_empty();
-        for event in events {
-            self.read = event.seq;
-            if forwarded(&event) && self.target.filter.matches(&event.record) {
+        self.read = batch.last;
+        for event in batch.events {
+            if !self.done_before.remove(&event.seq) {
                 self.pending.insert(event.seq);
                 self.waiting.push_back(outbound(event));
             }
         }
-        Ok(found)
+        if !self.done_before.is_empty() {
+            // Those not read (filtered out since, or retired) are dropped too.
+            let read = self.read;
+            self.done_before.retain(|&seq| seq > read);
+        }
+        Ok(batch.more)
     }
 
     fn dispatch(&mut self) {
@@ -216,7 +252,11 @@ impl Worker {
             self.running.spawn(async move {
                 let seq = delivery.seq;
                 let outcome = match deliver(&target, &delivery, 0).await {
-                    Ok(()) => Outcome::Taken,
+                    Ok(()) => {
+                        // At once, so a kill from here on does not send it again.
+                        target.journal.record(seq);
+                        Outcome::Taken
+                    }
                     Err(attempts) => Outcome::Failed(failed_delivery(&delivery, attempts)),
                 };
                 Done {
@@ -273,6 +313,9 @@ impl Worker {
         if done.resend {
             self.resending.remove(&done.seq);
         } else {
+            if matches!(done.outcome, Outcome::Failed(_)) {
+                self.target.journal.record(done.seq);
+            }
             self.pending.remove(&done.seq);
         }
     }
@@ -294,6 +337,7 @@ impl Worker {
             match store.save_cursor_durably(&name, seq).await {
                 Ok(()) => {
                     target.status.saved_cursor.fetch_max(seq, Ordering::Relaxed);
+                    target.journal.saved(seq);
                 }
                 Err(error) => tracing::warn!(%error, "cannot save a forwarding cursor"),
             }
@@ -305,8 +349,8 @@ impl Worker {
 
 /// Content duplicates (another hook's copy of a delivery sent already) and
 /// synthesized test events are not forwarded.
-fn forwarded(event: &StoredEvent) -> bool {
-    event.record.status != Status::Duplicate && !event.record.test
+fn forwarded(record: &EventRecord) -> bool {
+    record.status != Status::Duplicate && !record.test
 }
 
 fn outbound(event: StoredEvent) -> Outbound {
@@ -343,13 +387,14 @@ async fn deliver(target: &Target, delivery: &Outbound, before: u32) -> Result<()
     loop {
         let turn = target.breaker.turn().await;
         number += 1;
-        let attempt = send::attempt(&target.client, spec, delivery, number).await;
-        target.status.record(attempt.clone());
+        let attempt = send::attempt(&target.client, &target.url, spec, delivery, number).await;
         target.metrics_attempt(&attempt);
         if attempt.succeeded() {
             target.breaker.succeeded();
+            target.status.record(attempt);
             return Ok(());
         }
+        target.status.record(attempt.clone());
         target.breaker.failed(turn);
         if attempts.len() == KEPT_ATTEMPTS {
             attempts.remove(0);

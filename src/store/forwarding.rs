@@ -2,14 +2,29 @@
 //! the deliveries a target never took (with their attempts). What the bytes mean is
 //! `forward`'s business; the store only keeps them, and each target's cursor in
 //! `cursors_v1` under [`cursor_name`], so one commit changes a target and its cursor
-//! together.
+//! together. Also the read a target's worker follows the store with.
 
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::request::WriteRequest;
-use super::tables::{CURSORS, FORWARD_FAILED, FORWARD_TARGETS, WriteTables};
-use super::{Store, StoreError};
+use super::tables::{
+    CURSORS, EVENTS, FORWARD_FAILED, FORWARD_TARGETS, HEADERS, PAYLOADS, WriteTables,
+};
+use super::{EventRecord, Store, StoreError, StoredEvent, codec, compression};
+
+/// Events one read looks at, at most, whether a target sends them or not: a target
+/// whose filters match little does not hold a reader for long.
+const SCAN: usize = 8192;
+
+/// What a target's worker read: the events it sends, and how far it looked.
+pub struct ForwardBatch {
+    /// Every applied event up to here was looked at.
+    pub last: u64,
+    pub events: Vec<StoredEvent>,
+    /// It stopped at a limit: more may follow at once.
+    pub more: bool,
+}
 
 /// A change to forwarding's state. Each batch commits durably before it is answered.
 #[derive(Debug, Clone)]
@@ -88,6 +103,70 @@ impl Store {
         self.send(WriteRequest::Forwarding { changes, reply })
             .await?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Where forwarding keeps its files beside the database: `<data>/forward/`.
+    pub fn forwarding_dir(&self) -> std::path::PathBuf {
+        let data = self.db.path().parent().unwrap_or(std::path::Path::new("."));
+        data.join("forward")
+    }
+
+    /// The applied events after seq `after` that `wanted` picks, with their headers
+    /// and bodies, in seq order: up to `limit` of them, stopping once `max_bytes` of
+    /// bodies are read. The others are looked at, not read: their payloads stay
+    /// compressed. Like [`Store::events_after`], with the tables opened once a read.
+    pub async fn events_to_forward(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+        wanted: impl Fn(&EventRecord) -> bool + Send + 'static,
+    ) -> Result<ForwardBatch, StoreError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let records = txn.open_table(EVENTS)?;
+            let headers = txn.open_table(HEADERS)?;
+            let payloads = txn.open_table(PAYLOADS)?;
+            let mut batch = ForwardBatch {
+                last: after,
+                events: Vec::new(),
+                more: false,
+            };
+            let mut bytes = 0;
+            for (scanned, entry) in records.range(after.saturating_add(1)..)?.enumerate() {
+                if batch.events.len() >= limit || bytes >= max_bytes || scanned >= SCAN {
+                    batch.more = true;
+                    break;
+                }
+                let (seq, record) = entry?;
+                let seq = seq.value();
+                let record: EventRecord = codec::decode(record.value())?;
+                batch.last = seq;
+                if !wanted(&record) {
+                    continue;
+                }
+                let headers = headers
+                    .get(seq)?
+                    .map(|b| codec::decode(b.value()))
+                    .transpose()?
+                    .unwrap_or_default();
+                let compressed = payloads
+                    .get(seq)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("event {seq} has no payload")))?;
+                let body = compression::decompress(compressed.value(), record.body_len as usize)
+                    .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))?;
+                bytes += body.len();
+                batch.events.push(StoredEvent {
+                    seq,
+                    record,
+                    headers,
+                    body,
+                    duplicate_of: None,
+                });
+            }
+            Ok(batch)
+        })
+        .await
     }
 
     /// The targets made through the API.

@@ -35,6 +35,11 @@ impl DbSlot {
         }
     }
 
+    /// The database file (its directory is the data directory).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The open database, or why there is none right now.
     pub fn get(&self) -> Result<Arc<Database>, StoreError> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());

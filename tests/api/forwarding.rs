@@ -592,12 +592,16 @@ async fn targets_are_managed_through_the_api_and_checked() {
 }
 
 /// The one-line setup (`HOOKVAULT_FORWARD`) on the real binary, SIGKILLed while it
-/// forwards under load: after the restart the target gets every stored delivery,
-/// and what it gets twice lies past the cursor's last durable save (`savedCursor`),
-/// never before it.
+/// forwards under load with deliveries in flight: after the restart the target takes
+/// every acknowledged delivery, and gets again exactly those that were in flight at
+/// the kill (sent, not answered). One delivery hangs before the kill, so the durable
+/// cursor stays behind it while hundreds after it are taken: a restart from the
+/// cursor alone would send all of those again.
 #[tokio::test]
-async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_the_last_moments() {
+async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_what_was_in_flight() {
     use crate::process::{Binary, command};
+    use crate::receiver::Request;
+    use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
     let receiver = Receiver::start().await;
@@ -610,84 +614,139 @@ async fn a_sigkill_while_forwarding_loses_nothing_and_repeats_only_the_last_mome
         Binary::start(cmd)
     };
     let mut binary = start();
-    let targets = format!("{}/api/forwarding/targets", binary.address);
-    let client = crate::helpers::client();
-    let saved_cursor = || async {
-        let list: Value = client
-            .get(&targets)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        list["data"][0]["savedCursor"]
-            .as_u64()
-            .expect("savedCursor")
-    };
     let load = crate::helpers::LoadUntilGone::start(&binary.address, 16);
-    // Killed while deliveries are in flight, once the cursor was saved past 100
-    // deliveries (the save's pace depends on this machine's fsyncs, not the test).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut saved = 0;
-    while saved < 100 {
-        assert!(
-            Instant::now() < deadline,
-            "{} forwarded, cursor saved at {saved}",
-            receiver.received().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        saved = saved_cursor().await;
-    }
-    let forwarded_before = receiver.received().len();
-    binary.child.kill().unwrap();
-    let killed_at = Instant::now();
-    binary.child.wait().unwrap();
-    let acknowledged = load.finish().await;
-    assert!(
-        forwarded_before > 100,
-        "it was forwarding when killed: {forwarded_before}"
-    );
-
-    let restarted = start();
-    // Every acknowledged delivery reaches the target (and those whose answer the
-    // kill cut off, which the log kept).
-    let received = receiver
-        .wait_until("every acknowledged delivery", |requests| {
-            let got: HashSet<&str> = requests.iter().map(|r| r.delivery_id()).collect();
-            acknowledged.iter().all(|id| got.contains(id.as_str()))
+    receiver
+        .wait_until("forwarding under way", |r| r.len() >= 100)
+        .await;
+    // The next request hangs; the others are taken.
+    let hung: Arc<Mutex<Option<u64>>> = Arc::default();
+    receiver.answer({
+        let hung = hung.clone();
+        move |request| {
+            let mut hung = hung.lock().unwrap();
+            if hung.is_none() {
+                *hung = Some(request.seq());
+                return Answer::Hang;
+            }
+            Answer::Status(200)
+        }
+    });
+    let taken_past_hung = |requests: &[Request]| {
+        let hung = hung.lock().unwrap().unwrap_or(u64::MAX);
+        requests
+            .iter()
+            .filter(|r| r.seq() > hung && r.taken_at.is_some())
+            .count()
+    };
+    receiver
+        .wait_until("200 taken past the hung delivery", |r| {
+            taken_past_hung(r) >= 200
         })
         .await;
-    // What the target got twice lies past the last saved cursor: every delivery it
-    // got twice is newer (by seq) than every one it took before the kill and did
-    // not get again, and newer than the cursor saved before the kill.
-    let mut seen: HashMap<&str, u64> = HashMap::new();
-    let mut repeated_seqs = Vec::new();
-    for request in &received {
-        if seen.insert(request.delivery_id(), request.seq()).is_some() {
-            repeated_seqs.push(request.seq());
+    // Then every request hangs, and the kill comes once hookvault has read every
+    // answer the target wrote (an answer still in a socket buffer is in flight).
+    receiver.answer(|_| Answer::Hang);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let client = crate::helpers::client();
+    let target_view = |address: String| {
+        let client = client.clone();
+        async move {
+            let list: Value = client
+                .get(format!("{address}/api/forwarding/targets"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list["data"][0].clone()
         }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let taken = receiver
+            .received()
+            .iter()
+            .filter(|r| r.taken_at.is_some())
+            .count();
+        let view = target_view(binary.address.clone()).await;
+        if view["delivered"].as_u64() == Some(taken as u64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{taken} taken: {view}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let repeated = repeated_seqs.len();
-    let newest_kept = received
+    let killed_at = Instant::now();
+    binary.child.kill().unwrap();
+    binary.child.wait().unwrap();
+    let acknowledged = load.finish().await;
+    let taken_past_hung = taken_past_hung(&receiver.received());
+    receiver.answer(|_| Answer::Status(200));
+
+    let restarted = start();
+    // Every acknowledged delivery is taken (and those whose answer the kill cut off,
+    // which the log kept).
+    receiver
+        .wait_until("every acknowledged delivery taken", |requests| {
+            let taken: HashSet<&str> = requests
+                .iter()
+                .filter(|r| r.taken_at.is_some())
+                .map(|r| r.delivery_id())
+                .collect();
+            acknowledged.iter().all(|id| taken.contains(id.as_str()))
+        })
+        .await;
+    // And what was stored but not acknowledged (the kill cut the answer off).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = target_view(restarted.address.clone()).await;
+        if view["backlog"] == 0 && view["inFlight"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = receiver.received();
+
+    // In flight at the kill: received before it and not taken.
+    let in_flight: HashSet<u64> = received
         .iter()
-        .filter(|r| r.at < killed_at && !repeated_seqs.contains(&r.seq()))
-        .map(|r| r.seq())
-        .max()
-        .unwrap_or(0);
-    let oldest_repeated = repeated_seqs.iter().copied().min().unwrap_or(u64::MAX);
-    assert!(
-        newest_kept < oldest_repeated,
-        "seq {oldest_repeated} was sent again, though seq {newest_kept} taken before the kill was not"
-    );
-    assert!(
-        oldest_repeated > saved,
-        "seq {oldest_repeated} was sent again, though the cursor was saved at {saved} before the kill"
+        .filter(|r| r.at < killed_at && r.taken_at.is_none())
+        .map(Request::seq)
+        .collect();
+    let before: HashMap<&str, &Request> = received
+        .iter()
+        .filter(|r| r.at < killed_at)
+        .map(|r| (r.delivery_id(), r))
+        .collect();
+    let mut sent_again = HashSet::new();
+    for request in received.iter().filter(|r| r.at >= killed_at) {
+        let Some(first) = before.get(request.delivery_id()) else {
+            continue;
+        };
+        assert!(
+            !received
+                .iter()
+                .any(|r| r.seq() == first.seq() && r.at < killed_at && r.taken_at.is_some()),
+            "seq {} was sent again, though the target took it before the kill",
+            first.seq()
+        );
+        assert!(
+            sent_again.insert(request.seq()),
+            "seq {} was sent again twice",
+            request.seq()
+        );
+    }
+    assert_eq!(
+        sent_again, in_flight,
+        "sent again after the restart: exactly what was in flight at the kill"
     );
     eprintln!(
-        "killed with {} acknowledged, {forwarded_before} forwarded, cursor saved at {saved}; \
-         {repeated} sent again after the restart",
-        acknowledged.len()
+        "killed with {} acknowledged, {} forwarded, {taken_past_hung} taken past the hung one; \
+         {} sent again after the restart: {sent_again:?}",
+        acknowledged.len(),
+        before.len(),
+        sent_again.len()
     );
     restarted.terminate();
 }

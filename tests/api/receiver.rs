@@ -19,6 +19,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// When it arrived.
     pub at: Instant,
+    /// When a 2xx answer to it was written (the request taken), if one was.
+    pub taken_at: Option<Instant>,
 }
 
 impl Request {
@@ -139,7 +141,11 @@ async fn serve(
             return;
         };
         let answer = (behaviour.lock().unwrap())(&request);
-        requests.lock().unwrap().push(request);
+        let index = {
+            let mut requests = requests.lock().unwrap();
+            requests.push(request);
+            requests.len() - 1
+        };
         match answer {
             Answer::Status(status) => {
                 let body = format!("answer {status}");
@@ -149,6 +155,9 @@ async fn serve(
                 );
                 if socket.write_all(head.as_bytes()).await.is_err() {
                     return;
+                }
+                if (200..300).contains(&status) {
+                    requests.lock().unwrap()[index].taken_at = Some(Instant::now());
                 }
             }
             Answer::Hang => {
@@ -188,6 +197,7 @@ async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
                 headers,
                 body,
                 at: Instant::now(),
+                taken_at: None,
             });
         }
         read_more(socket, buffer).await?;
