@@ -9,17 +9,11 @@
 #
 # Needs the Rust toolchain, curl and python3. Prints each section's raw output;
 # benches/README.md quotes it.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common/prologue.sh"
 EVENTS=${1:-200000}
-cargo build --release --benches --bins --locked 2>&1 | tail -1
-bench() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
-LOADGEN=$(bench loadgen)
 NOOP=$(bench noop_receiver)
 LEDGER_CHECK=$(bench ledger_check)
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-echo "machine: $(nproc) cores, $(date -u +%F), commit $(git rev-parse --short HEAD)"
+machine
 
 wait_healthy() { # port → milliseconds until health answers
   local start=$(date +%s%N)

@@ -11,25 +11,17 @@
 #   benches/cluster.sh [SECONDS]     # default 10 s per measured run
 #
 # Needs the Rust toolchain, curl, python3 and nats-server (Debian's package).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common/prologue.sh"
 SECONDS_RUN=${1:-10}
 NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
-cargo build --release --benches --bins --locked 2>&1 | tail -1
-bench() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
-LOADGEN=$(bench loadgen)
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-echo "machine: $(nproc) cores, $(date -u +%F), commit $(git rev-parse --short HEAD), $($NATS_SERVER --version)"
+machine "$($NATS_SERVER --version)"
 
-wait_healthy() { until curl -sf "http://127.0.0.1:$1/api/webhooks/health" >/dev/null; do sleep 0.05; done; }
 health() { # port python-expression-over-data
   curl -s "http://127.0.0.1:$1/api/webhooks/health" |
     python3 -c "import json,sys; data=json.load(sys.stdin)['data']; print($2)"
 }
 stored_of() { sed -nE 's/.*statuses=\{.*"200": ([0-9]+).*/\1/p' "$1"; }
 secs_of() { sed -nE 's/.* seconds=([0-9.]+) .*/\1/p' "$1"; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; } # utime + stime
 
 start_node() { # name port [env…]
   local name=$1 port=$2; shift 2

@@ -9,20 +9,13 @@
 #   benches/filters.sh [SECONDS]     # default 10 s per measured run
 #
 # Needs the Rust toolchain and curl.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common/prologue.sh"
 SECONDS_RUN=${1:-10}
-cargo build --release --benches --bins --locked 2>&1 | tail -1
-bench() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
-LOADGEN=$(bench loadgen)
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-echo "machine: $(nproc) cores, $(date -u +%F), commit $(git rev-parse --short HEAD)"
+machine
 ALLOW='event:*'
 DENY='organization:no-such-org,repository:no-such-org/sandbox-*,event:no_such_event,action:no_such_action'
 echo "rules: HOOKVAULT_INGEST_ALLOW=$ALLOW HOOKVAULT_INGEST_DENY=$DENY"
 
-wait_healthy() { until curl -sf "http://127.0.0.1:$1/api/webhooks/health" >/dev/null; do sleep 0.01; done; }
 rate_of() { sed -nE 's/.*rate=([0-9]+)\/s.*/\1/p' "$1"; }
 
 measure() { # name port [env…] → prints the rate

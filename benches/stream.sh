@@ -8,25 +8,17 @@
 #   benches/stream.sh [SECONDS]     # default 10 s per measured run
 #
 # Needs the Rust toolchain, curl, python3 and nats-server (Debian's package).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common/prologue.sh"
 SECONDS_RUN=${1:-10}
 NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
-cargo build --release --benches --bins --locked 2>&1 | tail -1
-bench() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
-LOADGEN=$(bench loadgen)
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-echo "machine: $(nproc) cores, $(date -u +%F), commit $(git rev-parse --short HEAD), $($NATS_SERVER --version)"
+machine "$($NATS_SERVER --version)"
 
-wait_healthy() { until curl -sf "http://127.0.0.1:$1/api/webhooks/health" >/dev/null; do sleep 0.01; done; }
 stream_field() { # port field → the health's stream.<field>
   curl -s "http://127.0.0.1:$1/api/webhooks/health" |
     python3 -c "import json,sys; print(json.load(sys.stdin)['data']['stream']['$2'])"
 }
 rate_of() { sed -nE 's/.*rate=([0-9]+)\/s.*/\1/p' "$1"; }
 secs_of() { sed -nE 's/.* seconds=([0-9.]+) .*/\1/p' "$1"; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; } # utime + stime
 
 $NATS_SERVER -js -a 127.0.0.1 -p 4333 -sd "$WORK/nats" >/dev/null 2>&1 & NATS=$!
 sleep 1
