@@ -356,6 +356,41 @@ async fn losing_a_nats_server_and_a_node_under_load_loses_nothing() {
     let said = String::from_utf8_lossy(&alone.stderr);
     assert!(!alone.status.success(), "{said}");
     assert!(said.contains("belongs to a cluster node"), "{said}");
+    let export = dirs[0].path().join("nodes-own.ndjson");
+    std::fs::write(&export, exports[0].as_bytes()).unwrap();
+    let import = command(dirs[0].path())
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .args(["import", export.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&import.stderr);
+    assert!(!import.status.success(), "{said}");
+    assert!(said.contains("belongs to a cluster node"), "{said}");
+}
+
+#[tokio::test]
+async fn a_single_nodes_data_directory_does_not_start_as_a_cluster_node() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    let mut single = TestApp::spawn().await;
+    let fixture = &fixtures()[0];
+    let (status, _) = single
+        .post(Delivery::new(&fixture.event, &new_id(), &fixture.bytes))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    single.stop().await;
+    let joined = command(single.data_dir.path())
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("HOOKVAULT_NATS_URL", nats::urls(&nats))
+        .env("HOOKVAULT_NATS_MODE", "cluster")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&joined.stderr);
+    assert!(!joined.status.success(), "{said}");
+    assert!(said.contains("not in the cluster's log"), "{said}");
 }
 
 /// A processing stage that fails while `broken` is set (a target that is down).
