@@ -20,21 +20,45 @@ use hookvault::ingest::Payload;
 use hookvault::process::Stage;
 use hookvault::store::EventRecord;
 
-/// The settings of a cluster node on `nats`.
-pub fn node_of(nats: &[NatsServer]) -> impl FnOnce(&mut Config) + use<> {
+/// Three cluster nodes on `nats`, each with `tweak` applied to its settings and
+/// `stages` added to its processing.
+async fn three_nodes(
+    nats: &[NatsServer],
+    tweak: impl Fn(&mut Config) + Clone,
+    stages: Vec<Arc<dyn Stage>>,
+) -> Vec<TestApp> {
     let mut settings = NatsConfig::new(&nats::urls(nats));
     settings.mode = NatsMode::Cluster;
     settings.stream = "HOOKVAULT_LOG".into();
     settings.replicas = 3;
-    move |c| c.nats = Some(settings)
-}
-
-async fn three_nodes(nats: &[NatsServer]) -> Vec<TestApp> {
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        nodes.push(TestApp::spawn_with(node_of(nats)).await);
+        let (settings, tweak) = (settings.clone(), tweak.clone());
+        let node = move |c: &mut Config| {
+            c.nats = Some(settings);
+            tweak(c);
+        };
+        nodes.push(TestApp::spawn_full(node, stages.clone()).await);
     }
     nodes
+}
+
+/// Waits until every node exports the same (each applies the log at its own pace);
+/// that export.
+async fn same_exports(nodes: &[TestApp]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let first = export(&nodes[0]).await;
+        let mut same = true;
+        for node in &nodes[1..] {
+            same &= export(node).await == first;
+        }
+        if same {
+            return first;
+        }
+        assert!(Instant::now() < deadline, "the nodes' exports differ");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until `node` lists `count` events and its index holds them; how long it took.
@@ -86,7 +110,7 @@ async fn every_node_holds_every_delivery_whichever_node_took_it() {
     let Some(nats) = nats::cluster().await else {
         return;
     };
-    let nodes = three_nodes(&nats).await;
+    let nodes = three_nodes(&nats, |_| {}, Vec::new()).await;
     let corpus = fixtures();
     let mut posted = BTreeSet::new();
     for (i, fixture) in corpus.iter().enumerate() {
@@ -136,16 +160,10 @@ async fn every_node_holds_every_delivery_whichever_node_took_it() {
     // The fixtures hold content duplicates: stored, and counted apart.
     let counted = first["total"].as_u64().unwrap() + first["duplicates"].as_u64().unwrap();
     assert_eq!(counted, total, "{first}");
-    let exported = export(&nodes[0]).await;
-    assert_eq!(exported.lines().count() as u64, total);
     for node in &nodes[1..] {
         assert_eq!(summary(node).await, first);
-        assert!(
-            export(node).await == exported,
-            "{} exports otherwise",
-            node.address
-        );
     }
+    assert_eq!(same_exports(&nodes).await.lines().count() as u64, total);
 }
 
 #[tokio::test]
@@ -153,7 +171,7 @@ async fn racing_copies_on_different_nodes_give_one_event_on_each() {
     let Some(nats) = nats::cluster().await else {
         return;
     };
-    let nodes = three_nodes(&nats).await;
+    let nodes = three_nodes(&nats, |_| {}, Vec::new()).await;
     let fixture = &fixtures()[0];
     let id = new_id();
     let answers: Vec<(StatusCode, Value)> = futures::stream::iter(0..50)
@@ -182,10 +200,7 @@ async fn racing_copies_on_different_nodes_give_one_event_on_each() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(found["data"]["deliveryId"], id);
     }
-    let first = export(&nodes[0]).await;
-    for node in &nodes[1..] {
-        assert!(export(node).await == first);
-    }
+    same_exports(&nodes).await;
 }
 
 const TOKEN: &str = "cluster-test-token";
@@ -431,15 +446,9 @@ async fn a_replay_and_a_retry_failed_on_one_node_show_on_every_node() {
         return;
     };
     let broken = Arc::new(Broken(AtomicBool::new(true)));
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let node = node_of(&nats);
-        let tweak = move |c: &mut Config| {
-            node(c);
-            c.max_retries = 0; // only a replay or a retry-failed processes again
-        };
-        nodes.push(TestApp::spawn_full(tweak, vec![broken.clone() as Arc<dyn Stage>]).await);
-    }
+    // Only a replay or a retry-failed processes again.
+    let no_retries = |c: &mut Config| c.max_retries = 0;
+    let nodes = three_nodes(&nats, no_retries, vec![broken.clone() as Arc<dyn Stage>]).await;
     let corpus = fixtures();
     let mut ids = Vec::new();
     for (i, fixture) in corpus.iter().take(3).enumerate() {
@@ -473,14 +482,7 @@ async fn a_replay_and_a_retry_failed_on_one_node_show_on_every_node() {
         let shown = everywhere(&nodes, id, |e| e["status"] == "processed").await;
         assert_eq!(shown["attempts"], 2, "{shown}");
     }
-    let first = export(&nodes[0]).await;
-    for node in &nodes[1..] {
-        assert!(
-            export(node).await == first,
-            "{} exports otherwise",
-            node.address
-        );
-    }
+    same_exports(&nodes).await;
 }
 
 #[tokio::test]
@@ -488,18 +490,11 @@ async fn test_events_their_removal_and_retention_reach_every_node() {
     let Some(nats) = nats::cluster().await else {
         return;
     };
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let node = node_of(&nats);
-        nodes.push(
-            TestApp::spawn_with(move |c| {
-                node(c);
-                c.max_payload_bytes = Some(60_000);
-                c.retention_interval = Duration::from_millis(50);
-            })
-            .await,
-        );
-    }
+    let size_cap = |c: &mut Config| {
+        c.max_payload_bytes = Some(60_000);
+        c.retention_interval = Duration::from_millis(50);
+    };
+    let nodes = three_nodes(&nats, size_cap, Vec::new()).await;
     let request = json!({"eventType": "workflow_job", "repository": "test/repo"});
     let (status, made) = nodes[0].post_json("/api/webhooks/test", request).await;
     assert_eq!(status, StatusCode::OK, "{made}");
@@ -561,13 +556,5 @@ async fn test_events_their_removal_and_retention_reach_every_node() {
     }
     // Each node's retention task retires by its own clock; once every retirement is
     // applied everywhere, the nodes hold the same.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let first = export(&nodes[0]).await;
-        if export(&nodes[1]).await == first && export(&nodes[2]).await == first {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the nodes' exports differ");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    same_exports(&nodes).await;
 }
