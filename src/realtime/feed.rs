@@ -96,6 +96,16 @@ impl Feed {
             .subscribers
             .remove(&sid);
     }
+
+    /// [`Feed::remove`] unless the feed's lock is held, as it is while the feed
+    /// itself sends (a send that cuts a slow client off comes back here): then the
+    /// subscriber stays until its socket's disconnect removes it, and every send to
+    /// it is skipped meanwhile.
+    pub(super) fn remove_unless_sending(&self, sid: Sid) {
+        if let Ok(mut state) = self.state.try_lock() {
+            state.subscribers.remove(&sid);
+        }
+    }
 }
 
 pub async fn on_connect(socket: SocketRef) {

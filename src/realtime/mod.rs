@@ -160,7 +160,7 @@ impl Hub {
             return;
         }
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        self.feed.remove(socket.id);
+        self.feed.remove_unless_sending(socket.id);
         lock(&self.backlogs).remove(socket.id);
         socket.leave_all();
         let aborted = self
