@@ -78,24 +78,33 @@ pub struct Resolver;
 impl Resolve for Resolver {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|a| refused(a.ip()).is_none())
-                .collect();
-            if allowed.is_empty() {
-                if let Some(why) = found.first().and_then(|a| refused(a.ip())) {
-                    let message = format!("{host} resolves to {why}; refused (allowLinkLocal)");
-                    return Err(message.into());
-                }
-            }
+            let allowed = resolve(name.as_str(), 0).await?;
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
         })
     }
+}
+
+/// `host`'s addresses with `port`, without the refused ones; an error (with the
+/// reason) when it resolves only to refused ones. An IP literal resolves to itself.
+pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("{host}: {e}"))?
+        .collect();
+    let allowed: Vec<SocketAddr> = found
+        .iter()
+        .copied()
+        .filter(|a| refused(a.ip()).is_none())
+        .collect();
+    if allowed.is_empty() {
+        if let Some(why) = found.first().and_then(|a| refused(a.ip())) {
+            return Err(format!(
+                "{host} resolves to {why}; refused (allowLinkLocal)"
+            ));
+        }
+    }
+    Ok(allowed)
 }
 
 impl Resolver {

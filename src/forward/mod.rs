@@ -7,7 +7,7 @@
 //! - [`target`]: what a target is (URL, filters, secret, limits), checked.
 //! - [`address`]: which addresses a target may reach.
 //! - [`outgoing`]: the headers sent (GitHub's, signatures passed through or signed again).
-//! - [`send`]: one attempt, over HTTP.
+//! - [`send`]: one attempt, over HTTP; [`http1`]: the lean client for plain `http`.
 //! - [`breaker`]: the retry schedule and the circuit breaker.
 //! - [`worker`]: a target's loop: cursor, concurrency, order, retries, failures.
 //! - [`journal`]: what was done past the durable cursor, so a crash repeats only
@@ -21,6 +21,7 @@ pub mod address;
 pub mod breaker;
 pub mod filter;
 mod from_settings;
+mod http1;
 mod journal;
 pub mod outgoing;
 pub mod send;
@@ -67,10 +68,8 @@ pub enum Source {
 pub struct Target {
     pub spec: TargetSpec,
     pub source: Source,
-    /// `spec.url`, parsed once.
-    url: reqwest::Url,
     filter: Filter,
-    client: reqwest::Client,
+    client: send::Client,
     breaker: Breaker,
     journal: Journal,
     pub status: TargetStatus,
@@ -117,7 +116,6 @@ impl Target {
         journal: Journal,
     ) -> Result<Self, String> {
         Ok(Self {
-            url: reqwest::Url::parse(&spec.url).map_err(|e| format!("url: {e}"))?,
             metrics: TargetMetrics::new(metrics, &spec.name),
             filter: Filter::new(&spec),
             journal,

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use reqwest::redirect;
 
 use super::address::{self, Resolver};
+use super::http1;
 use super::outgoing;
 use super::status::{ANSWER_BYTES, Attempt};
 use super::target::TargetSpec;
@@ -28,8 +29,31 @@ pub struct Outbound {
     pub body: Bytes,
 }
 
-/// The HTTP client of one target: its timeout, redirect policy and resolver.
-pub fn client(spec: &TargetSpec) -> Result<reqwest::Client, String> {
+/// The HTTP client of one target. Plain `http` without redirects, the common
+/// case, goes through [`http1`]'s lean connections; `https` and targets that follow
+/// redirects through reqwest. Both check addresses at every connection and hold
+/// the target's timeout for the whole attempt, answer included.
+pub enum Client {
+    Lean(http1::Client),
+    Reqwest {
+        client: reqwest::Client,
+        /// `spec.url`, parsed once.
+        url: reqwest::Url,
+    },
+}
+
+/// The client for `spec` (checked).
+pub fn client(spec: &TargetSpec) -> Result<Client, String> {
+    let url = reqwest::Url::parse(&spec.url).map_err(|e| format!("url: {e}"))?;
+    let connect_timeout = CONNECT_TIMEOUT.min(spec.timeout());
+    if !spec.follow_redirects {
+        let keep = spec.concurrency as usize;
+        if let Some(lean) =
+            http1::Client::for_url(&url, spec.allow_link_local, connect_timeout, keep)
+        {
+            return lean.map(Client::Lean);
+        }
+    }
     crate::tls::install_provider();
     let allow = spec.allow_link_local;
     let redirects = if spec.follow_redirects {
@@ -48,22 +72,22 @@ pub fn client(spec: &TargetSpec) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .redirect(redirects)
         .timeout(spec.timeout())
-        .connect_timeout(CONNECT_TIMEOUT.min(spec.timeout()))
+        .connect_timeout(connect_timeout)
         .pool_max_idle_per_host(spec.concurrency as usize)
         .no_proxy();
     if !allow {
         builder = builder.dns_resolver(Resolver::shared());
     }
-    builder
+    let client = builder
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    Ok(Client::Reqwest { client, url })
 }
 
-/// Sends `delivery` once to `url` (`spec.url`, parsed); the attempt as recorded
-/// (`error` is `None` on a 2xx).
+/// Sends `delivery` once to the target; the attempt as recorded (`error` is `None`
+/// on a 2xx).
 pub async fn attempt(
-    client: &reqwest::Client,
-    url: &reqwest::Url,
+    client: &Client,
     spec: &TargetSpec,
     delivery: &Outbound,
     number: u32,
@@ -77,23 +101,38 @@ pub async fn attempt(
     );
     let at = timestamp::to_rfc3339(timestamp::now_ms());
     let started = Instant::now();
-    let sent = client
-        .post(url.clone())
-        .headers(headers)
-        .body(delivery.body.clone())
-        .send()
-        .await;
-    let (status, error, answer) = match sent {
-        Ok(mut response) => {
-            let status = response.status();
-            let answer = first_bytes(&mut response).await;
+    let answered = match client {
+        Client::Lean(client) => {
+            let post = client.post(headers, delivery.body.clone());
+            match tokio::time::timeout(spec.timeout(), post).await {
+                Ok(Ok(answered)) => Ok((answered.status, answered.body)),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err("timed out".to_owned()),
+            }
+        }
+        Client::Reqwest { client, url } => {
+            let sent = client
+                .post(url.clone())
+                .headers(headers)
+                .body(delivery.body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(mut response) => Ok((response.status(), first_bytes(&mut response).await)),
+                Err(error) => Err(describe(&error)),
+            }
+        }
+    };
+    let (status, error, answer) = match answered {
+        Ok((status, answer)) => {
             let error = (!status.is_success()).then(|| match status.is_redirection() {
                 true => format!("answered {status}; redirects are not followed (followRedirects)"),
                 false => format!("answered {status}"),
             });
+            let answer = String::from_utf8_lossy(&answer).into_owned();
             (Some(status.as_u16()), error, answer)
         }
-        Err(error) => (None, Some(describe(&error)), String::new()),
+        Err(error) => (None, Some(error), String::new()),
     };
     Attempt {
         seq: delivery.seq,
@@ -109,7 +148,7 @@ pub async fn attempt(
 
 /// The first bytes of the answer; the rest is read (up to a bound) so the
 /// connection can be used again, or left.
-async fn first_bytes(response: &mut reqwest::Response) -> String {
+async fn first_bytes(response: &mut reqwest::Response) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut read = 0usize;
     while let Ok(Some(chunk)) = response.chunk().await {
@@ -122,7 +161,7 @@ async fn first_bytes(response: &mut reqwest::Response) -> String {
             break;
         }
     }
-    String::from_utf8_lossy(&kept).into_owned()
+    kept
 }
 
 /// A transport error in a few words, with its cause (reqwest's own message says only

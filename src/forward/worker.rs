@@ -387,7 +387,7 @@ async fn deliver(target: &Target, delivery: &Outbound, before: u32) -> Result<()
     loop {
         let turn = target.breaker.turn().await;
         number += 1;
-        let attempt = send::attempt(&target.client, &target.url, spec, delivery, number).await;
+        let attempt = send::attempt(&target.client, spec, delivery, number).await;
         target.metrics_attempt(&attempt);
         if attempt.succeeded() {
             target.breaker.succeeded();
