@@ -9,12 +9,10 @@
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
-use futures::{FutureExt, future::BoxFuture};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Target;
@@ -79,9 +77,7 @@ pub struct Worker {
     busy: HashSet<String>,
     resends: VecDeque<u64>,
     resending: HashSet<u64>,
-    /// The deliveries in flight, driven by the worker's own task: an answer wakes
-    /// no other task, and the worker sees at once what is done.
-    running: FuturesUnordered<Running>,
+    running: JoinSet<Done>,
     saved: u64,
     saved_at: Instant,
 }
@@ -101,7 +97,7 @@ impl Worker {
             busy: HashSet::new(),
             resends: VecDeque::new(),
             resending: HashSet::new(),
-            running: FuturesUnordered::new(),
+            running: JoinSet::new(),
             saved: cursor,
             saved_at: Instant::now(),
         }
@@ -148,15 +144,15 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
-                Some(done) = self.running.next(), if !self.running.is_empty() => {
+                Some(done) = self.running.join_next(), if !self.running.is_empty() => {
                     // And every other one done by now: one turn of the loop for all.
                     let mut next = Some(done);
                     while let Some(done) = next {
                         match done {
                             Ok(done) => self.finish(done).await,
-                            Err(_) => tracing::error!("a forwarding delivery panicked"),
+                            Err(error) => tracing::error!(%error, "a forwarding task panicked"),
                         }
-                        next = self.ready_next().await;
+                        next = self.running.try_join_next();
                     }
                 }
                 Some(command) = commands.recv() => match command {
@@ -188,7 +184,7 @@ impl Worker {
         }
         // What is in flight now is sent again after the restart. The last cursor is
         // committed before the worker ends, so a worker started next (a PUT) reads it.
-        self.running.clear();
+        self.running.abort_all();
         let last = ForwardingChange::StartAt {
             name: self.target.spec.name.clone(),
             seq: self.cursor,
@@ -232,7 +228,7 @@ impl Worker {
                 break;
             };
             let (target, store) = (self.target.clone(), self.store.clone());
-            self.running.push(caught(resend(target, store, seq)));
+            self.running.spawn(resend(target, store, seq));
         }
         let ordered = self.target.spec.ordered;
         let mut blocked = HashSet::new();
@@ -253,7 +249,7 @@ impl Worker {
             };
             let delivery = self.waiting.remove(next).expect("next is in bounds");
             let target = self.target.clone();
-            self.running.push(caught(async move {
+            self.running.spawn(async move {
                 let seq = delivery.seq;
                 let outcome = match deliver(&target, &delivery, 0).await {
                     Ok(()) => {
@@ -269,22 +265,13 @@ impl Worker {
                     resend: false,
                     outcome,
                 }
-            }));
+            });
         }
         let in_flight = self.running.len() as u64;
         self.target
             .status
             .in_flight
             .store(in_flight, Ordering::Relaxed);
-    }
-
-    /// A delivery done by now, if one is (polled with the loop's own waker).
-    async fn ready_next(&mut self) -> Option<std::thread::Result<Done>> {
-        std::future::poll_fn(|cx| match self.running.poll_next_unpin(cx) {
-            Poll::Ready(done) => Poll::Ready(done),
-            Poll::Pending => Poll::Ready(None),
-        })
-        .await
     }
 
     async fn finish(&mut self, done: Done) {
@@ -358,15 +345,6 @@ impl Worker {
         self.saved = self.cursor;
         self.saved_at = Instant::now();
     }
-}
-
-/// A delivery in flight; a panic in it is caught and logged, as a task's would be.
-type Running = BoxFuture<'static, std::thread::Result<Done>>;
-
-fn caught(delivery: impl Future<Output = Done> + Send + 'static) -> Running {
-    std::panic::AssertUnwindSafe(delivery)
-        .catch_unwind()
-        .boxed()
 }
 
 /// Content duplicates (another hook's copy of a delivery sent already) and
