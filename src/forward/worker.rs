@@ -26,6 +26,10 @@ use crate::store::{
 
 /// Matching deliveries read ahead of what is sent.
 const READ_AHEAD: usize = 512;
+/// The read-ahead is filled again once it holds fewer than this: a target catching
+/// up reads hundreds of deliveries at once, not the few done since the last read
+/// (each read is a trip to a blocking thread and a read transaction).
+const REFILL_BELOW: usize = READ_AHEAD / 2;
 /// Body bytes read from the store at once (besides the first event).
 const READ_BYTES: usize = 16 << 20;
 /// After a commit, wait this long before reading, to take several commits at once.
@@ -119,7 +123,7 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
-            if more && self.waiting.len() < READ_AHEAD {
+            if more && self.waiting.len() < REFILL_BELOW {
                 feed.borrow_and_update();
                 match self.fill().await {
                     Ok(found) => more = found,
@@ -134,7 +138,7 @@ impl Worker {
             }
             self.dispatch();
             self.advance();
-            if more && self.waiting.len() < READ_AHEAD {
+            if more && self.waiting.len() < REFILL_BELOW {
                 continue;
             }
             if !save_armed && self.cursor > self.saved {
