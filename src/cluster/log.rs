@@ -55,6 +55,11 @@ impl Default for Waiting {
 }
 
 impl Waiting {
+    /// This node's id, made at its start.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// A ticket for `waiter`, and the headers that carry it.
     fn register(&self, waiter: Waiter) -> (u64, HeaderMap) {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
