@@ -267,6 +267,7 @@ impl App {
                 .await?;
                 cluster_status = Some(node.status);
                 cluster_forwarding = Some(node.forwarding);
+                tokio::spawn(tokens::follow_cluster(tokens.clone(), node.tokens_changed));
                 cluster_node = Some(node.task);
                 (None, None)
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull};
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::log::{Decision, Waiter, Waiting};
 use super::{CHANGE_SUBJECT, DELIVERY_SUBJECT, MAX_BACKOFF, Status};
@@ -42,6 +42,8 @@ pub struct Materializer {
     pub status: Arc<Status>,
     /// What forwarding learns from the log: targets changed, re-sends asked.
     pub notices: mpsc::UnboundedSender<Notice>,
+    /// Counts the token changes applied, for the tokens held in memory.
+    pub tokens_changed: watch::Sender<u64>,
 }
 
 impl Materializer {
@@ -155,21 +157,26 @@ impl Materializer {
                     LoggedChange::Forwarding(changes) => forward::notices(changes),
                     _ => Vec::new(),
                 };
+                let tokens = matches!(change, LoggedChange::Token(_));
                 let reply = match waiter {
                     Some(Waiter::Change(reply)) => Some(reply),
                     _ => None,
                 };
                 let to = self.notices.clone();
+                let tokens_changed = self.tokens_changed.clone();
                 self.store
                     .materialize_change(change, seq)
                     .await
                     .map(|applied| {
-                        if reply.is_some() || !notices.is_empty() {
+                        if reply.is_some() || !notices.is_empty() || tokens {
                             tokio::spawn(async move {
                                 let applied = applied.await;
                                 if applied.is_ok() {
                                     for notice in notices {
                                         let _ = to.send(notice);
+                                    }
+                                    if tokens {
+                                        tokens_changed.send_modify(|count| *count += 1);
                                     }
                                 }
                                 if let Some(reply) = reply {

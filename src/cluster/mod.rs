@@ -131,6 +131,9 @@ pub struct Node {
     pub status: Arc<Status>,
     /// Whether this node runs forwarding, and what the other nodes changed of it.
     pub forwarding: forward::Shared,
+    /// Changes each time a token change from the log is applied (made, revoked or
+    /// used on any node): the tokens held in memory are read again.
+    pub tokens_changed: watch::Receiver<u64>,
     /// Following the log, and holding the forwarding lease: both end on the
     /// `shutdown` given to [`start`] (the lease released first).
     pub task: JoinHandle<()>,
@@ -168,6 +171,7 @@ pub async fn start(
     ))));
     let (notify, notices) = mpsc::unbounded_channel();
     let (leads, leading) = watch::channel(false);
+    let (tokens_changed, tokens_seen) = watch::channel(0);
     let lease = lease::Lease {
         js: js.clone(),
         stream: config.stream.clone(),
@@ -183,6 +187,7 @@ pub async fn start(
         waiting,
         status: status.clone(),
         notices: notify,
+        tokens_changed,
     };
     let task = tokio::spawn(async move {
         let (stop, stopped) = watch::channel(false);
@@ -200,6 +205,7 @@ pub async fn start(
     Ok(Node {
         status,
         forwarding: forward::Shared { leading, notices },
+        tokens_changed: tokens_seen,
         task,
     })
 }

@@ -309,7 +309,7 @@ impl Store {
         if let Some(log) = self.cluster_log()? {
             return match log.change(LoggedChange::Processed(update)).await? {
                 ChangeOutcome::Record(record) => Ok(record.map(|r| *r)),
-                ChangeOutcome::Count(_) | ChangeOutcome::Done => {
+                ChangeOutcome::Count(_) | ChangeOutcome::Done | ChangeOutcome::Applied(_) => {
                     Err(StoreError::Cluster("no record for an update".into()))
                 }
             };

@@ -64,6 +64,8 @@ pub enum LoggedChange {
     RemoveTests(Vec<u64>),
     /// Forwarding's targets, cursors and failed deliveries.
     Forwarding(Vec<super::ForwardingChange>),
+    /// An API token made, revoked, or its last use.
+    Token(super::TokenChange),
 }
 
 /// What a change's application answers the node that appended it.
@@ -72,6 +74,8 @@ pub enum ChangeOutcome {
     Record(Option<Box<EventRecord>>),
     Count(usize),
     Done,
+    /// Whether the change applied (a token change).
+    Applied(bool),
 }
 
 impl LoggedChange {
@@ -193,6 +197,11 @@ impl Store {
                 let request = WriteRequest::Forwarding { changes, reply };
                 (request, answered(answer, |()| ChangeOutcome::Done))
             }
+            LoggedChange::Token(change) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Tokens { change, reply };
+                (request, answered(answer, ChangeOutcome::Applied))
+            }
         };
         self.appends
             .send(AppendRequest::Pass {
@@ -247,7 +256,7 @@ impl Store {
 pub(super) fn counted(outcome: ChangeOutcome) -> Result<usize, StoreError> {
     match outcome {
         ChangeOutcome::Count(count) => Ok(count),
-        ChangeOutcome::Record(_) | ChangeOutcome::Done => {
+        ChangeOutcome::Record(_) | ChangeOutcome::Done | ChangeOutcome::Applied(_) => {
             Err(StoreError::Cluster("no count for a count".into()))
         }
     }

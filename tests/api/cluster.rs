@@ -835,3 +835,60 @@ async fn forwarding_runs_once_per_cluster_and_moves_when_its_node_dies() {
         "a deleted target gets nothing"
     );
 }
+
+/// Waits until every node answers `token`'s read of the events with `status`.
+async fn token_answered(nodes: &[TestApp], token: &str, status: StatusCode) {
+    for node in nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let method = reqwest::Method::GET;
+            let (got, _) =
+                crate::bearer::call(node, method, "/api/webhooks/events", token, None).await;
+            if got == status {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} answers the token {got}, not {status}",
+                node.address
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_made_or_revoked_on_one_node_holds_on_every_node() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    const ADMIN: &str = "cluster-admin-token";
+    let admin = |c: &mut Config| c.api_token = Some(hookvault::config::Secret::new(ADMIN));
+    let nodes = three_nodes(&nats, admin, Vec::new()).await;
+    let (status, made) = crate::bearer::call(
+        &nodes[0],
+        reqwest::Method::POST,
+        "/api/tokens",
+        ADMIN,
+        Some(json!({"name": "reader", "scope": "read"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let token = made["data"]["token"].as_str().unwrap().to_owned();
+    token_answered(&nodes, &token, StatusCode::OK).await;
+    let (status, listed) =
+        crate::bearer::call(&nodes[2], reqwest::Method::GET, "/api/tokens", ADMIN, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["data"][0]["name"], "reader", "{listed}");
+
+    let (status, body) = crate::bearer::call(
+        &nodes[1],
+        reqwest::Method::DELETE,
+        "/api/tokens/reader",
+        ADMIN,
+        None,
+    )
+    .await;
+    assert!(status.is_success(), "{status} {body}");
+    token_answered(&nodes, &token, StatusCode::UNAUTHORIZED).await;
+}
