@@ -294,6 +294,7 @@ impl App {
         ));
 
         tokio::spawn(memory::give_back_freed(until_stopped()));
+        let leading = cluster_forwarding.as_ref().map(|s| s.leading.clone());
         let forwarding = forward::Forwarding::start(
             store.clone(),
             metrics.clone(),
@@ -301,8 +302,12 @@ impl App {
             cluster_forwarding,
         )
         .await?;
-        let backfill =
-            backfill::Backfill::start(config.backfill.clone(), store.clone(), metrics.clone())?;
+        let backfill = backfill::Backfill::start(
+            config.backfill.clone(),
+            store.clone(),
+            metrics.clone(),
+            leading,
+        )?;
 
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
         let ingest_filter = Arc::new(domain::SharedFilter::new(config.ingest_filter.clone()));

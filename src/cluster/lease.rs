@@ -1,7 +1,7 @@
-//! Forwarding once per cluster: one node at a time holds the forwarding lease and
-//! runs every target's worker. The others keep the same targets, cursors and failed
-//! deliveries (forwarding's changes go through the cluster's log) and take over
-//! when the holder stops renewing.
+//! What runs once per cluster: one node at a time holds the cluster's lease and runs
+//! every forwarding target's worker and the scheduled backfill. The others keep the
+//! same targets, cursors and failed deliveries (forwarding's changes go through the
+//! cluster's log) and take over when the holder stops renewing.
 //!
 //! The lease is a key in a JetStream key-value bucket replicated like the log, whose
 //! entries expire [`TTL`] after they were last written. A node takes it with a
@@ -21,9 +21,9 @@ use tokio::time::Instant;
 
 use crate::store::Store;
 
-/// The bucket of leases, and the forwarding lease's key in it.
+/// The bucket of leases, and the cluster's lease's key in it.
 const BUCKET: &str = "hookvault-leases";
-const KEY: &str = "forwarding";
+const KEY: &str = "singletons";
 /// A lease not renewed for this long is gone: how long forwarding pauses when its
 /// node dies.
 pub const TTL: Duration = Duration::from_secs(5);
@@ -36,7 +36,7 @@ const MARGIN: Duration = Duration::from_secs(2);
 /// Longest wait for the bucket's answer to a renewal.
 const PATIENCE: Duration = Duration::from_millis(500);
 
-/// The forwarding lease as this node sees it.
+/// The cluster's lease as this node sees it.
 pub struct Lease {
     pub js: jetstream::Context,
     /// The cluster's log stream, and its replicas (the bucket's too).
@@ -73,7 +73,7 @@ impl Lease {
                 match self.open().await {
                     Ok(kv) => bucket = Some(kv),
                     Err(error) => {
-                        tracing::warn!(%error, "cannot open the forwarding lease's bucket")
+                        tracing::warn!(%error, "cannot open the bucket of the cluster's lease")
                     }
                 }
             }
@@ -99,9 +99,9 @@ impl Lease {
         if let (Some(kv), Some(held)) = (bucket, held) {
             // The next node takes over now, not once the key expires.
             match kv.delete_expect_revision(KEY, Some(held.revision)).await {
-                Ok(()) => tracing::info!("forwarding lease released"),
+                Ok(()) => tracing::info!("cluster's lease released"),
                 Err(error) => {
-                    tracing::warn!(%error, "cannot release the forwarding lease; it expires")
+                    tracing::warn!(%error, "cannot release the cluster's lease; it expires")
                 }
             }
         }
@@ -117,7 +117,7 @@ impl Lease {
         self.js
             .create_stream(stream::Config {
                 name: format!("KV_{BUCKET}"),
-                description: Some("hookvault: which node runs forwarding".into()),
+                description: Some("hookvault: which node runs forwarding and backfill".into()),
                 subjects: vec![format!("$KV.{BUCKET}.>")],
                 max_messages_per_subject: 1,
                 max_age: TTL,
@@ -145,19 +145,19 @@ impl Lease {
             Ok(revision) => revision,
             Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => return None,
             Err(error) => {
-                tracing::warn!(%error, "cannot take the forwarding lease");
+                tracing::warn!(%error, "cannot take the cluster's lease");
                 return None;
             }
         };
         let last = match self.log_last().await {
             Ok(last) => last,
             Err(error) => {
-                tracing::warn!(%error, "cannot read the cluster's log; the forwarding lease goes back");
+                tracing::warn!(%error, "cannot read the cluster's log; the cluster's lease goes back");
                 let _ = kv.delete_expect_revision(KEY, Some(revision)).await;
                 return None;
             }
         };
-        tracing::info!(caught_up_at = last, "this node took the forwarding lease");
+        tracing::info!(caught_up_at = last, "this node took the cluster's lease");
         Some(Held {
             revision,
             renewed: taken,
@@ -190,15 +190,17 @@ impl Lease {
                 ..held
             }),
             Err((Some(kv::UpdateErrorKind::WrongLastRevision), _)) => {
-                tracing::warn!("the forwarding lease went to another node; forwarding stops here");
+                tracing::warn!(
+                    "the cluster's lease went to another node; forwarding and backfill stop here"
+                );
                 None
             }
             Err((_, error)) if held.renewed.elapsed() >= TTL - MARGIN => {
-                tracing::warn!(%error, "cannot renew the forwarding lease; forwarding stops here");
+                tracing::warn!(%error, "cannot renew the cluster's lease; forwarding and backfill stop here");
                 None
             }
             Err((_, error)) => {
-                tracing::warn!(%error, "cannot renew the forwarding lease; trying again");
+                tracing::warn!(%error, "cannot renew the cluster's lease; trying again");
                 Some(held)
             }
         }

@@ -17,7 +17,7 @@
 //!
 //! - **Forward once** ([`lease`]): forwarding's changes (targets, cursors, failed
 //!   deliveries) are messages of the log like any other, and the node holding the
-//!   forwarding lease runs the targets' workers.
+//!   cluster's lease runs the targets' workers.
 //!
 //! The store knows none of this: it sees a [`crate::store::SharedLog`] and the
 //! messages handed to [`crate::store::Store::materialize`].
@@ -134,7 +134,7 @@ pub struct Node {
     /// Changes each time a token change from the log is applied (made, revoked or
     /// used on any node): the tokens held in memory are read again.
     pub tokens_changed: watch::Receiver<u64>,
-    /// Following the log, and holding the forwarding lease: both end on the
+    /// Following the log, and holding the cluster's lease: both end on the
     /// `shutdown` given to [`start`] (the lease released first).
     pub task: JoinHandle<()>,
 }

@@ -180,7 +180,7 @@ pub struct TargetView {
     pub spec: SpecView,
     pub source: Source,
     /// Whether this node runs the target: always on a single node; in cluster mode
-    /// only on the node holding the forwarding lease (the others show its saved
+    /// only on the node holding the cluster's lease (the others show its saved
     /// cursor, and no attempts).
     pub runs_here: bool,
     /// `healthy`, `retrying` (failed attempts since the last success) or `open`
@@ -219,7 +219,7 @@ struct WorkerHandle {
 
 /// Cluster mode: what forwarding is told of the cluster.
 pub struct Shared {
-    /// True while this node holds the forwarding lease: it runs every target.
+    /// True while this node holds the cluster's lease: it runs every target.
     pub leading: watch::Receiver<bool>,
     /// Changes other nodes made through the log.
     pub notices: mpsc::UnboundedReceiver<Notice>,
@@ -258,7 +258,7 @@ pub struct Forwarding {
     /// `HOOKVAULT_FORWARD`'s targets (the same on every node of a cluster).
     settings: Vec<TargetSpec>,
     /// Whether this node runs the workers: always on a single node; on a cluster
-    /// node while it holds the forwarding lease.
+    /// node while it holds the cluster's lease.
     leading: watch::Receiver<bool>,
     cluster: bool,
     targets: Mutex<BTreeMap<String, Running>>,
@@ -269,7 +269,7 @@ pub struct Forwarding {
 impl Forwarding {
     /// Starts a worker for each target: those of `urls` (`HOOKVAULT_FORWARD`) and
     /// those made through the API. In cluster mode (`shared`) only while this node
-    /// holds the forwarding lease.
+    /// holds the cluster's lease.
     pub async fn start(
         store: Store,
         metrics: Arc<Metrics>,
@@ -311,7 +311,7 @@ impl Forwarding {
     }
 
     /// Whether this node runs the targets' workers (in cluster mode, whether it holds
-    /// the forwarding lease).
+    /// the cluster's lease).
     pub fn runs_here(&self) -> bool {
         *self.leading.borrow()
     }

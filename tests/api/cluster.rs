@@ -597,7 +597,7 @@ async fn forwarding_node(client: &reqwest::Client, addresses: &[&str]) -> usize 
         for (i, address) in addresses.iter().enumerate() {
             let url = format!("{address}/api/webhooks/health");
             let (_, health) = call(client, reqwest::Method::GET, url, None).await;
-            if health["data"]["cluster"]["runsForwarding"] == true {
+            if health["data"]["cluster"]["holdsLease"] == true {
                 running.push(i);
             }
         }
@@ -891,4 +891,67 @@ async fn a_token_made_or_revoked_on_one_node_holds_on_every_node() {
     .await;
     assert!(status.is_success(), "{status} {body}");
     token_answered(&nodes, &token, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn scheduled_backfill_runs_on_the_node_holding_the_lease_only() {
+    use crate::github_fake::{FakeGitHub, Hook, TOKEN};
+    use hookvault::backfill::hooks::HookRef;
+    use hookvault::config::{BackfillConfig, Secret};
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    // GitHub failed to deliver two deliveries of the hook (nothing listened).
+    let fake = FakeGitHub::start().await;
+    fake.set_target("http://127.0.0.1:9/api/webhooks/github");
+    let hook = Hook::repo("Codertocat/Hello-World", 303);
+    let fixture = fixtures()
+        .into_iter()
+        .find(|f| f.repository() == Some("Codertocat/Hello-World"))
+        .unwrap();
+    let mut missed = BTreeSet::new();
+    for _ in 0..2 {
+        let id = new_id();
+        assert_eq!(
+            fake.deliver(&hook, &fixture.event, &id, &fixture.bytes)
+                .await,
+            502
+        );
+        missed.insert(id);
+    }
+    // Every node has the same backfill settings, with a schedule (its first run at
+    // startup).
+    let backfill = BackfillConfig {
+        api_url: fake.url.clone(),
+        token: Some(Secret::new(TOKEN)),
+        hooks: Some(HookRef::parse_list("repo:Codertocat/Hello-World:303").unwrap()),
+        interval: Some(Duration::from_secs(3600)),
+        pace: Duration::ZERO,
+        // The redeliveries go nowhere: the run ends without waiting for them.
+        confirm_wait: Duration::ZERO,
+        ..BackfillConfig::default()
+    };
+    let nodes = three_nodes(&nats, move |c| c.backfill = backfill.clone(), Vec::new()).await;
+    let ran = || async {
+        let mut ran = Vec::new();
+        for node in &nodes {
+            let (_, status) = node.get_json("/api/backfill").await;
+            if !status["data"]["lastRun"].is_null() {
+                ran.push(node.address.clone());
+            }
+        }
+        ran
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ran().await.is_empty() {
+        assert!(Instant::now() < deadline, "no node ran backfill at startup");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Time for the others to run too, were they to: one node asks GitHub, not each.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ran = ran().await;
+    assert_eq!(ran.len(), 1, "nodes that ran backfill: {ran:?}");
+    let asked: BTreeSet<String> = fake.redelivered().into_iter().collect();
+    assert_eq!(asked, missed);
+    assert_eq!(fake.redelivered().len(), 2, "each redelivery asked once");
 }
