@@ -10,11 +10,19 @@
 #
 #   benches/cluster.sh [SECONDS]     # default 10 s per measured run
 #
-# Needs the Rust toolchain, curl, python3 and nats-server (Debian's package).
+# Needs the Rust toolchain, curl, python3 and nats-server: 2.10 or later
+# (tests/nats/requirements.txt) runs with sync_interval: always, as the tests do and
+# as power-loss durability needs; Debian's 2.9 does not know it and runs without.
 source "$(dirname "$0")/common/prologue.sh"
 SECONDS_RUN=${1:-10}
 NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
-machine "$($NATS_SERVER --version)"
+SYNC=()
+if python3 -c 'import re, sys; sys.exit(tuple(map(int, re.search(r"v(\d+)\.(\d+)", sys.argv[1]).groups())) < (2, 10))' \
+  "$($NATS_SERVER --version)"; then
+  echo "jetstream { sync_interval: always }" >"$WORK/sync.conf"
+  SYNC=(-c "$WORK/sync.conf")
+fi
+machine "$($NATS_SERVER --version)${SYNC:+, sync_interval: always}"
 
 health() { # port python-expression-over-data
   curl -s "http://127.0.0.1:$1/api/webhooks/health" |
@@ -44,7 +52,7 @@ NATS_PIDS=()
 for i in 0 1 2; do
   others=$(for j in 0 1 2; do if [ $j != $i ]; then printf 'nats://127.0.0.1:%s,' ${ROUTES[$j]}; fi; done)
   $NATS_SERVER -js -a 127.0.0.1 -p $((4341 + i)) -sd "$WORK/nats$i" -n "bench-$i" \
-    --cluster_name bench --cluster nats://127.0.0.1:${ROUTES[$i]} --routes "${others%,}" >/dev/null 2>&1 &
+    --cluster_name bench --cluster nats://127.0.0.1:${ROUTES[$i]} --routes "${others%,}" "${SYNC[@]}" >/dev/null 2>&1 &
   NATS_PIDS+=($!)
 done
 URLS=nats://127.0.0.1:4341,nats://127.0.0.1:4342,nats://127.0.0.1:4343

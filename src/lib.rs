@@ -248,12 +248,27 @@ impl App {
                 until_stopped(),
             ))
         });
-        let (mut cluster_status, mut following) = (None, None);
+        // A cluster node follows its log until forwarding and processing have
+        // stopped: what they record on the way out goes through it.
+        let (stop_cluster, cluster_stopped) = tokio::sync::watch::channel(false);
+        let (mut cluster_status, mut cluster_node, mut cluster_forwarding) = (None, None, None);
         let (stream_status, streaming) = match config.nats.clone() {
             Some(nats) if cluster_mode => {
-                let (status, task) =
-                    cluster::start(store.clone(), processor.clone(), nats, until_stopped()).await?;
-                (cluster_status, following) = (Some(status), Some(task));
+                let until_cluster_stopped = async move {
+                    let mut stopped = cluster_stopped;
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                let node = cluster::start(
+                    store.clone(),
+                    processor.clone(),
+                    nats,
+                    until_cluster_stopped,
+                )
+                .await?;
+                cluster_status = Some(node.status);
+                cluster_forwarding = Some(node.forwarding);
+                tokio::spawn(tokens::follow_cluster(tokens.clone(), node.tokens_changed));
+                cluster_node = Some(node.task);
                 (None, None)
             }
             Some(nats) => {
@@ -279,17 +294,20 @@ impl App {
         ));
 
         tokio::spawn(memory::give_back_freed(until_stopped()));
-        if cluster_mode && !config.forward.is_empty() {
-            // Each node holds every delivery: a target set on every node gets each
-            // delivery from every node (docs/cluster.md).
-            tracing::warn!(
-                "forwarding in cluster mode runs on each node where a target is set: set HOOKVAULT_FORWARD on one node only"
-            );
-        }
-        let forwarding =
-            forward::Forwarding::start(store.clone(), metrics.clone(), &config.forward).await?;
-        let backfill =
-            backfill::Backfill::start(config.backfill.clone(), store.clone(), metrics.clone())?;
+        let leading = cluster_forwarding.as_ref().map(|s| s.leading.clone());
+        let forwarding = forward::Forwarding::start(
+            store.clone(),
+            metrics.clone(),
+            &config.forward,
+            cluster_forwarding,
+        )
+        .await?;
+        let backfill = backfill::Backfill::start(
+            config.backfill.clone(),
+            store.clone(),
+            metrics.clone(),
+            leading,
+        )?;
 
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
         let ingest_filter = Arc::new(domain::SharedFilter::new(config.ingest_filter.clone()));
@@ -337,10 +355,11 @@ impl App {
         if let Some(streaming) = streaming {
             streaming.await?;
         }
-        if let Some(following) = following {
-            following.await?;
-        }
         forwarding.stop().await;
+        let _ = stop_cluster.send(true);
+        if let Some(node) = cluster_node {
+            node.await?;
+        }
         backfill.stop().await;
         // Their handles to the store go too, so the writer can stop.
         drop(forwarding);

@@ -69,6 +69,7 @@ function targetRow(t) {
   const open = el("button", { type: "button", class: "link", "aria-label": `Show target ${t.name}`, onclick: (e) => { e.stopPropagation(); selectTarget(t.name); } }, t.name);
   return el("tr", { "data-target": t.name, onclick: () => selectTarget(t.name) },
     el("td", {}, open, " ", el("span", { class: "badge muted" }, t.source === "settings" ? "settings" : "API"),
+      t.runsHere ? "" : [" ", el("span", { class: "badge muted", title: "In a cluster one node runs forwarding; this one shows the cursor it saved last" }, "runs on another node")],
       el("div", { class: "muted url" }, t.url), el("div", { class: "muted small" }, filters(t))),
     el("td", {}, stateBadge(t.state)), el("td", { "data-field": "backlog" }, String(t.backlog)),
     el("td", { "data-field": "inFlight" }, String(t.inFlight)), el("td", { "data-field": "delivered" }, String(t.delivered)),

@@ -343,6 +343,7 @@ async fn health(
             "appliedStreamSeq": crate::cluster::Status::decided(&state.store),
             "lag": cluster.lag(&state.store),
             "lastError": cluster.last_error(),
+            "holdsLease": state.forwarding.runs_here(),
         });
     }
     Ok(envelope::ok(health))

@@ -96,14 +96,19 @@ pub struct Backfill {
     memory: Mutex<Memory>,
     stop: watch::Sender<bool>,
     scheduler: Mutex<Option<JoinHandle<()>>>,
+    /// Cluster mode: true while this node holds the cluster's lease; scheduled runs
+    /// happen only then, so one node asks GitHub, not each.
+    leading: Option<watch::Receiver<bool>>,
 }
 
 impl Backfill {
-    /// Backfill with its scheduler running when it has credentials and an interval.
+    /// Backfill with its scheduler running when it has credentials and an interval
+    /// (in cluster mode, its runs while this node holds the cluster's lease).
     pub fn start(
         config: BackfillConfig,
         store: Store,
         metrics: Arc<Metrics>,
+        leading: Option<watch::Receiver<bool>>,
     ) -> anyhow::Result<Arc<Self>> {
         let github = match config.enabled() {
             true => Some(Arc::new(GitHub::new(&config).map_err(anyhow::Error::msg)?)),
@@ -120,6 +125,7 @@ impl Backfill {
             memory: Mutex::default(),
             stop: watch::channel(false).0,
             scheduler: Mutex::new(None),
+            leading,
         });
         if let Some(interval) = interval {
             let task = tokio::spawn(backfill.clone().schedule(interval));
@@ -168,7 +174,19 @@ impl Backfill {
         };
         let mut stopped = self.stop.subscribe();
         let mut trigger = Trigger::Startup;
+        let mut leading = self.leading.clone();
         loop {
+            if let Some(leading) = &mut leading
+                && !*leading.borrow_and_update()
+            {
+                // Another node runs it; this one takes over, with a run at once,
+                // when it takes the lease.
+                tokio::select! {
+                    changed = leading.changed() => if changed.is_err() { return },
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                }
+                continue;
+            }
             match self.running.clone().try_lock_owned() {
                 Ok(guard) => {
                     let request = Request {

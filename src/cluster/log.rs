@@ -55,6 +55,11 @@ impl Default for Waiting {
 }
 
 impl Waiting {
+    /// This node's id, made at its start.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// A ticket for `waiter`, and the headers that carry it.
     fn register(&self, waiter: Waiter) -> (u64, HeaderMap) {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
@@ -142,8 +147,11 @@ impl ClusterLog {
 
 /// Publishes, trying again for a while when the stream did not take the message at
 /// all: no stream answered (a stream just made in a cluster is not known to every
-/// server at once; its leader moves after a server is lost). A timeout is not tried
-/// again: the message may be in the stream, and the sender's own retry finds it.
+/// server at once; its leader moves after a server is lost), or another copy with
+/// the same `Nats-Msg-Id` is being stored (nats-server 2.11 and later refuse the
+/// second one meanwhile; tried again, it is answered as a duplicate, with the
+/// first one's sequence). A timeout is not tried again: the message may be in the
+/// stream, and the sender's own retry finds it.
 async fn publish(
     js: &jetstream::Context,
     subject: &'static str,
@@ -161,7 +169,8 @@ async fn publish(
         };
         match published.await {
             Err(error)
-                if error.kind() == PublishErrorKind::StreamNotFound
+                if (error.kind() == PublishErrorKind::StreamNotFound
+                    || copy_in_process(&error))
                     && started.elapsed() < PATIENCE =>
             {
                 tokio::time::sleep(pause).await;
@@ -170,6 +179,14 @@ async fn publish(
             result => return result,
         }
     }
+}
+
+/// JetStream's "duplicate message id is in process".
+fn copy_in_process(error: &jetstream::context::PublishError) -> bool {
+    const IN_PROCESS: jetstream::ErrorCode = jetstream::ErrorCode(10158);
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+        .is_some_and(|error| error.error_code() == IN_PROCESS)
 }
 
 impl SharedLog for Arc<ClusterLog> {

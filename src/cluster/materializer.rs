@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull};
 use futures::StreamExt;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::log::{Decision, Waiter, Waiting};
 use super::{CHANGE_SUBJECT, DELIVERY_SUBJECT, MAX_BACKOFF, Status};
 use crate::domain::timestamp;
+use crate::forward::{self, Notice};
 use crate::ingest::Payload;
 use crate::process::Processor;
 use crate::store::{IngestOutcome, LoggedChange, LoggedDelivery, Store};
@@ -39,6 +40,10 @@ pub struct Materializer {
     pub stream: String,
     pub waiting: Arc<Waiting>,
     pub status: Arc<Status>,
+    /// What forwarding learns from the log: targets changed, re-sends asked.
+    pub notices: mpsc::UnboundedSender<Notice>,
+    /// Counts the token changes applied, for the tokens held in memory.
+    pub tokens_changed: watch::Sender<u64>,
 }
 
 impl Materializer {
@@ -148,13 +153,35 @@ impl Materializer {
             }
             CHANGE_SUBJECT => {
                 let change = LoggedChange::decode(&message.payload).map_err(unreadable)?;
+                let notices = match &change {
+                    LoggedChange::Forwarding(changes) => forward::notices(changes),
+                    _ => Vec::new(),
+                };
+                let tokens = matches!(change, LoggedChange::Token(_));
+                let reply = match waiter {
+                    Some(Waiter::Change(reply)) => Some(reply),
+                    _ => None,
+                };
+                let to = self.notices.clone();
+                let tokens_changed = self.tokens_changed.clone();
                 self.store
                     .materialize_change(change, seq)
                     .await
                     .map(|applied| {
-                        if let Some(Waiter::Change(reply)) = waiter {
+                        if reply.is_some() || !notices.is_empty() || tokens {
                             tokio::spawn(async move {
-                                let _ = reply.send(applied.await);
+                                let applied = applied.await;
+                                if applied.is_ok() {
+                                    for notice in notices {
+                                        let _ = to.send(notice);
+                                    }
+                                    if tokens {
+                                        tokens_changed.send_modify(|count| *count += 1);
+                                    }
+                                }
+                                if let Some(reply) = reply {
+                                    let _ = reply.send(applied);
+                                }
                             });
                         }
                     })

@@ -15,9 +15,14 @@
 //! - **Answer**: the acknowledging node answers once its own materializer has decided
 //!   the message, so the delivery reads back from it at once.
 //!
+//! - **Forward once** ([`lease`]): forwarding's changes (targets, cursors, failed
+//!   deliveries) are messages of the log like any other, and the node holding the
+//!   cluster's lease runs the targets' workers.
+//!
 //! The store knows none of this: it sees a [`crate::store::SharedLog`] and the
 //! messages handed to [`crate::store::Store::materialize`].
 
+mod lease;
 mod log;
 mod materializer;
 
@@ -25,7 +30,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
 use crate::config::NatsConfig;
+use crate::forward;
 use crate::process::Processor;
 use crate::store::Store;
 
@@ -117,6 +126,19 @@ async fn ready(js: &async_nats::jetstream::Context, config: &NatsConfig) -> Resu
     }
 }
 
+/// A running cluster node's part in it.
+pub struct Node {
+    pub status: Arc<Status>,
+    /// Whether this node runs forwarding, and what the other nodes changed of it.
+    pub forwarding: forward::Shared,
+    /// Changes each time a token change from the log is applied (made, revoked or
+    /// used on any node): the tokens held in memory are read again.
+    pub tokens_changed: watch::Receiver<u64>,
+    /// Following the log, and holding the cluster's lease: both end on the
+    /// `shutdown` given to [`start`] (the lease released first).
+    pub task: JoinHandle<()>,
+}
+
 /// Connects to NATS, makes sure the log stream is there, makes it the store's log
 /// and starts following it. Returns once the store can take deliveries; a NATS
 /// cluster that is unreachable at start keeps it waiting (and retrying), since a
@@ -126,7 +148,7 @@ pub async fn start(
     processor: Processor,
     config: NatsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(Arc<Status>, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<Node> {
     let client = crate::stream::connect(&config)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -147,6 +169,16 @@ pub async fn start(
         waiting.clone(),
         status.clone(),
     ))));
+    let (notify, notices) = mpsc::unbounded_channel();
+    let (leads, leading) = watch::channel(false);
+    let (tokens_changed, tokens_seen) = watch::channel(0);
+    let lease = lease::Lease {
+        js: js.clone(),
+        stream: config.stream.clone(),
+        replicas: config.replicas,
+        node: waiting.node().to_owned(),
+        store: store.clone(),
+    };
     let follower = materializer::Materializer {
         store,
         processor,
@@ -154,7 +186,26 @@ pub async fn start(
         stream: config.stream.clone(),
         waiting,
         status: status.clone(),
+        notices: notify,
+        tokens_changed,
     };
-    let task = tokio::spawn(follower.run(shutdown));
-    Ok((status, task))
+    let task = tokio::spawn(async move {
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let following = tokio::spawn(follower.run(until_stopped));
+        // The lease goes first; the log is followed until then, for the cursors
+        // forwarding saves through it while it stops.
+        lease.hold(leads, shutdown).await;
+        let _ = stop.send(true);
+        let _ = following.await;
+    });
+    Ok(Node {
+        status,
+        forwarding: forward::Shared { leading, notices },
+        tokens_changed: tokens_seen,
+        task,
+    })
 }

@@ -177,6 +177,10 @@ pub struct TargetView {
     #[serde(flatten)]
     pub spec: SpecView,
     pub source: Source,
+    /// Whether this node runs the target: always on a single node; in cluster mode
+    /// only on the node holding the cluster's lease (the others show its saved
+    /// cursor, and no attempts).
+    pub runs_here: bool,
     /// `healthy`, `retrying` (failed attempts since the last success) or `open`
     /// (the circuit is open: attempts paused but for probes).
     pub state: &'static str,
@@ -198,147 +202,296 @@ pub struct TargetView {
     pub recent_attempts: Vec<Attempt>,
 }
 
+/// A target in the registry: on a cluster node that does not run forwarding, shown
+/// from the store, without a worker.
 struct Running {
     target: Arc<Target>,
+    worker: Option<WorkerHandle>,
+}
+
+struct WorkerHandle {
     commands: mpsc::Sender<worker::Command>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
+/// Cluster mode: what forwarding is told of the cluster.
+pub struct Shared {
+    /// True while this node holds the cluster's lease: it runs every target.
+    pub leading: watch::Receiver<bool>,
+    /// Changes other nodes made through the log.
+    pub notices: mpsc::UnboundedReceiver<Notice>,
+}
+
+/// A forwarding change another node made, once this node applied it.
+#[derive(Debug)]
+pub enum Notice {
+    /// A target was made, replaced or deleted.
+    Targets,
+    /// Failed deliveries of a target to send again.
+    Resend { target: String, seqs: Vec<u64> },
+}
+
+/// What forwarding's changes from the log tell this node's registry.
+pub fn notices(changes: &[ForwardingChange]) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    for change in changes {
+        match change {
+            ForwardingChange::PutTarget { .. } | ForwardingChange::DeleteTarget { .. } => {
+                notices.push(Notice::Targets)
+            }
+            ForwardingChange::Resend { target, seqs } => notices.push(Notice::Resend {
+                target: target.clone(),
+                seqs: seqs.clone(),
+            }),
+            _ => {}
+        }
+    }
+    notices
+}
+
 pub struct Forwarding {
     store: Store,
     metrics: Arc<Metrics>,
+    /// `HOOKVAULT_FORWARD`'s targets (the same on every node of a cluster).
+    settings: Vec<TargetSpec>,
+    /// Whether this node runs the workers: always on a single node; on a cluster
+    /// node while it holds the cluster's lease.
+    leading: watch::Receiver<bool>,
+    cluster: bool,
     targets: Mutex<BTreeMap<String, Running>>,
+    /// Following the cluster (leadership, other nodes' changes), until stopped.
+    following: std::sync::Mutex<Option<(watch::Sender<bool>, JoinHandle<()>)>>,
 }
 
 impl Forwarding {
     /// Starts a worker for each target: those of `urls` (`HOOKVAULT_FORWARD`) and
-    /// those made through the API.
+    /// those made through the API. In cluster mode (`shared`) only while this node
+    /// holds the cluster's lease.
     pub async fn start(
         store: Store,
         metrics: Arc<Metrics>,
         urls: &[String],
+        shared: Option<Shared>,
     ) -> anyhow::Result<Arc<Self>> {
+        let settings = settings_targets(urls)?;
+        let saved = store.forwarding_targets().await?;
+        if let Some(spec) = settings
+            .iter()
+            .find(|s| saved.iter().any(|t| t.name == s.name))
+        {
+            anyhow::bail!(
+                "HOOKVAULT_FORWARD: the target for {} would be named {:?}, like a target made through the API; delete that one first",
+                spec.url,
+                spec.name
+            );
+        }
+        let (leading, notices) = match shared {
+            Some(shared) => (shared.leading, Some(shared.notices)),
+            None => (watch::channel(true).1, None),
+        };
         let forwarding = Arc::new(Self {
             store,
             metrics,
+            settings,
+            leading,
+            cluster: notices.is_some(),
             targets: Mutex::new(BTreeMap::new()),
+            following: std::sync::Mutex::new(None),
         });
-        let mut targets = forwarding.targets.lock().await;
-        for saved in forwarding.store.forwarding_targets().await? {
-            let spec: TargetSpec = serde_json::from_slice(&saved.spec)
-                .map_err(|e| anyhow::anyhow!("forwarding target {}: {e}", saved.name))?;
-            let running = forwarding.launch(spec, Source::Api).await?;
-            targets.insert(saved.name, running);
+        forwarding.reconcile().await?;
+        if let Some(notices) = notices {
+            let (stop, stopped) = watch::channel(false);
+            let task = tokio::spawn(forwarding.clone().follow(notices, stopped));
+            *forwarding.following.lock().expect("not poisoned") = Some((stop, task));
         }
-        for spec in settings_targets(urls)? {
-            if targets.contains_key(&spec.name) {
-                anyhow::bail!(
-                    "HOOKVAULT_FORWARD: the target for {} would be named {:?}, like a target made through the API; delete that one first",
-                    spec.url,
-                    spec.name
-                );
-            }
-            if forwarding
-                .store
-                .forwarding_cursor(&spec.name)
-                .await?
-                .is_none()
-            {
-                // A new target starts with what is stored from now on; the cursor is
-                // durable first, so a restart does not skip what came meanwhile.
-                forwarding.forget_journal(&spec.name)?;
-                let seq = forwarding
-                    .store
-                    .log_progress()
-                    .appended
-                    .load(Ordering::Acquire);
-                forwarding
-                    .store
-                    .change_forwarding(vec![ForwardingChange::StartAt {
-                        name: spec.name.clone(),
-                        seq,
-                    }])
-                    .await?;
-            }
-            let name = spec.name.clone();
-            let running = forwarding.launch(spec, Source::Settings).await?;
-            targets.insert(name, running);
-        }
-        drop(targets);
         Ok(forwarding)
     }
 
-    async fn launch(&self, spec: TargetSpec, source: Source) -> anyhow::Result<Running> {
-        let cursor = self.store.forwarding_cursor(&spec.name).await?.unwrap_or(0);
+    /// Whether this node runs the targets' workers (in cluster mode, whether it holds
+    /// the cluster's lease).
+    pub fn runs_here(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// Cluster mode: starts and stops the workers as the lease comes and goes, and
+    /// follows the other nodes' changes.
+    async fn follow(
+        self: Arc<Self>,
+        mut notices: mpsc::UnboundedReceiver<Notice>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut leading = self.leading.clone();
+        loop {
+            let resend = tokio::select! {
+                _ = stop.changed() => break,
+                changed = leading.changed() => match changed {
+                    Ok(()) => None,
+                    Err(_) => break,
+                },
+                notice = notices.recv() => match notice {
+                    Some(Notice::Targets) => None,
+                    Some(Notice::Resend { target, seqs }) => Some((target, seqs)),
+                    None => break,
+                },
+            };
+            let done = match resend {
+                Some((target, seqs)) => self.resend_here(&target, seqs).await.map(drop),
+                None => self
+                    .reconcile()
+                    .await
+                    .map_err(|e| ForwardError::Invalid(e.to_string())),
+            };
+            if let Err(error) = done {
+                tracing::warn!(%error, "forwarding could not follow a change");
+            }
+        }
+    }
+
+    /// Makes the registry what the store and the settings define, each target with a
+    /// worker where this node runs forwarding: new targets start, deleted ones stop
+    /// (their done journal removed), changed ones start again with their new spec.
+    async fn reconcile(&self) -> anyhow::Result<()> {
+        let leading = *self.leading.borrow();
+        let mut wanted = BTreeMap::new();
+        for saved in self.store.forwarding_targets().await? {
+            let spec: TargetSpec = serde_json::from_slice(&saved.spec)
+                .map_err(|e| anyhow::anyhow!("forwarding target {}: {e}", saved.name))?;
+            wanted.insert(saved.name, (spec, Source::Api));
+        }
+        for spec in &self.settings {
+            wanted
+                .entry(spec.name.clone())
+                .or_insert_with(|| (spec.clone(), Source::Settings));
+        }
+        let mut targets = self.targets.lock().await;
+        let names: Vec<String> = targets.keys().cloned().collect();
+        for name in names {
+            let running = &targets[&name];
+            let same = wanted.get(&name).is_some_and(|(spec, _)| {
+                *spec == running.target.spec && running.worker.is_some() == leading
+            });
+            if same {
+                continue;
+            }
+            let running = targets.remove(&name).expect("listed above");
+            let labels = running.target.labels();
+            stop(running).await;
+            if !wanted.contains_key(&name) {
+                self.forget_journal(&name)?;
+                self.metrics.forward_backlog.remove(&labels);
+                self.metrics.forward_circuit_open.remove(&labels);
+            }
+        }
+        for (name, (spec, source)) in wanted {
+            if let std::collections::btree_map::Entry::Vacant(entry) = targets.entry(name) {
+                entry.insert(self.launch(spec, source, leading).await?);
+            }
+        }
+        Ok(())
+    }
+
+    async fn launch(&self, spec: TargetSpec, source: Source, run: bool) -> anyhow::Result<Running> {
         let name = spec.name.clone();
+        let mut cursor = self.store.forwarding_cursor(&name).await?;
+        if run && cursor.is_none() {
+            // A target from the settings starts with what is stored from now on;
+            // the cursor is durable first, so a restart does not skip what came
+            // meanwhile.
+            self.forget_journal(&name)?;
+            let seq = self.store.log_progress().appended.load(Ordering::Acquire);
+            self.store
+                .change_forwarding(vec![ForwardingChange::StartAt {
+                    name: name.clone(),
+                    seq,
+                }])
+                .await?;
+            cursor = Some(seq);
+        }
+        let cursor = cursor.unwrap_or(0);
         let dir = self.store.forwarding_dir();
         let (journal, mut done) = Journal::open(&dir, &name, cursor)
             .map_err(|e| anyhow::anyhow!("forwarding target {name}: {}: {e}", dir.display()))?;
+        let target = Arc::new(
+            Target::new(spec, source, &self.metrics, cursor, journal)
+                .map_err(|e| anyhow::anyhow!("forwarding target {name}: {e}"))?,
+        );
+        if !run {
+            target.status.saved_cursor.store(cursor, Ordering::Relaxed);
+            return Ok(Running {
+                target,
+                worker: None,
+            });
+        }
         // Recorded failed past the cursor: done too, even if the journal missed it.
         let (failed, _) = self
             .store
             .forwarding_failed(&name, cursor + 1, u64::MAX, usize::MAX)
             .await?;
         done.extend(failed.into_iter().map(|(seq, _)| seq));
-        let target = Arc::new(
-            Target::new(spec, source, &self.metrics, cursor, journal)
-                .map_err(|e| anyhow::anyhow!("forwarding target {name}: {e}"))?,
-        );
         let (commands, receiver) = mpsc::channel(16);
         let (stop, stopped) = watch::channel(false);
         let worker = worker::Worker::new(target.clone(), self.store.clone(), cursor, done);
         let task = tokio::spawn(worker.run(receiver, stopped));
         Ok(Running {
             target,
-            commands,
-            stop,
-            task,
+            worker: Some(WorkerHandle {
+                commands,
+                stop,
+                task,
+            }),
         })
     }
 
     pub async fn list(&self) -> Result<Vec<TargetView>, ForwardError> {
-        let targets: Vec<Arc<Target>> = self
+        let targets: Vec<(Arc<Target>, bool)> = self
             .targets
             .lock()
             .await
             .values()
-            .map(|r| r.target.clone())
+            .map(|r| (r.target.clone(), r.worker.is_some()))
             .collect();
         let mut views = Vec::with_capacity(targets.len());
-        for target in targets {
-            views.push(self.view(&target).await?);
+        for (target, runs) in targets {
+            views.push(self.view(&target, runs).await?);
         }
         Ok(views)
     }
 
     pub async fn get(&self, name: &str) -> Result<TargetView, ForwardError> {
-        let target = self.target(name).await?;
-        self.view(&target).await
+        let (target, runs) = self.target(name).await?;
+        self.view(&target, runs).await
     }
 
-    async fn target(&self, name: &str) -> Result<Arc<Target>, ForwardError> {
+    /// A target, and whether its worker runs on this node.
+    async fn target(&self, name: &str) -> Result<(Arc<Target>, bool), ForwardError> {
         let targets = self.targets.lock().await;
         targets
             .get(name)
-            .map(|r| r.target.clone())
+            .map(|r| (r.target.clone(), r.worker.is_some()))
             .ok_or_else(|| ForwardError::NotFound(name.to_owned()))
     }
 
-    async fn view(&self, target: &Target) -> Result<TargetView, ForwardError> {
-        let (_, failed) = self
-            .store
-            .forwarding_failed(&target.spec.name, 0, 0, 0)
-            .await?;
+    async fn view(&self, target: &Target, runs: bool) -> Result<TargetView, ForwardError> {
+        let name = &target.spec.name;
+        let (_, failed) = self.store.forwarding_failed(name, 0, 0, 0).await?;
         let status = &target.status;
-        let cursor = status.cursor();
+        let (cursor, saved_cursor) = if runs {
+            let saved = status.saved_cursor.load(Ordering::Relaxed);
+            (status.cursor(), saved)
+        } else {
+            // Another node runs it: where it last saved its cursor.
+            let saved = self.store.forwarding_cursor(name).await?.unwrap_or(0);
+            (saved, saved)
+        };
         let appended = self.store.log_progress().appended.load(Ordering::Relaxed);
         Ok(TargetView {
             spec: SpecView::from(&target.spec),
             source: target.source,
             state: target.breaker.state(),
+            runs_here: runs,
             cursor,
-            saved_cursor: status.saved_cursor.load(Ordering::Relaxed),
+            saved_cursor,
             backlog: appended.saturating_sub(cursor),
             in_flight: status.in_flight.load(Ordering::Relaxed),
             delivered: status.delivered.load(Ordering::Relaxed),
@@ -375,14 +528,15 @@ impl Forwarding {
                 },
             ])
             .await?;
-        self.run_target(targets, spec).await
+        drop(targets);
+        self.changed(&name).await
     }
 
     /// Replaces a target's spec; its cursor and failed deliveries stay. A spec
     /// without a secret keeps the target's secret.
     pub async fn replace(&self, mut spec: TargetSpec) -> Result<TargetView, ForwardError> {
         spec.check().map_err(ForwardError::Invalid)?;
-        let mut targets = self.targets.lock().await;
+        let targets = self.targets.lock().await;
         let Some(old) = targets.get(&spec.name) else {
             return Err(ForwardError::NotFound(spec.name));
         };
@@ -400,26 +554,17 @@ impl Forwarding {
                 spec: stored(&spec),
             }])
             .await?;
-        let old = targets.remove(&name).expect("checked above");
-        stop(old).await;
-        self.run_target(targets, spec).await
+        drop(targets);
+        self.changed(&name).await
     }
 
-    /// Starts the worker of an API target whose spec is stored, and shows it.
-    async fn run_target(
-        &self,
-        mut targets: tokio::sync::MutexGuard<'_, BTreeMap<String, Running>>,
-        spec: TargetSpec,
-    ) -> Result<TargetView, ForwardError> {
-        let name = spec.name.clone();
-        let running = self
-            .launch(spec, Source::Api)
+    /// After a change to a target's spec: the registry follows, and the target as
+    /// it is now.
+    async fn changed(&self, name: &str) -> Result<TargetView, ForwardError> {
+        self.reconcile()
             .await
             .map_err(|e| ForwardError::Invalid(e.to_string()))?;
-        let target = running.target.clone();
-        targets.insert(name, running);
-        drop(targets);
-        self.view(&target).await
+        self.get(name).await
     }
 
     /// Stops and forgets a target made through the API, with its cursor and failures.
@@ -432,18 +577,22 @@ impl Forwarding {
             }
             Some(_) => {}
         }
+        // Its worker stops first here, so nothing it records outlives the target.
         let running = targets.remove(name).expect("checked above");
         let labels = running.target.labels();
         stop(running).await;
+        self.forget_journal(name)?;
+        self.metrics.forward_backlog.remove(&labels);
+        self.metrics.forward_circuit_open.remove(&labels);
         self.store
             .change_forwarding(vec![ForwardingChange::DeleteTarget {
                 name: name.to_owned(),
             }])
             .await?;
-        self.forget_journal(name)?;
-        self.metrics.forward_backlog.remove(&labels);
-        self.metrics.forward_circuit_open.remove(&labels);
-        Ok(())
+        drop(targets);
+        self.reconcile()
+            .await
+            .map_err(|e| ForwardError::Invalid(e.to_string()))
     }
 
     /// Removes the done journal a target of this name left (deleted, or never
@@ -472,17 +621,36 @@ impl Forwarding {
     }
 
     /// Queues failed deliveries to be sent again; they leave the failed list once the
-    /// target takes them.
+    /// target takes them. In cluster mode the node running forwarding is asked
+    /// through the log.
     pub async fn resend(&self, name: &str, seqs: Vec<u64>) -> Result<usize, ForwardError> {
+        if !self.cluster || seqs.is_empty() {
+            return self.resend_here(name, seqs).await;
+        }
+        self.target(name).await?;
+        let count = seqs.len();
+        self.store
+            .change_forwarding(vec![ForwardingChange::Resend {
+                target: name.to_owned(),
+                seqs,
+            }])
+            .await?;
+        Ok(count)
+    }
+
+    /// Hands failed deliveries to the target's worker, if it runs here.
+    async fn resend_here(&self, name: &str, seqs: Vec<u64>) -> Result<usize, ForwardError> {
         let commands = {
             let targets = self.targets.lock().await;
             let running = targets
                 .get(name)
                 .ok_or_else(|| ForwardError::NotFound(name.to_owned()))?;
-            running.commands.clone()
+            running.worker.as_ref().map(|w| w.commands.clone())
         };
         let count = seqs.len();
-        if count > 0 {
+        if let Some(commands) = commands
+            && count > 0
+        {
             commands
                 .send(worker::Command::Resend(seqs))
                 .await
@@ -491,10 +659,14 @@ impl Forwarding {
         Ok(count)
     }
 
-    /// Sets the gauges read at scrape time.
+    /// Sets the gauges read at scrape time (on a cluster node, for the targets it
+    /// runs: the backlog is the node's that runs them).
     pub async fn observe(&self) {
         let appended = self.store.log_progress().appended.load(Ordering::Relaxed);
         for running in self.targets.lock().await.values() {
+            if running.worker.is_none() {
+                continue;
+            }
             let target = &running.target;
             let labels = target.labels();
             let backlog = appended.saturating_sub(target.status.cursor());
@@ -512,6 +684,11 @@ impl Forwarding {
 
     /// Stops every worker; each saves its cursor.
     pub async fn stop(&self) {
+        let following = self.following.lock().expect("not poisoned").take();
+        if let Some((stop, task)) = following {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         let targets = std::mem::take(&mut *self.targets.lock().await);
         for running in targets.into_values() {
             stop(running).await;
@@ -520,8 +697,10 @@ impl Forwarding {
 }
 
 async fn stop(running: Running) {
-    let _ = running.stop.send(true);
-    let _ = running.task.await;
+    if let Some(worker) = running.worker {
+        let _ = worker.stop.send(true);
+        let _ = worker.task.await;
+    }
 }
 
 /// The spec as stored: with its secret (the data directory is private to the

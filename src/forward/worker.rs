@@ -20,9 +20,7 @@ use super::breaker::{Turn, backoff};
 use super::send::{self, Outbound};
 use super::status::{Attempt, FailedDelivery};
 use crate::domain::timestamp;
-use crate::store::{
-    EventRecord, ForwardingChange, Status, Store, StoredEvent, forwarding_cursor_name,
-};
+use crate::store::{EventRecord, ForwardingChange, Status, Store, StoredEvent};
 
 /// Matching deliveries read ahead of what is sent.
 const READ_AHEAD: usize = 512;
@@ -67,7 +65,6 @@ enum Outcome {
 pub struct Worker {
     target: Arc<Target>,
     store: Store,
-    cursor_name: String,
     /// Every stored delivery up to here was taken, failed, or did not match.
     cursor: u64,
     /// Every stored delivery up to here is read.
@@ -90,7 +87,6 @@ impl Worker {
     pub fn new(target: Arc<Target>, store: Store, cursor: u64, done_before: HashSet<u64>) -> Self {
         target.status.cursor.store(cursor, Ordering::Relaxed);
         Self {
-            cursor_name: forwarding_cursor_name(&target.spec.name),
             target,
             store,
             cursor,
@@ -189,7 +185,7 @@ impl Worker {
         // What is in flight now is sent again after the restart. The last cursor is
         // committed before the worker ends, so a worker started next (a PUT) reads it.
         self.running.abort_all();
-        let last = ForwardingChange::StartAt {
+        let last = ForwardingChange::Saved {
             name: self.target.spec.name.clone(),
             seq: self.cursor,
         };
@@ -332,13 +328,16 @@ impl Worker {
             .store(self.cursor, Ordering::Relaxed);
     }
 
-    /// Saves the cursor durably; the loop goes on meanwhile, and `savedCursor`
-    /// moves once the commit is durable.
+    /// Saves the cursor durably (in cluster mode through the cluster's log, for the
+    /// node that runs the target next); the loop goes on meanwhile, and
+    /// `savedCursor` moves once the commit is durable.
     fn save(&mut self) {
-        let (store, name, seq) = (self.store.clone(), self.cursor_name.clone(), self.cursor);
+        let (store, seq) = (self.store.clone(), self.cursor);
+        let name = self.target.spec.name.clone();
         let target = self.target.clone();
         tokio::spawn(async move {
-            match store.save_cursor_durably(&name, seq).await {
+            let saved = ForwardingChange::Saved { name, seq };
+            match store.change_forwarding(vec![saved]).await {
                 Ok(()) => {
                     target.status.saved_cursor.fetch_max(seq, Ordering::Relaxed);
                     target.journal.saved(seq);

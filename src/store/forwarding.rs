@@ -26,8 +26,11 @@ pub struct ForwardBatch {
     pub more: bool,
 }
 
-/// A change to forwarding's state. Each batch commits durably before it is answered.
-#[derive(Debug, Clone)]
+/// A change to forwarding's state. Each batch commits durably before it is answered;
+/// in cluster mode it goes through the cluster's log, so every node holds the same
+/// targets, cursors and failed deliveries, and a node taking over forwarding
+/// resumes where the last one left.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ForwardingChange {
     /// Creates or replaces a target made through the API.
     PutTarget { name: String, spec: Vec<u8> },
@@ -35,7 +38,11 @@ pub enum ForwardingChange {
     DeleteTarget { name: String },
     /// Sets a target's cursor (where a new target starts).
     StartAt { name: String, seq: u64 },
-    /// A delivery the target did not take (or a new attempt at one).
+    /// Moves a target's cursor forward to `seq`: never back (a late save from a node
+    /// that ran the target before changes nothing), and not for a target deleted.
+    Saved { name: String, seq: u64 },
+    /// A delivery the target did not take (or a new attempt at one); not kept for
+    /// a target deleted meanwhile.
     Failed {
         target: String,
         seq: u64,
@@ -43,6 +50,9 @@ pub enum ForwardingChange {
     },
     /// Failed deliveries the target took at last.
     Cleared { target: String, seqs: Vec<u64> },
+    /// Cluster mode: failed deliveries to send again, asked of whichever node runs
+    /// the target. Changes nothing stored.
+    Resend { target: String, seqs: Vec<u64> },
 }
 
 /// A target's key in `cursors_v1`.
@@ -70,18 +80,28 @@ pub(super) fn apply(
             ForwardingChange::StartAt { name, seq } => {
                 t.cursors.insert(cursor_name(name).as_str(), *seq)?;
             }
+            ForwardingChange::Saved { name, seq } => {
+                let key = cursor_name(name);
+                let saved = t.cursors.get(key.as_str())?.map(|v| v.value());
+                if saved.is_some_and(|saved| saved < *seq) {
+                    t.cursors.insert(key.as_str(), *seq)?;
+                }
+            }
             ForwardingChange::Failed {
                 target,
                 seq,
                 record,
             } => {
-                failed.insert((target.as_str(), *seq), record.as_slice())?;
+                if t.cursors.get(cursor_name(target).as_str())?.is_some() {
+                    failed.insert((target.as_str(), *seq), record.as_slice())?;
+                }
             }
             ForwardingChange::Cleared { target, seqs } => {
                 for seq in seqs {
                     failed.remove((target.as_str(), *seq))?;
                 }
             }
+            ForwardingChange::Resend { .. } => {}
         }
     }
     Ok(())
@@ -99,6 +119,12 @@ impl Store {
         &self,
         changes: Vec<ForwardingChange>,
     ) -> Result<(), StoreError> {
+        if let Some(log) = self.cluster_log()? {
+            return log
+                .change(super::LoggedChange::Forwarding(changes))
+                .await
+                .map(drop);
+        }
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Forwarding { changes, reply })
             .await?;

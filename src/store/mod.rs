@@ -48,7 +48,7 @@ pub use appender::LogProgress;
 pub use counters::{HOUR_MS, OPEN_SECURITY_ALERTS};
 pub use error::StoreError;
 pub use events::StatusUpdate;
-pub use forwarding::{ForwardingChange, SavedTarget, cursor_name as forwarding_cursor_name};
+pub use forwarding::{ForwardingChange, SavedTarget};
 pub use open::{StoreOptions, compact};
 use open::{initialize, recent_content_window};
 pub use query::{EventQuery, Page};
@@ -309,7 +309,9 @@ impl Store {
         if let Some(log) = self.cluster_log()? {
             return match log.change(LoggedChange::Processed(update)).await? {
                 ChangeOutcome::Record(record) => Ok(record.map(|r| *r)),
-                ChangeOutcome::Count(_) => Err(StoreError::Cluster("a count for an update".into())),
+                ChangeOutcome::Count(_) | ChangeOutcome::Done | ChangeOutcome::Applied(_) => {
+                    Err(StoreError::Cluster("no record for an update".into()))
+                }
             };
         }
         let (reply, answer) = oneshot::channel();
@@ -362,20 +364,7 @@ impl Store {
     /// second): a crash may take it back that far, never past what the store holds.
     pub async fn save_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
         let name = name.to_owned();
-        let durable = None;
-        self.send(WriteRequest::Cursor { name, seq, durable }).await
-    }
-
-    /// Saves a consumer's cursor with a durable commit of its own and resolves once
-    /// it is durable: for consumers whose repeats someone else sees (forwarding
-    /// targets).
-    pub async fn save_cursor_durably(&self, name: &str, seq: u64) -> Result<(), StoreError> {
-        let name = name.to_owned();
-        let (reply, answer) = oneshot::channel();
-        let durable = Some(reply);
-        self.send(WriteRequest::Cursor { name, seq, durable })
-            .await?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.send(WriteRequest::Cursor { name, seq }).await
     }
 
     /// A consumer's saved cursor (0 when it never saved one).

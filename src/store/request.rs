@@ -58,14 +58,9 @@ pub enum WriteRequest {
     Reject(Box<RejectedDelivery>),
     /// An authentic delivery the ingest filter ignored, for its log. Nobody waits.
     Ignore(Box<RejectedDelivery>),
-    /// A consumer's new cursor (`cursors_v1`). Without `durable` nobody waits for
-    /// it: it rides on the next durable commit, and a consumer repeats what a crash
-    /// made it forget. With it, it gets a durable commit, answered once durable.
-    Cursor {
-        name: String,
-        seq: u64,
-        durable: Option<oneshot::Sender<Result<(), StoreError>>>,
-    },
+    /// A consumer's new cursor (`cursors_v1`). Nobody waits for it: it rides on the
+    /// next durable commit, and a consumer repeats what a crash made it forget.
+    Cursor { name: String, seq: u64 },
     /// API tokens: durable before answered.
     Tokens {
         change: super::tokens::TokenChange,
@@ -129,15 +124,7 @@ pub(super) fn refuse(request: WriteRequest, error: &StoreError) {
         WriteRequest::Tokens { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        WriteRequest::Cursor {
-            durable: Some(reply),
-            ..
-        } => {
-            let _ = reply.send(Err(error.clone()));
-        }
-        WriteRequest::Reject(_)
-        | WriteRequest::Ignore(_)
-        | WriteRequest::Cursor { durable: None, .. } => {}
+        WriteRequest::Reject(_) | WriteRequest::Ignore(_) | WriteRequest::Cursor { .. } => {}
     }
 }
 

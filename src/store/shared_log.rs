@@ -62,6 +62,10 @@ pub enum LoggedChange {
     Retire(Vec<u64>),
     /// Remove these test events.
     RemoveTests(Vec<u64>),
+    /// Forwarding's targets, cursors and failed deliveries.
+    Forwarding(Vec<super::ForwardingChange>),
+    /// An API token made, revoked, or its last use.
+    Token(super::TokenChange),
 }
 
 /// What a change's application answers the node that appended it.
@@ -69,6 +73,9 @@ pub enum LoggedChange {
 pub enum ChangeOutcome {
     Record(Option<Box<EventRecord>>),
     Count(usize),
+    Done,
+    /// Whether the change applied (a token change).
+    Applied(bool),
 }
 
 impl LoggedChange {
@@ -185,6 +192,16 @@ impl Store {
                 let request = WriteRequest::RemoveTests { seqs, reply };
                 (request, answered(answer, ChangeOutcome::Count))
             }
+            LoggedChange::Forwarding(changes) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Forwarding { changes, reply };
+                (request, answered(answer, |()| ChangeOutcome::Done))
+            }
+            LoggedChange::Token(change) => {
+                let (reply, answer) = oneshot::channel();
+                let request = WriteRequest::Tokens { change, reply };
+                (request, answered(answer, ChangeOutcome::Applied))
+            }
         };
         self.appends
             .send(AppendRequest::Pass {
@@ -239,6 +256,8 @@ impl Store {
 pub(super) fn counted(outcome: ChangeOutcome) -> Result<usize, StoreError> {
     match outcome {
         ChangeOutcome::Count(count) => Ok(count),
-        ChangeOutcome::Record(_) => Err(StoreError::Cluster("a record for a count".into())),
+        ChangeOutcome::Record(_) | ChangeOutcome::Done | ChangeOutcome::Applied(_) => {
+            Err(StoreError::Cluster("no count for a count".into()))
+        }
     }
 }

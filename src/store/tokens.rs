@@ -11,7 +11,7 @@ use super::tables::TOKENS;
 use super::{Store, StoreError};
 
 /// A change to the tokens table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum TokenChange {
     /// Adds a token; not applied (false) when the name is taken.
     Create { name: String, record: Vec<u8> },
@@ -47,7 +47,14 @@ pub(super) fn apply(txn: &WriteTransaction, change: &TokenChange) -> Result<bool
 
 impl Store {
     /// Applies one change durably; whether it applied (see [`TokenChange`]).
+    /// In cluster mode through the cluster's log, so every node has the same tokens.
     pub async fn change_token(&self, change: TokenChange) -> Result<bool, StoreError> {
+        if let Some(log) = self.cluster_log()? {
+            return match log.change(super::LoggedChange::Token(change)).await? {
+                super::ChangeOutcome::Applied(applied) => Ok(applied),
+                _ => Err(StoreError::Cluster("no answer for a token change".into())),
+            };
+        }
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Tokens { change, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?

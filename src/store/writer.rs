@@ -281,10 +281,6 @@ impl Writer {
                     | WriteRequest::RemoveTests { .. }
                     | WriteRequest::Forwarding { .. }
                     | WriteRequest::Tokens { .. }
-                    | WriteRequest::Cursor {
-                        durable: Some(_),
-                        ..
-                    }
             )
         });
         let durability = if durable {
@@ -331,17 +327,8 @@ impl Writer {
                         (WriteRequest::Tokens { reply, .. }, Outcome::Tokens(applied)) => {
                             let _ = reply.send(Ok(applied));
                         }
-                        (
-                            WriteRequest::Cursor {
-                                durable: Some(reply),
-                                ..
-                            },
-                            Outcome::Cursor,
-                        ) => {
-                            let _ = reply.send(Ok(()));
-                        }
                         (WriteRequest::Reject(_) | WriteRequest::Ignore(_), Outcome::Rejected)
-                        | (WriteRequest::Cursor { durable: None, .. }, Outcome::Cursor) => {}
+                        | (WriteRequest::Cursor { .. }, Outcome::Cursor) => {}
                         _ => unreachable!("outcomes are produced in request order"),
                     }
                 }

@@ -165,6 +165,27 @@ pub struct Tokens {
     by_hash: RwLock<HashMap<String, Arc<Live>>>,
 }
 
+/// Cluster mode: reads the tokens again each time a token change from the cluster's
+/// log is applied, until the node stops.
+pub async fn follow_cluster(tokens: Arc<Tokens>, mut changed: tokio::sync::watch::Receiver<u64>) {
+    while changed.changed().await.is_ok() {
+        if let Err(error) = tokens.reload().await {
+            tracing::warn!(%error, "cannot read the API tokens again");
+        }
+    }
+}
+
+/// Every stored token, by hash.
+async fn read_all(store: &Store) -> Result<HashMap<String, Arc<Live>>, TokenError> {
+    let mut by_hash = HashMap::new();
+    for (name, bytes) in store.tokens().await? {
+        let record: TokenRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| TokenError::Store(StoreError::Corrupt(format!("token {name:?}: {e}"))))?;
+        by_hash.insert(record.sha256.clone(), Arc::new(live(record)));
+    }
+    Ok(by_hash)
+}
+
 /// Whether `token` has the form of a scoped token (`hvt_…`), valid or not.
 pub fn looks_scoped(token: &str) -> bool {
     token.starts_with(PREFIX)
@@ -177,17 +198,19 @@ fn hash(token: &str) -> String {
 impl Tokens {
     /// Loads every stored token.
     pub async fn load(store: Store) -> Result<Arc<Self>, TokenError> {
-        let mut by_hash = HashMap::new();
-        for (name, bytes) in store.tokens().await? {
-            let record: TokenRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                TokenError::Store(StoreError::Corrupt(format!("token {name:?}: {e}")))
-            })?;
-            by_hash.insert(record.sha256.clone(), Arc::new(live(record)));
-        }
+        let by_hash = read_all(&store).await?;
         Ok(Arc::new(Self {
             store: std::sync::Mutex::new(Some(store)),
             by_hash: RwLock::new(by_hash),
         }))
+    }
+
+    /// Reads every token from the store again: in cluster mode, after another node
+    /// made, revoked or used one (each a message of the cluster's log).
+    pub async fn reload(&self) -> Result<(), TokenError> {
+        let by_hash = read_all(&self.store()?).await?;
+        *self.write() = by_hash;
+        Ok(())
     }
 
     /// Lets go of the store, at shutdown; changes fail from then on.

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Delivery, Fixture, SECRET, TestApp, fixtures, new_id};
 use crate::nats::{self, NatsServer};
 use crate::process::{Binary, command};
+use crate::receiver::{Answer, Receiver};
 use hookvault::config::{Config, NatsConfig, NatsMode};
 use hookvault::ingest::Payload;
 use hookvault::process::Stage;
@@ -207,12 +208,16 @@ const TOKEN: &str = "cluster-test-token";
 
 /// A cluster node as a process of its own, so it can be killed with SIGKILL.
 fn node_process(dir: &std::path::Path, nats: &[NatsServer]) -> Binary {
+    Binary::start(node_command(dir, nats))
+}
+
+fn node_command(dir: &std::path::Path, nats: &[NatsServer]) -> std::process::Command {
     let mut cmd = command(dir);
     cmd.env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env("HOOKVAULT_API_TOKEN", TOKEN)
         .env("HOOKVAULT_NATS_URL", nats::urls(nats))
         .env("HOOKVAULT_NATS_MODE", "cluster");
-    Binary::start(cmd)
+    cmd
 }
 
 /// The delivery ids of a node's export, in seq order, and the export's text.
@@ -303,7 +308,13 @@ async fn losing_a_nats_server_and_a_node_under_load_loses_nothing() {
     nodes[2].child.kill().unwrap(); // SIGKILL
     nodes[2].child.wait().unwrap();
     let at_node_loss = acknowledged.lock().unwrap().len();
+    // The load goes on: until 100 more are acknowledged (a NATS cluster on a busy
+    // machine may take seconds to choose the stream's new leader), 1.5 s at least.
+    let deadline = Instant::now() + Duration::from_secs(60);
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    while acknowledged.lock().unwrap().len() < at_node_loss + 100 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     for sender in senders {
         sender.await.unwrap();
@@ -559,4 +570,388 @@ async fn test_events_their_removal_and_retention_reach_every_node() {
     // Each node's retention task retires by its own clock; once every retirement is
     // applied everywhere, the nodes hold the same.
     same_exports(&nodes).await;
+}
+
+/// A node process's answer to an API request, with the token.
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client.request(method, url).bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until exactly one of the nodes (those at `addresses`) runs forwarding;
+/// which one.
+async fn forwarding_node(client: &reqwest::Client, addresses: &[&str]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut running = Vec::new();
+        for (i, address) in addresses.iter().enumerate() {
+            let url = format!("{address}/api/webhooks/health");
+            let (_, health) = call(client, reqwest::Method::GET, url, None).await;
+            if health["data"]["cluster"]["holdsLease"] == true {
+                running.push(i);
+            }
+        }
+        if let [one] = running[..] {
+            return one;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes {running:?} run forwarding; one should"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every node at `addresses` answers `path` with what `done` accepts.
+async fn on_every_node(
+    client: &reqwest::Client,
+    addresses: &[&str],
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) {
+    for address in addresses {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = format!("{address}{path}");
+            let (_, body) = call(client, reqwest::Method::GET, url, None).await;
+            if done(&body) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{address}{path}: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Posts `count` fixtures under new ids, round-robin to the nodes at `addresses`,
+/// the first under `first_id` if given; the ids, each answered 200.
+async fn post_round_robin(
+    client: &reqwest::Client,
+    addresses: &[&str],
+    count: usize,
+    first_id: Option<String>,
+) -> Vec<String> {
+    let corpus = fixtures();
+    let mut first_id = first_id;
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let fixture = &corpus[i % corpus.len()];
+        let id = first_id.take().unwrap_or_else(new_id);
+        let delivery = Delivery::new(&fixture.event, &id, &fixture.bytes);
+        let address = addresses[i % addresses.len()];
+        let mut request = client.post(format!("{address}/api/webhooks/github"));
+        for (name, value) in &delivery.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.body(delivery.body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{id} on {address}");
+        ids.push(id);
+    }
+    ids
+}
+
+fn times_received(target: &Receiver) -> std::collections::HashMap<String, usize> {
+    let mut times = std::collections::HashMap::new();
+    for request in target.received() {
+        *times.entry(request.delivery_id().to_owned()).or_default() += 1;
+    }
+    times
+}
+
+#[tokio::test]
+async fn forwarding_runs_once_per_cluster_and_moves_when_its_node_dies() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    // The same HOOKVAULT_FORWARD on every node, as docs/cluster.md asks.
+    let target = Receiver::start().await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Binary> = dirs
+        .iter()
+        .map(|dir| {
+            let mut cmd = node_command(dir.path(), &nats);
+            // Fixtures are posted again under new ids: content duplicates, which
+            // are not forwarded, unless content dedup is off.
+            cmd.env("HOOKVAULT_FORWARD", &target.url)
+                .env("WEBHOOK_DEDUP_TTL", "0");
+            Binary::start(cmd)
+        })
+        .collect();
+    let client = crate::helpers::client();
+    let addresses: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
+    let all: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let runner = forwarding_node(&client, &all).await;
+    for (i, address) in all.iter().enumerate() {
+        let url = format!("{address}/api/forwarding/targets");
+        let (_, list) = call(&client, reqwest::Method::GET, url, None).await;
+        let targets = list["data"].as_array().unwrap();
+        assert_eq!(targets.len(), 1, "{list}");
+        assert_eq!(targets[0]["runsHere"], i == runner, "{list}");
+    }
+
+    // A target made through the API on another node: on every node, run by one.
+    let second = Receiver::start().await;
+    let refused = new_id();
+    let refused_here = refused.clone();
+    second.answer(move |r| match r.delivery_id() == refused_here {
+        true => Answer::Status(500),
+        false => Answer::Status(200),
+    });
+    let other = (runner + 1) % 3;
+    let spec = json!({
+        "name": "second",
+        "url": second.url,
+        "start": "beginning",
+        "maxAttempts": 1,
+        "timeoutMs": 2000,
+    });
+    let url = format!("{}/api/forwarding/targets", all[other]);
+    let (status, body) = call(&client, reqwest::Method::POST, url, Some(spec)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    on_every_node(&client, &all, "/api/forwarding/targets", |list| {
+        list["data"].as_array().is_some_and(|t| t.len() == 2)
+    })
+    .await;
+
+    let first = post_round_robin(&client, &all, 45, Some(refused.clone())).await;
+    target
+        .wait_until("every delivery at the target", |r| r.len() >= first.len())
+        .await;
+    second
+        .wait_until("every delivery at the second target", |r| {
+            r.len() >= first.len()
+        })
+        .await;
+    // Once per cluster: each delivery reached each target once, from one node.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for receiver in [&target, &second] {
+        let times = times_received(receiver);
+        for id in &first {
+            assert_eq!(times.get(id), Some(&1), "{id} at {}", receiver.url);
+        }
+    }
+
+    // The refused delivery is failed on every node, and a re-send asked of a node
+    // that does not run forwarding reaches the one that does.
+    let failed_path = "/api/forwarding/targets/second/failed";
+    on_every_node(&client, &all, failed_path, |page| {
+        page["pagination"]["total"] == 1
+    })
+    .await;
+    second.answer(|_| Answer::Status(200));
+    let url = format!("{}/api/forwarding/targets/second/resend", all[other]);
+    let (status, body) = call(
+        &client,
+        reqwest::Method::POST,
+        url,
+        Some(json!({"all": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    second
+        .wait_until("the re-sent delivery", |r| {
+            r.iter().filter(|r| r.delivery_id() == refused).count() == 2
+        })
+        .await;
+    on_every_node(&client, &all, failed_path, |page| {
+        page["pagination"]["total"] == 0
+    })
+    .await;
+
+    // The node running forwarding saved its cursors; then it dies.
+    let saved = |list: &Value| {
+        list["data"].as_array().is_some_and(|targets| {
+            targets
+                .iter()
+                .all(|t| t["savedCursor"] == t["cursor"] && t["backlog"] == 0)
+        })
+    };
+    on_every_node(
+        &client,
+        &all[runner..=runner],
+        "/api/forwarding/targets",
+        saved,
+    )
+    .await;
+    nodes[runner].child.kill().unwrap(); // SIGKILL
+    nodes[runner].child.wait().unwrap();
+    let killed = Instant::now();
+    let survivors: Vec<&str> = (0..3).filter(|&i| i != runner).map(|i| all[i]).collect();
+    // Deliveries keep coming while no node forwards; they go out once one does.
+    let (then, next) = tokio::join!(post_round_robin(&client, &survivors, 30, None), async {
+        let next = forwarding_node(&client, &survivors).await;
+        eprintln!("forwarding moved {:?} after the kill", killed.elapsed());
+        next
+    });
+    target
+        .wait_until("the deliveries after the kill", |r| {
+            let got: HashSet<&str> = r.iter().map(|r| r.delivery_id()).collect();
+            then.iter().all(|id| got.contains(id.as_str()))
+        })
+        .await;
+    // The next node resumed from the cursor the dead one saved through the log:
+    // nothing it had sent comes again.
+    let times = times_received(&target);
+    for id in &first {
+        assert_eq!(
+            times.get(id),
+            Some(&1),
+            "{id} sent again after the handover"
+        );
+    }
+    for id in &then {
+        assert_eq!(times.get(id), Some(&1), "{id}");
+    }
+
+    // Deleted on one node: gone from every node, and stopped where it ran.
+    let deleter = survivors[1 - next];
+    let url = format!("{deleter}/api/forwarding/targets/second");
+    let (status, body) = call(&client, reqwest::Method::DELETE, url, None).await;
+    assert!(status.is_success(), "{status} {body}");
+    on_every_node(&client, &survivors, "/api/forwarding/targets", |list| {
+        list["data"].as_array().is_some_and(|t| t.len() == 1)
+    })
+    .await;
+    let at_second = second.received().len();
+    post_round_robin(&client, &survivors, 6, None).await;
+    target
+        .wait_until("the last deliveries", |r| {
+            r.len() >= first.len() + then.len() + 6
+        })
+        .await;
+    assert_eq!(
+        second.received().len(),
+        at_second,
+        "a deleted target gets nothing"
+    );
+}
+
+/// Waits until every node answers `token`'s read of the events with `status`.
+async fn token_answered(nodes: &[TestApp], token: &str, status: StatusCode) {
+    for node in nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let method = reqwest::Method::GET;
+            let (got, _) =
+                crate::bearer::call(node, method, "/api/webhooks/events", token, None).await;
+            if got == status {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} answers the token {got}, not {status}",
+                node.address
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_made_or_revoked_on_one_node_holds_on_every_node() {
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    const ADMIN: &str = "cluster-admin-token";
+    let admin = |c: &mut Config| c.api_token = Some(hookvault::config::Secret::new(ADMIN));
+    let nodes = three_nodes(&nats, admin, Vec::new()).await;
+    let (status, made) = crate::bearer::call(
+        &nodes[0],
+        reqwest::Method::POST,
+        "/api/tokens",
+        ADMIN,
+        Some(json!({"name": "reader", "scope": "read"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let token = made["data"]["token"].as_str().unwrap().to_owned();
+    token_answered(&nodes, &token, StatusCode::OK).await;
+    let (status, listed) =
+        crate::bearer::call(&nodes[2], reqwest::Method::GET, "/api/tokens", ADMIN, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["data"][0]["name"], "reader", "{listed}");
+
+    let (status, body) = crate::bearer::call(
+        &nodes[1],
+        reqwest::Method::DELETE,
+        "/api/tokens/reader",
+        ADMIN,
+        None,
+    )
+    .await;
+    assert!(status.is_success(), "{status} {body}");
+    token_answered(&nodes, &token, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn scheduled_backfill_runs_on_the_node_holding_the_lease_only() {
+    use crate::github_fake::{FakeGitHub, Hook, TOKEN};
+    use hookvault::backfill::hooks::HookRef;
+    use hookvault::config::{BackfillConfig, Secret};
+    let Some(nats) = nats::cluster().await else {
+        return;
+    };
+    // GitHub failed to deliver two deliveries of the hook (nothing listened).
+    let fake = FakeGitHub::start().await;
+    fake.set_target("http://127.0.0.1:9/api/webhooks/github");
+    let hook = Hook::repo("Codertocat/Hello-World", 303);
+    let fixture = fixtures()
+        .into_iter()
+        .find(|f| f.repository() == Some("Codertocat/Hello-World"))
+        .unwrap();
+    let mut missed = BTreeSet::new();
+    for _ in 0..2 {
+        let id = new_id();
+        assert_eq!(
+            fake.deliver(&hook, &fixture.event, &id, &fixture.bytes)
+                .await,
+            502
+        );
+        missed.insert(id);
+    }
+    // Every node has the same backfill settings, with a schedule (its first run at
+    // startup).
+    let backfill = BackfillConfig {
+        api_url: fake.url.clone(),
+        token: Some(Secret::new(TOKEN)),
+        hooks: Some(HookRef::parse_list("repo:Codertocat/Hello-World:303").unwrap()),
+        interval: Some(Duration::from_secs(3600)),
+        pace: Duration::ZERO,
+        // The redeliveries go nowhere: the run ends without waiting for them.
+        confirm_wait: Duration::ZERO,
+        ..BackfillConfig::default()
+    };
+    let nodes = three_nodes(&nats, move |c| c.backfill = backfill.clone(), Vec::new()).await;
+    let ran = || async {
+        let mut ran = Vec::new();
+        for node in &nodes {
+            let (_, status) = node.get_json("/api/backfill").await;
+            if !status["data"]["lastRun"].is_null() {
+                ran.push(node.address.clone());
+            }
+        }
+        ran
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ran().await.is_empty() {
+        assert!(Instant::now() < deadline, "no node ran backfill at startup");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Time for the others to run too, were they to: one node asks GitHub, not each.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ran = ran().await;
+    assert_eq!(ran.len(), 1, "nodes that ran backfill: {ran:?}");
+    let asked: BTreeSet<String> = fake.redelivered().into_iter().collect();
+    assert_eq!(asked, missed);
+    assert_eq!(fake.redelivered().len(), 2, "each redelivery asked once");
 }

@@ -1,6 +1,6 @@
-//! Real `nats-server -js` processes on free loopback ports (Debian's `nats-server`,
-//! installed by `.ci/run`), killed when dropped, and what the tests read back from a
-//! stream.
+//! Real `nats-server -js` processes on free loopback ports (nats-server 2.15 from
+//! tests/nats/requirements.txt, or Debian's 2.9; `.ci/run` installs both), killed
+//! when dropped, and what the tests read back from a stream.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -164,9 +164,34 @@ impl Drop for NatsServer {
     }
 }
 
-/// Three servers in one JetStream cluster, or `None` when nats-server is missing.
+/// Whether `binary` knows JetStream's `sync_interval` (nats-server 2.10 and later).
+fn knows_sync_interval(binary: &Path) -> bool {
+    let output = Command::new(binary).arg("--version").output().unwrap();
+    // "nats-server: v2.15.1"
+    let said = String::from_utf8_lossy(&output.stdout);
+    let version: Vec<u32> = said
+        .trim()
+        .rsplit('v')
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    version[..] >= [2, 10][..]
+}
+
+/// Three servers in one JetStream cluster, each with `sync_interval: always` (an
+/// fsync per write: what a 200 in cluster mode needs to survive power loss), or
+/// `None` when nats-server is missing.
 pub async fn cluster() -> Option<Vec<NatsServer>> {
     let binary = installed()?;
+    let sync_always = knows_sync_interval(&binary);
+    if !sync_always {
+        skip(
+            "this nats-server (Debian's 2.9) has no sync_interval: the cluster tests run without it \
+             (pip install -r tests/nats/requirements.txt)",
+        );
+    }
     let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut nodes: Vec<NatsServer> = (0..3)
         .map(|i| {
@@ -186,7 +211,15 @@ pub async fn cluster() -> Option<Vec<NatsServer>> {
                 "--routes".into(),
                 others.join(","),
             ];
-            NatsServer::new(binary.clone(), args)
+            let mut server = NatsServer::new(binary.clone(), args);
+            if sync_always {
+                let file = server.store.path().join("sync.conf");
+                std::fs::write(&file, "jetstream { sync_interval: always }\n").unwrap();
+                server
+                    .args
+                    .extend(["-c".into(), file.to_str().unwrap().into()]);
+            }
+            server
         })
         .collect();
     for node in &mut nodes {
