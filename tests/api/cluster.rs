@@ -834,6 +834,21 @@ async fn forwarding_runs_once_per_cluster_and_moves_when_its_node_dies() {
         at_second,
         "a deleted target gets nothing"
     );
+
+    // A node that stops cleanly hands the lease back, and the last node takes it.
+    let survivor_index = |address: &str| nodes.iter().position(|n| n.address == address);
+    let stopping = survivor_index(survivors[next]).unwrap();
+    let last = survivors[1 - next].to_owned();
+    let (_, said) = nodes.remove(stopping).terminate();
+    assert!(said.contains("cluster's lease released"), "{said}");
+    forwarding_node(&client, &[&last]).await;
+    let more = post_round_robin(&client, &[&last], 3, None).await;
+    target
+        .wait_until("the deliveries after the clean stop", |r| {
+            let got: HashSet<&str> = r.iter().map(|r| r.delivery_id()).collect();
+            more.iter().all(|id| got.contains(id.as_str()))
+        })
+        .await;
 }
 
 /// Waits until every node answers `token`'s read of the events with `status`.
