@@ -242,15 +242,7 @@ async fn exchange(conn: &mut Conn, request: Request<Full<Bytes>>) -> Exchange {
 
 /// A hyper error in a few words, with its causes.
 fn describe(error: &hyper::Error) -> String {
-    let mut message = String::from("request failed: ");
-    message.push_str(&error.to_string());
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    super::send::with_causes(format!("request failed: {error}"), error)
 }
 
 #[cfg(test)]

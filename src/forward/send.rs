@@ -176,8 +176,12 @@ fn describe(error: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut message = kind.to_owned();
-    let mut source = std::error::Error::source(error);
+    with_causes(kind.to_owned(), error)
+}
+
+/// `message`, then each cause of `error`, `: `-separated.
+pub(super) fn with_causes(mut message: String, error: &dyn std::error::Error) -> String {
+    let mut source = error.source();
     while let Some(cause) = source {
         message.push_str(": ");
         message.push_str(&cause.to_string());
