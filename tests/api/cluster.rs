@@ -373,25 +373,26 @@ async fn losing_a_nats_server_and_a_node_under_load_loses_nothing() {
     // A cluster node's data directory takes deliveries from the cluster's log only.
     let node = nodes.remove(0);
     node.terminate();
-    let alone = command(dirs[0].path())
+    let mut alone = command(dirs[0].path());
+    alone
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&alone.stderr);
-    assert!(!alone.status.success(), "{said}");
-    assert!(said.contains("belongs to a cluster node"), "{said}");
+        .args(["--listen", "127.0.0.1:0"]);
+    refused(alone, "belongs to a cluster node");
     let export = dirs[0].path().join("nodes-own.ndjson");
     std::fs::write(&export, exports[0].as_bytes()).unwrap();
-    let import = command(dirs[0].path())
+    let mut import = command(dirs[0].path());
+    import
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .args(["import", export.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&import.stderr);
-    assert!(!import.status.success(), "{said}");
-    assert!(said.contains("belongs to a cluster node"), "{said}");
+        .args(["import", export.to_str().unwrap()]);
+    refused(import, "belongs to a cluster node");
+}
+
+/// Runs `command` and checks that it fails, saying `why`.
+fn refused(mut command: std::process::Command, why: &str) {
+    let output = command.output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains(why), "{said}");
 }
 
 #[tokio::test]
@@ -406,17 +407,13 @@ async fn a_single_nodes_data_directory_does_not_start_as_a_cluster_node() {
         .await;
     assert_eq!(status, StatusCode::OK);
     single.stop().await;
-    let joined = command(single.data_dir.path())
+    let mut joined = command(single.data_dir.path());
+    joined
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env("HOOKVAULT_NATS_URL", nats::urls(&nats))
         .env("HOOKVAULT_NATS_MODE", "cluster")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&joined.stderr);
-    assert!(!joined.status.success(), "{said}");
-    assert!(said.contains("not in the cluster's log"), "{said}");
+        .args(["--listen", "127.0.0.1:0"]);
+    refused(joined, "not in the cluster's log");
 }
 
 /// A processing stage that fails while `broken` is set (a target that is down).
