@@ -172,7 +172,14 @@ async fn verify_and_store(
         .processor
         .first_attempt(&mut prepared.record, &payload);
     let record = prepared.record.clone();
-    let outcome = state.store.ingest_prepared(prepared).await?;
+    let received_at_ms = record.received_at_ms;
+    let fresh = state.search.fresh();
+    fresh.offer(&delivery_id, received_at_ms, payload.shared_parts());
+    let outcome = state
+        .store
+        .ingest_prepared(prepared)
+        .await
+        .inspect_err(|_| fresh.withdraw(&delivery_id, received_at_ms))?;
     let mut answer = json!({"deliveryId": delivery_id});
     let (id, status) = match outcome {
         IngestOutcome::Stored { seq } => {
@@ -180,6 +187,10 @@ async fn verify_and_store(
             (seq, "stored")
         }
         IngestOutcome::Duplicate { seq, reason } => {
+            // A content duplicate is stored, and indexed, under its own delivery id.
+            if !matches!(reason, DuplicateReason::Content { .. }) {
+                fresh.withdraw(&delivery_id, received_at_ms);
+            }
             tracing::debug!(%delivery_id, %event, ?reason, seq, "duplicate delivery");
             if let DuplicateReason::Content { of: Some(original) } = reason {
                 answer["duplicateOf"] = original.into();

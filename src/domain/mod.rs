@@ -13,6 +13,7 @@ mod hook_ref;
 pub mod job;
 pub mod json;
 mod refusal;
+pub mod searchable;
 pub mod timestamp;
 mod visibility;
 

@@ -3,34 +3,38 @@
 //! only when something asks for it: a processing stage, or a Socket.IO message for a
 //! subscriber. Under load usually nothing does, and building the whole tree of a
 //! ~10 KB payload was the largest single cost of a request after the HMAC (README
-//! "What bounds ingest here").
+//! "What bounds ingest here"). The parts read include what the search index reads,
+//! so a new event's document is built from this parse (`search::Fresh`).
 
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::{IngestError, decode_payload, payload_text};
 use crate::domain::json::{self, Paths};
-use crate::domain::{ContentKey, EventFields, PayloadEncoding, catalog};
+use crate::domain::{ContentKey, EventFields, PayloadEncoding, catalog, searchable};
 
-/// Everything ingest and processing read of a payload, whatever its type.
+/// Everything ingest, processing and the search index read of a payload, whatever
+/// its type.
 static READ_PATHS: LazyLock<Paths> = LazyLock::new(|| {
     let required = catalog::all().iter().flat_map(|kind| kind.required.iter());
+    let searchable = searchable::pointers();
     Paths::new(
         EventFields::POINTERS
             .iter()
             .chain(ContentKey::POINTERS)
             .chain(required)
             .chain(catalog::FACT_POINTERS)
-            .copied(),
+            .copied()
+            .chain(searchable.iter().map(String::as_str)),
     )
 });
 
 pub struct Payload {
     encoding: PayloadEncoding,
     body: Bytes,
-    read: Value,
+    read: Arc<Value>,
     whole: OnceLock<Value>,
 }
 
@@ -51,7 +55,7 @@ impl Payload {
         Ok(Self {
             encoding,
             body,
-            read,
+            read: Arc::new(read),
             whole: OnceLock::new(),
         })
     }
@@ -61,7 +65,7 @@ impl Payload {
         Self {
             encoding: PayloadEncoding::Json,
             body: Bytes::new(),
-            read: Value::Null,
+            read: Arc::new(Value::Null),
             whole: OnceLock::from(Value::Null),
         }
     }
@@ -72,12 +76,17 @@ impl Payload {
         &self.read
     }
 
+    /// [`Payload::read_parts`], shared.
+    pub fn shared_parts(&self) -> Arc<Value> {
+        self.read.clone()
+    }
+
     /// The whole payload, built on first use.
     pub fn whole(&self) -> &Value {
         self.whole.get_or_init(|| {
             // The text was parsed once already, so this does not fail; if it did, the
             // parts read are the most there is.
-            decode_payload(self.encoding, &self.body).unwrap_or_else(|_| self.read.clone())
+            decode_payload(self.encoding, &self.body).unwrap_or_else(|_| (*self.read).clone())
         })
     }
 }

@@ -8,110 +8,16 @@ use serde_json::Value;
 use tantivy::TantivyDocument;
 
 use super::schema::{Fields, facet_value, received_date};
-use crate::domain::PayloadEncoding;
 use crate::domain::json::{self, Paths};
+use crate::domain::searchable::{
+    CONCLUSION_POINTERS, LABEL_ARRAYS, LABEL_POINTER, REFERENCE_POINTERS, TEXT_ARRAYS,
+    TEXT_POINTERS,
+};
+use crate::domain::{PayloadEncoding, searchable};
 use crate::ingest;
 use crate::store::EventRecord;
 
-/// Payload strings that are human text, wherever the event type puts them.
-const TEXT_POINTERS: &[&str] = &[
-    "/issue/title",
-    "/issue/body",
-    "/pull_request/title",
-    "/pull_request/body",
-    "/comment/body",
-    "/review/body",
-    "/head_commit/message",
-    "/release/name",
-    "/release/body",
-    "/release/tag_name",
-    "/workflow_job/name",
-    "/workflow_job/workflow_name",
-    "/workflow_run/name",
-    "/workflow_run/display_title",
-    "/workflow_run/head_commit/message",
-    "/check_run/name",
-    "/check_run/output/title",
-    "/check_run/output/summary",
-    "/check_suite/head_commit/message",
-    "/alert/rule/description",
-    "/alert/rule/name",
-    "/alert/secret_type_display_name",
-    "/alert/security_advisory/summary",
-    "/alert/security_advisory/description",
-    "/alert/affected_package_name",
-    "/security_advisory/summary",
-    "/security_advisory/description",
-    "/repository_advisory/summary",
-    "/discussion/title",
-    "/discussion/body",
-    "/deployment/description",
-    "/deployment/environment",
-    "/deployment_status/description",
-    "/label/name",
-    "/label/description",
-    "/milestone/title",
-    "/milestone/description",
-    "/package/name",
-    "/project/name",
-    "/project_card/note",
-    "/team/name",
-    "/workflow",
-    "/description",
-    "/context",
-    "/zen",
-];
-
-/// Arrays whose items carry text: (array pointer, keys within each item).
-const TEXT_ARRAYS: &[(&str, &[&str])] = &[
-    ("/commits", &["message"]),
-    ("/pages", &["title", "page_name", "summary"]),
-    ("/issue/labels", &["name"]),
-    ("/pull_request/labels", &["name"]),
-];
-
-/// Where the branch or tag is, by event type.
-const REFERENCE_POINTERS: &[&str] = &[
-    "/ref",
-    "/pull_request/head/ref",
-    "/workflow_run/head_branch",
-    "/workflow_job/head_branch",
-    "/check_suite/head_branch",
-    "/check_run/check_suite/head_branch",
-];
-
-const CONCLUSION_POINTERS: &[&str] = &[
-    "/workflow_job/conclusion",
-    "/workflow_run/conclusion",
-    "/check_run/conclusion",
-    "/check_suite/conclusion",
-];
-
-/// Arrays of label objects, and the one label of `labeled` events.
-const LABEL_ARRAYS: &[&str] = &[
-    "/issue/labels",
-    "/pull_request/labels",
-    "/discussion/labels",
-];
-const LABEL_POINTER: &str = "/label/name";
-
-/// Every part of a payload a document reads.
-static DOCUMENT_PATHS: LazyLock<Paths> = LazyLock::new(|| {
-    let array_keys = TEXT_ARRAYS
-        .iter()
-        .flat_map(|(array, keys)| keys.iter().map(move |key| format!("{array}/{key}")));
-    let label_names = LABEL_ARRAYS.iter().map(|array| format!("{array}/name"));
-    let nested: Vec<String> = array_keys.chain(label_names).collect();
-    Paths::new(
-        TEXT_POINTERS
-            .iter()
-            .chain(REFERENCE_POINTERS)
-            .chain(CONCLUSION_POINTERS)
-            .chain([&LABEL_POINTER])
-            .copied()
-            .chain(nested.iter().map(String::as_str)),
-    )
-});
+static DOCUMENT_PATHS: LazyLock<Paths> = LazyLock::new(searchable::paths);
 
 /// The parts of a stored payload its document reads, parsed without building the
 /// rest (most of a payload is URLs, ids and nested objects nothing here reads). A
@@ -254,10 +160,14 @@ mod tests {
     fn documents_from_the_pruned_payload_equal_those_from_the_whole() {
         for (text, whole) in crate::domain::json::tests::every_fixture() {
             let part = payload_of(PayloadEncoding::Json, &text);
-            assert_eq!(text_of(&part), text_of(&whole));
-            assert_eq!(reference(&part), reference(&whole));
-            assert_eq!(conclusion(&part), conclusion(&whole));
-            assert_eq!(labels(&part), labels(&whole));
+            // The parts ingest keeps, which new events' documents are built from.
+            let ingested = ingest::Payload::parse(PayloadEncoding::Json, text.into()).unwrap();
+            for part in [&part, ingested.read_parts()] {
+                assert_eq!(text_of(part), text_of(&whole));
+                assert_eq!(reference(part), reference(&whole));
+                assert_eq!(conclusion(part), conclusion(&whole));
+                assert_eq!(labels(part), labels(&whole));
+            }
         }
         let form = b"payload=%7B%22zen%22%3A%22Keep+it+simple%22%2C%22hook_id%22%3A1%7D";
         assert_eq!(

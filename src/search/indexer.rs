@@ -1,21 +1,24 @@
 //! The indexing task: the only owner of the `IndexWriter`. It applies the store's
 //! change log in order (each change re-indexes its event from the store, so applying
-//! one twice is harmless), commits about every half second or every 10,000 documents
+//! one twice is harmless; a new event's payload parts usually come from ingest's
+//! parse instead, through [`Fresh`]), commits about every half second or every 10,000 documents
 //! with the last applied change id as the commit payload, and rebuilds from the
 //! events table when it starts without a checkpoint. A failed step or commit (a full
 //! disk) rolls back to the last commit and goes on from there.
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::background::Background;
+use super::fresh::Fresh;
 use super::{Checkpoint, SearchIndex, document, schema};
 use crate::domain::timestamp;
-use crate::store::Store;
+use crate::store::{SeqReader, Store};
 
 /// Longest a change waits to become searchable when changes keep coming.
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
@@ -77,13 +80,14 @@ impl Indexer {
 
     async fn step(&mut self) -> anyhow::Result<usize> {
         let store = self.store.clone();
-        let fields = self.index.inner.fields;
+        let index = self.index.clone();
         let writer = self.take_writer().await?;
         let position = self.position;
         let (writer, step) = self
             .background
             .run(move || {
-                let step = apply_step(&store, &writer, &fields, position);
+                let inner = &index.inner;
+                let step = apply_step(&store, &writer, &inner.fields, &inner.fresh, position);
                 (writer, step)
             })
             .await?;
@@ -276,6 +280,7 @@ fn apply_step(
     store: &Store,
     writer: &IndexWriter,
     fields: &schema::Fields,
+    fresh: &Fresh,
     position: Position,
 ) -> anyhow::Result<(usize, Position)> {
     let (seqs, next) = match position.rebuild {
@@ -306,9 +311,10 @@ fn apply_step(
             )
         }
     };
+    let reader = store.seq_reader_blocking()?;
     for seq in &seqs {
         writer.delete_term(Term::from_field_u64(fields.seq, *seq));
-        if let Some(doc) = build_document(store, fields, *seq)? {
+        if let Some(doc) = build_document(&reader, fields, fresh, *seq)? {
             writer.add_document(doc)?;
         }
     }
@@ -316,15 +322,22 @@ fn apply_step(
 }
 
 fn build_document(
-    store: &Store,
+    reader: &SeqReader,
     fields: &schema::Fields,
+    fresh: &Fresh,
     seq: u64,
 ) -> anyhow::Result<Option<TantivyDocument>> {
-    let Some(stored) = store.get_seq_blocking(seq)? else {
+    let Some(record) = reader.record(seq)? else {
         return Ok(None); // deleted since (retention): its document stays deleted
     };
-    let payload = document::payload_of(stored.record.encoding, &stored.body);
-    Ok(Some(document::build(fields, seq, &stored.record, &payload)))
+    let payload = match fresh.take(&record) {
+        Some(parts) => parts,
+        None => Arc::new(document::payload_of(
+            record.encoding,
+            &reader.body(seq, &record)?,
+        )),
+    };
+    Ok(Some(document::build(fields, seq, &record, &payload)))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 mod background;
 mod common_grams;
 mod document;
+mod fresh;
 mod indexer;
 mod query;
 mod query_text;
@@ -25,6 +26,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy};
 use crate::store::Store;
 
 pub use document::{payload_of, text_of};
+pub use fresh::Fresh;
 pub use indexer::Indexer;
 pub use query::{Facets, Hit, SearchError, SearchRequest, SearchResults, SortOrder};
 pub use schema::EXACT_FIELDS;
@@ -60,6 +62,8 @@ struct Inner {
     rebuilding: AtomicBool,
     /// When indexing last failed (ms since the epoch; 0: never).
     last_failure_ms: AtomicI64,
+    /// New events' payload parts, handed over by ingest.
+    fresh: Fresh,
 }
 
 /// Why an index was (re)created instead of opened.
@@ -132,6 +136,7 @@ impl SearchIndex {
             indexed_change: AtomicU64::new(checkpoint.unwrap_or(0)),
             rebuilding: AtomicBool::new(checkpoint.is_none()),
             last_failure_ms: AtomicI64::new(0),
+            fresh: Fresh::default(),
         };
         Ok((
             SearchIndex {
@@ -140,6 +145,11 @@ impl SearchIndex {
             checkpoint,
             opened,
         ))
+    }
+
+    /// Where ingest hands new events' payload parts to the indexer.
+    pub fn fresh(&self) -> &Fresh {
+        &self.inner.fresh
     }
 
     /// Last change id whose effect is searchable.

@@ -52,7 +52,7 @@ pub use forwarding::{ForwardingChange, SavedTarget};
 pub use open::{StoreOptions, compact};
 use open::{initialize, recent_content_window};
 pub use query::{EventQuery, Page};
-pub use reads::{HealthFacts, StoredEvent, StoredHeaders};
+pub use reads::{HealthFacts, SeqReader, StoredEvent, StoredHeaders};
 pub use record::{EventRecord, Fact, Origin, Status};
 pub use rejected::{KEEP as REJECTED_KEPT, RejectedDelivery, RejectedLog};
 pub use request::{DuplicateReason, IngestOutcome, PreparedEvent};

@@ -87,6 +87,34 @@ fn load_event(txn: &ReadTransaction, seq: u64) -> Result<Option<StoredEvent>, St
     }))
 }
 
+/// Reads by seq in one read transaction, the body only when asked: the search
+/// index's reader, which usually has the payload's parts already (`search::Fresh`).
+pub struct SeqReader {
+    txn: ReadTransaction,
+}
+
+impl SeqReader {
+    pub fn record(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(tables::EVENTS)?
+            .get(seq)?
+            .map(|b| codec::decode::<EventRecord>(b.value()))
+            .transpose()?)
+    }
+
+    /// The body of the event `record` was read for, decompressed.
+    pub fn body(&self, seq: u64, record: &EventRecord) -> Result<Vec<u8>, StoreError> {
+        let compressed = self
+            .txn
+            .open_table(tables::PAYLOADS)?
+            .get(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("event {seq} has no payload")))?;
+        compression::decompress(compressed.value(), record.body_len as usize)
+            .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))
+    }
+}
+
 /// The delivery id of the stored event a content duplicate duplicates.
 fn original_of(txn: &ReadTransaction, delivery_id: &str) -> Result<Option<String>, StoreError> {
     let Some(entry) = txn
@@ -213,6 +241,13 @@ impl Store {
         let txn = self.db.get()?.begin_read()?;
         let events = txn.open_table(tables::EVENTS)?;
         Ok(events.last()?.map_or(0, |(seq, _)| seq.value()))
+    }
+
+    /// A [`SeqReader`] over what is committed now. Blocking.
+    pub fn seq_reader_blocking(&self) -> Result<SeqReader, StoreError> {
+        Ok(SeqReader {
+            txn: self.db.get()?.begin_read()?,
+        })
     }
 
     /// [`Store::get_seq`] for callers already off the async executor.
