@@ -311,7 +311,7 @@ impl App {
 
         let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingest));
         let ingest_filter = Arc::new(domain::SharedFilter::new(config.ingest_filter.clone()));
-        let state = AppState {
+        let state = AppState::new(api::Services {
             config,
             store,
             processor,
@@ -328,7 +328,7 @@ impl App {
             backups: api::backup_slots(),
             ingest_filter,
             tokens,
-        };
+        });
         let io_for_close = state.io.clone();
         let tokens_for_close = state.tokens.clone();
         let router = api::router(state, socket_layer);
