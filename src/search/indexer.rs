@@ -1,9 +1,9 @@
 //! The indexing task: the only owner of the `IndexWriter`. It applies the store's
 //! change log in order (each change re-indexes its event from the store, so applying
 //! one twice is harmless; a new event's payload parts usually come from ingest's
-//! parse instead, through [`Fresh`]), commits about every half second or every 10,000 documents
-//! with the last applied change id as the commit payload, and rebuilds from the
-//! events table when it starts without a checkpoint. A failed step or commit (a full
+//! parse instead, through [`Fresh`]), commits about every half second or every
+//! 10,000 documents with the last applied change id as the commit payload, and
+//! rebuilds from the events table when it starts without a checkpoint. A failed step or commit (a full
 //! disk) rolls back to the last commit and goes on from there.
 
 use std::collections::BTreeSet;

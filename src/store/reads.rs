@@ -53,13 +53,26 @@ fn seq_of(txn: &ReadTransaction, delivery_id: &str) -> Result<Option<u64>, Store
         .map(|s| s.value()))
 }
 
-fn load_event(txn: &ReadTransaction, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-    let Some(record) = txn
+fn record_of(txn: &ReadTransaction, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+    Ok(txn
         .open_table(tables::EVENTS)?
         .get(seq)?
         .map(|b| codec::decode::<EventRecord>(b.value()))
-        .transpose()?
-    else {
+        .transpose()?)
+}
+
+/// The body of the event `record` was read for, decompressed.
+fn body_of(txn: &ReadTransaction, seq: u64, record: &EventRecord) -> Result<Vec<u8>, StoreError> {
+    let compressed = txn
+        .open_table(tables::PAYLOADS)?
+        .get(seq)?
+        .ok_or_else(|| StoreError::Corrupt(format!("event {seq} has no payload")))?;
+    compression::decompress(compressed.value(), record.body_len as usize)
+        .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))
+}
+
+fn load_event(txn: &ReadTransaction, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+    let Some(record) = record_of(txn, seq)? else {
         return Ok(None);
     };
     let headers = txn
@@ -67,13 +80,7 @@ fn load_event(txn: &ReadTransaction, seq: u64) -> Result<Option<StoredEvent>, St
         .get(seq)?
         .map(|b| codec::decode(b.value()))
         .transpose()?;
-    let compressed = txn
-        .open_table(tables::PAYLOADS)?
-        .get(seq)?
-        .map(|b| b.value().to_vec())
-        .ok_or_else(|| StoreError::Corrupt(format!("event {seq} has no payload")))?;
-    let body = compression::decompress(&compressed, record.body_len as usize)
-        .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))?;
+    let body = body_of(txn, seq, &record)?;
     let duplicate_of = match record.status {
         Status::Duplicate => original_of(txn, &record.origin.delivery_id)?,
         _ => None,
@@ -95,23 +102,12 @@ pub struct SeqReader {
 
 impl SeqReader {
     pub fn record(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self
-            .txn
-            .open_table(tables::EVENTS)?
-            .get(seq)?
-            .map(|b| codec::decode::<EventRecord>(b.value()))
-            .transpose()?)
+        record_of(&self.txn, seq)
     }
 
     /// The body of the event `record` was read for, decompressed.
     pub fn body(&self, seq: u64, record: &EventRecord) -> Result<Vec<u8>, StoreError> {
-        let compressed = self
-            .txn
-            .open_table(tables::PAYLOADS)?
-            .get(seq)?
-            .ok_or_else(|| StoreError::Corrupt(format!("event {seq} has no payload")))?;
-        compression::decompress(compressed.value(), record.body_len as usize)
-            .map_err(|e| StoreError::Corrupt(format!("payload of event {seq}: {e}")))
+        body_of(&self.txn, seq, record)
     }
 }
 
@@ -124,12 +120,7 @@ fn original_of(txn: &ReadTransaction, delivery_id: &str) -> Result<Option<String
         return Ok(None);
     };
     let (original, _) = entry.value();
-    let record = txn
-        .open_table(tables::EVENTS)?
-        .get(original)?
-        .map(|b| codec::decode::<EventRecord>(b.value()))
-        .transpose()?;
-    Ok(record.map(|r| r.origin.delivery_id))
+    Ok(record_of(txn, original)?.map(|r| r.origin.delivery_id))
 }
 
 /// Seqs in one index entry, oldest first.
