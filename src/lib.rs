@@ -41,8 +41,8 @@
 //!   provider every connection hookvault makes or accepts uses.
 //! - [`server`]: the hyper accept loop with timeouts and graceful shutdown, over TCP
 //!   or TLS (certificates reloaded on SIGHUP and on change).
-//! - [`memory`]: hands memory freed by bursts back to the system (the one `unsafe`
-//!   call, `malloc_trim`).
+//! - [`memory`]: the allocator (jemalloc), and handing memory freed by bursts back to
+//!   the system (the one `unsafe` call, an arena purge).
 //! - [`transfer`]: NDJSON export and import of stored deliveries.
 //! - [`backup`]: the online backup's archive (a store copy and its manifest in a
 //!   `.tar.zst`): written for `GET /api/backup`, checked and laid out by `restore`.
@@ -59,7 +59,7 @@
 //! `main.rs` parses the command line and calls [`run`] with a bound listener; tests
 //! call [`App::run`] the same way on port 0.
 
-#![deny(unsafe_code)] // one exception, allowed where it is: memory::trim
+#![deny(unsafe_code)] // one exception, allowed where it is: memory::purge
 
 pub mod api;
 pub mod backfill;
