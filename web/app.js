@@ -17,8 +17,13 @@ import "./backfill.js";
 import "./actions.js";
 
 // ---- failed deliveries ----
+// Only the latest load renders: a list fetched before a replay finished would bring
+// the replayed row back.
+let failedLoads = 0;
 loaders.failed = async () => {
+  const load = ++failedLoads;
   const { data } = await api("/api/webhooks/failed?limit=100");
+  if (load !== failedLoads) return;
   $("#failed-none").hidden = data.length > 0;
   $("#failed-rows").replaceChildren(...data.map((event) => {
     const replay = el("button", { type: "button", onclick: async (e) => {
@@ -28,6 +33,7 @@ loaders.failed = async () => {
         const { data: result } = await api(`/api/webhooks/replay/${encodeURIComponent(event.deliveryId)}`, { method: "POST" });
         row.querySelector("[data-status]")?.replaceWith(statusBadge(result.status));
         if (result.status === "processed") row.remove();
+        await loaders.failed();
       } finally { replay.disabled = false; refreshHealth(); }
     } }, "Replay");
     const row = el("tr", { tabindex: "0", "data-delivery": event.deliveryId, "data-id": String(event.id), onclick: () => openEvent(event.deliveryId),
