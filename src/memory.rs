@@ -1,11 +1,11 @@
 //! The allocator, and handing memory freed by bursts back to the system.
 //!
 //! jemalloc is the global allocator: the ingest path allocates and frees on every
-//! request, from several threads at once, and glibc's `malloc`/`free` took a sixth of
-//! the CPU there (benches/README.md, "The allocator"). After a burst (hundreds of
-//! WebSocket clients that stopped reading, each with queued messages, then cut off)
-//! its arenas keep the freed pages until they decay; purging every arena on a timer
-//! returns them sooner, and is cheap on a heap this size.
+//! request, from several threads at once, and glibc's `malloc`/`free` took a sixth
+//! of the CPU there (benches/README.md, "The acknowledgement log"). After a burst
+//! (hundreds of WebSocket clients that stopped reading, each with queued messages,
+//! then cut off) its arenas keep the freed pages until they decay; purging every
+//! arena on a timer returns them sooner, and is cheap on a heap this size.
 
 use std::time::Duration;
 
@@ -13,11 +13,11 @@ use std::time::Duration;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// How often freed memory is handed back.
-pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+pub const PURGE_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs until `stop` resolves.
 pub async fn give_back_freed(stop: impl std::future::Future<Output = ()>) {
-    let mut ticks = tokio::time::interval(TRIM_EVERY);
+    let mut ticks = tokio::time::interval(PURGE_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
@@ -67,8 +67,8 @@ mod tests {
 
     #[test]
     fn a_purge_hands_freed_memory_back() {
-        // 256 MiB in 64 KiB blocks (small enough to come from the arenas, not mmap of
-        // their own), touched, then freed: jemalloc keeps part of the pages until they decay.
+        // 256 MiB in 64 KiB blocks, touched, then freed: jemalloc keeps part of the
+        // pages until they decay.
         let blocks: Vec<Vec<u8>> = (0..4096).map(|_| vec![1u8; 64 * 1024]).collect();
         let peak = resident_bytes();
         drop(blocks);
