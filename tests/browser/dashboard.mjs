@@ -178,9 +178,28 @@ try {
   const listed = await page.textContent("#events-summary");
   check(listed.endsWith(`of ${failedCount} events`), `the list has as many as the overview counted (${listed}; ${failedCount})`);
   check(new URL(page.url()).searchParams.get("status") === "failed", "the failed count links to the failed events");
+  // The list this visit asks for is held until the replay below has been answered,
+  // as a list fetched just before a replay finished arrives: it must not bring the
+  // replayed row back.
+  let listFetched, replayAnswered, listDelivered;
+  const fetched = new Promise((resolve) => { listFetched = resolve; });
+  const replayed = new Promise((resolve) => { replayAnswered = resolve; });
+  const delivered = new Promise((resolve) => { listDelivered = resolve; });
+  page.on("response", (response) => { if (response.url().includes("/api/webhooks/replay/")) replayAnswered(); });
+  await page.route((u) => u.pathname === "/api/webhooks/failed", async (route) => {
+    const before = await route.fetch();
+    listFetched();
+    await replayed;
+    await route.fulfill({ response: before });
+    listDelivered();
+  }, { times: 1 });
   await tab("failed");
+  await fetched;
   await page.click(`${failedRow} button`);
+  await delivered;
   await page.waitForSelector(failedRow, { state: "detached" });
+  await page.waitForTimeout(500);
+  check(!(await page.$(failedRow)), "a list fetched before the replay finished does not bring its row back");
   check((await apiJson(`/api/webhooks/events/${failedId}`)).status === "processed", "replayed event is processed");
 
   // Statistics agree with the API; a 7-day window has readable labels.
