@@ -3,8 +3,8 @@
 //! one twice is harmless; a new event's payload parts usually come from ingest's
 //! parse instead, through [`Fresh`]), commits about every half second or every
 //! 10,000 documents with the last applied change id as the commit payload, and
-//! rebuilds from the events table when it starts without a checkpoint. A failed step or commit (a full
-//! disk) rolls back to the last commit and goes on from there.
+//! rebuilds from the events table when it starts without a checkpoint. A failed step
+//! or commit (a full disk) rolls back to the last commit and goes on from there.
 
 use std::collections::BTreeSet;
 use std::future::Future;
